@@ -1,0 +1,1 @@
+"""The dynamic network: supernet spec/build, subnet architectures, library, runtime."""

@@ -1,0 +1,85 @@
+"""Supernet specification record and construction through the ``ofa`` package."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from torch import nn
+
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+SUPPORTED_FAMILIES = ("ofa_mbv3",)
+
+
+@dataclass(frozen=True)
+class SupernetSpec:
+    """Everything needed to rebuild a supernet and feed it images.
+
+    ``resolutions`` are the elastic input sizes (pixels, square). ``mean``/``std``
+    are per-channel RGB normalisation applied to images scaled to [0, 1].
+    """
+
+    family: str = "ofa_mbv3"
+    width_mult: float = 1.0
+    ks_list: tuple[int, ...] = (3, 5, 7)
+    expand_list: tuple[int, ...] = (3, 4, 6)
+    depth_list: tuple[int, ...] = (2, 3, 4)
+    num_classes: int = 10
+    resolutions: tuple[int, ...] = (40, 48, 56, 64)
+    mean: tuple[float, float, float] = CIFAR10_MEAN
+    std: tuple[float, float, float] = CIFAR10_STD
+    dropout: float = 0.1
+    class_names: tuple[str, ...] = field(default=CIFAR10_CLASSES)
+
+    def __post_init__(self) -> None:
+        if self.family not in SUPPORTED_FAMILIES:
+            raise ValueError(f"unsupported supernet family {self.family!r}; supported: {SUPPORTED_FAMILIES}")
+        for name in ("ks_list", "expand_list", "depth_list", "resolutions"):
+            values = getattr(self, name)
+            if not values or any(int(v) <= 0 for v in values):
+                raise ValueError(f"{name} must be a non-empty list of positive integers, got {values!r}")
+        if len(self.class_names) != self.num_classes:
+            raise ValueError(f"{len(self.class_names)} class names for {self.num_classes} classes")
+        if len(self.mean) != 3 or len(self.std) != 3 or any(s <= 0 for s in self.std):
+            raise ValueError("mean and std need three values, std positive")
+
+    @property
+    def n_blocks(self) -> int:
+        """Number of elastic blocks (5 stages x max depth)."""
+        return 5 * max(self.depth_list)
+
+    @property
+    def n_stages(self) -> int:
+        return 5
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SupernetSpec:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown supernet spec fields: {sorted(unknown)}")
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**kwargs)
+
+
+def build_supernet(spec: SupernetSpec) -> nn.Module:
+    """Build an untrained ``ofa`` supernet for ``spec`` (OFAMobileNetV3 for ``ofa_mbv3``)."""
+    from ofa.imagenet_classification.elastic_nn.networks import OFAMobileNetV3
+
+    return OFAMobileNetV3(
+        n_classes=spec.num_classes,
+        dropout_rate=spec.dropout,
+        width_mult=spec.width_mult,
+        ks_list=list(spec.ks_list),
+        expand_ratio_list=list(spec.expand_list),
+        depth_list=list(spec.depth_list),
+    )
