@@ -27,7 +27,7 @@ class Platform(ABC):
     def apply(self, settings: list[DvfsSetting]) -> ApplyResult:
         """Apply per-domain settings; refuse (with a reason) what the domain does not offer."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op for boards that change nothing
         """Restore what this object changed (no-op by default)."""
 
     def __enter__(self) -> Platform:

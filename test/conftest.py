@@ -1,0 +1,37 @@
+"""Fixtures shared by every test folder: an isolated ROS 2 context (own domain, localhost discovery)."""
+
+from __future__ import annotations
+
+import os
+import zlib
+
+import pytest
+
+
+def isolated_domain_id() -> int:
+    """A DDS domain id owned by this test process (1..100), so parallel runs don't cross-talk."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return 1 + zlib.crc32(f"{os.getpid()}{worker}".encode()) % 100
+
+
+@pytest.fixture(scope="session")
+def ros_env() -> dict[str, str]:
+    """Environment for ROS processes of this session: own domain id, localhost-only discovery."""
+    env = {
+        "ROS_DOMAIN_ID": str(isolated_domain_id()),
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",  # Jazzy and newer
+        "ROS_LOCALHOST_ONLY": "1",  # Humble
+    }
+    os.environ.update(env)
+    return env
+
+
+@pytest.fixture
+def ros_context(ros_env):
+    """An initialised rclpy context on the isolated domain; shut down after the test."""
+    rclpy = pytest.importorskip("rclpy")
+    context = rclpy.context.Context()
+    rclpy.init(context=context, domain_id=int(ros_env["ROS_DOMAIN_ID"]))
+    yield context
+    if context.ok():
+        rclpy.shutdown(context=context)
