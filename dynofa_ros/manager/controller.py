@@ -1,0 +1,336 @@
+"""The predictive joint controller: sub-network level + domain frequency + cores, for several apps.
+
+Each control period, for every app it predicts the latency of every candidate (level, frequency, cores)
+with the board model, scaled by the app's Kalman slowdown bound ``mean + z·std``; it predicts the
+domain's power from the summed utilisation; and it picks, per domain, the assignment ranked by
+(latency/accuracy shortfall per priority class, highest first; then power plus switching cost).
+When every target can be met the shortfall is zero and the cheapest assignment wins; when not, the
+lowest-ranked apps give way first and the decision says so.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from dynofa_ros.manager.kalman import SlowdownFilter
+from dynofa_ros.manager.models import AppSpec, BoardModel, contention_factor, serve_order
+from dynofa_ros.manager.records import AppReport, AppTarget, Decision, LevelCommand, validate_targets
+from dynofa_ros.manager.thermal import ThermalGuard
+from dynofa_ros.platform.types import DomainInfo, DvfsSetting, PlatformState
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """Tuning knobs of :class:`JointController`."""
+
+    confidence_z: float = 2.0  # latency bound uses slowdown mean + z·std
+    max_util: float = 0.95  # an app busier than this (with the apps served before it) drops camera frames
+    switch_cost_w: float = 0.02  # power-equivalent penalty per changed knob (level, frequency, cores)
+    hysteresis: float = 0.05  # keep a target-meeting assignment unless another saves more than this
+    switch_margin: float = 0.03  # a new assignment must meet targets with this fraction to spare
+    tune_cores: bool = True  # also choose the number of online cores of CPU domains
+    accuracy_weight_w: float = 0.0  # W one unit of top-1 is worth (0: pure energy under min_accuracy)
+
+    def __post_init__(self) -> None:
+        for name in ("confidence_z", "switch_cost_w", "hysteresis", "switch_margin", "accuracy_weight_w"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"ControllerConfig.{name} must be finite and >= 0, got {v}")
+        if not 0 < self.max_util <= 1:
+            raise ValueError(f"ControllerConfig.max_util must be in (0, 1], got {self.max_util}")
+
+
+def _rank(t: AppTarget) -> tuple[float, float, str]:
+    return serve_order(t.priority, t.weight, t.app_id)
+
+
+@dataclass
+class _Choice:
+    """One domain's assignment and its predicted outcome."""
+
+    freq_idx: int
+    cores: int
+    levels: dict[str, int]
+    shortfall: tuple[float, ...]
+    power_w: float
+    app_power_w: dict[str, float]
+    upper_latency_s: dict[str, float]
+    busy: dict[str, float]
+
+    def key(self, switch_penalty: float, accuracy_bonus: float) -> tuple[tuple[float, ...], float]:
+        return (tuple(round(s, 6) for s in self.shortfall), self.power_w + switch_penalty - accuracy_bonus)
+
+
+@dataclass
+class JointController:
+    """Joint level + DVFS (+ cores) controller with per-app Kalman slowdown and priority arbitration.
+
+    ``allowed_levels`` restricts the level choice per app (the DVFS-only baseline pins one level);
+    ``fixed_freq`` pins a domain's frequency (Hz) instead of searching it.
+    """
+
+    apps: Sequence[AppSpec]
+    domains: Sequence[DomainInfo]
+    model: BoardModel
+    config: ControllerConfig = field(default_factory=ControllerConfig)
+    thermal: ThermalGuard | None = None
+    allowed_levels: dict[str, tuple[int, ...]] | None = None
+    fixed_freq: dict[str, int] | None = None
+    filters: dict[str, SlowdownFilter] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._apps = {a.app_id: a for a in self.apps}
+        if len(self._apps) != len(self.apps):
+            raise ValueError("duplicate app_id in apps")
+        self._domains = {d.name: d for d in self.domains}
+        for app in self.apps:
+            if app.domain not in self._domains:
+                raise ValueError(f"app {app.app_id!r} runs on unknown domain {app.domain!r}")
+            if not self._domains[app.domain].frequencies_hz:
+                raise ValueError(f"domain {app.domain!r} lists no frequencies: cannot plan DVFS on it")
+        for app_id, allowed in (self.allowed_levels or {}).items():
+            if app_id not in self._apps:
+                raise ValueError(f"allowed_levels names unknown app {app_id!r}")
+            n = len(self._apps[app_id].levels)
+            if not allowed or any(not 0 <= i < n for i in allowed):
+                raise ValueError(f"allowed_levels[{app_id!r}] must be non-empty indices in 0..{n - 1}")
+        self.filters = {a: SlowdownFilter() for a in self._apps}
+        self._current: dict[str, _Choice] = {}
+        self._targets: dict[str, AppTarget] = {}
+
+    # -- online estimation -------------------------------------------------------------------------
+    def observe(self, reports: Sequence[AppReport], platform: PlatformState) -> None:
+        """Update each app's slowdown from frame reports, predicting at the platform's current setting."""
+        for r in reports:
+            app = self._apps.get(r.app_id)
+            if app is None:
+                raise ValueError(f"report from unknown app {r.app_id!r}; known apps: {sorted(self._apps)}")
+            if r.level >= len(app.levels):
+                raise ValueError(f"report from {r.app_id!r} names level {r.level}, app has {len(app.levels)}")
+            domain = r.device or app.domain
+            freq, cores = self._setting_now(domain, platform)
+            predicted = self.model.latency_s(app.levels[r.level], domain, freq, cores) * self._contention(app)
+            self.filters[r.app_id].update(r.latency_s, predicted)
+
+    def _contention(self, app: AppSpec) -> float:
+        """The inflation the last decision predicted for ``app`` from higher-ranked apps on its domain."""
+        choice = self._current.get(app.domain)
+        if choice is None or app.app_id not in self._targets:
+            return 1.0
+        mine = _rank(self._targets[app.app_id])
+        above = sum(b for a, b in choice.busy.items() if a in self._targets and _rank(self._targets[a]) < mine)
+        return contention_factor(above)
+
+    def _setting_now(self, domain: str, platform: PlatformState) -> tuple[int, int]:
+        info = self._domains[domain]
+        st = platform.domains.get(domain)
+        freq = st.cur_hz if st and st.cur_hz > 0 else info.frequencies_hz[-1]
+        cores = st.online_cores if st and st.online_cores > 0 else max(1, len(info.cores))
+        return freq, cores
+
+    # -- decision -------------------------------------------------------------------------------------
+    def update(
+        self, now_s: float, reports: list[AppReport], targets: dict[str, AppTarget], platform: PlatformState
+    ) -> Decision:
+        """One control period: fold in ``reports``, then choose levels and DVFS settings."""
+        validate_targets(targets, set(self._apps))
+        self.observe(reports, platform)
+        self._targets = dict(targets)
+        caps = self._thermal_caps(platform)
+        ranks = sorted({t.priority for t in targets.values()}, reverse=True)
+        decision = Decision()
+        for dom_name in sorted({a.domain for a in self.apps}):
+            apps = [a for a in self.apps if a.domain == dom_name and a.app_id in targets]
+            if not apps:
+                continue
+            choice = self._choose_domain(dom_name, apps, targets, ranks, caps.get(dom_name))
+            self._current[dom_name] = choice
+            self._emit(decision, dom_name, apps, choice, targets, caps.get(dom_name))
+        return decision
+
+    def _thermal_caps(self, platform: PlatformState) -> dict[str, int]:
+        if self.thermal is None:
+            return {}
+        doms = {a.domain: (self._domains[a.domain].kind, len(self._domains[a.domain].frequencies_hz))
+                for a in self.apps}
+        return self.thermal.update(platform.stamp_s, platform.temperatures_c, doms)
+
+    def _core_options(self, info: DomainInfo) -> list[int]:
+        n = max(1, len(info.cores))
+        if info.kind != "cpu" or not self.config.tune_cores:
+            return [n]
+        return list(range(1, n + 1))
+
+    def _level_options(self, app: AppSpec, target: AppTarget) -> list[int]:
+        allowed = list((self.allowed_levels or {}).get(app.app_id, range(len(app.levels))))
+        meets = [i for i in allowed if app.levels[i].top1 >= target.min_accuracy]
+        return meets or [max(allowed, key=lambda i: app.levels[i].top1)]
+
+    def _freq_options(self, info: DomainInfo, cap: int | None) -> list[int]:
+        freqs = info.frequencies_hz
+        if self.fixed_freq and info.name in self.fixed_freq:
+            f = self.fixed_freq[info.name]
+            idx = min(range(len(freqs)), key=lambda i: abs(freqs[i] - f))
+            return [min(idx, cap) if cap is not None else idx]
+        top = len(freqs) - 1 if cap is None else cap
+        return list(range(top + 1))
+
+    def _choose_domain(
+        self,
+        dom_name: str,
+        apps: list[AppSpec],
+        targets: dict[str, AppTarget],
+        ranks: list[int],
+        cap: int | None,
+    ) -> _Choice:
+        info = self._domains[dom_name]
+        level_opts = [self._level_options(a, targets[a.app_id]) for a in apps]
+        current = self._current.get(dom_name)
+        best: tuple[tuple[tuple[float, ...], float], _Choice] | None = None
+        for fi in self._freq_options(info, cap):
+            for cores in self._core_options(info):
+                lat_by_app = [
+                    {i: self.model.latency_s(a.levels[i], dom_name, info.frequencies_hz[fi], cores) for i in opts}
+                    for a, opts in zip(apps, level_opts, strict=True)
+                ]
+                for combo in itertools.product(*level_opts):
+                    same = current is not None and (fi, cores) == (current.freq_idx, current.cores) and all(
+                        current.levels.get(a.app_id) == lv for a, lv in zip(apps, combo, strict=True))
+                    margin = 0.0 if same or current is None else self.config.switch_margin
+                    choice = self._evaluate(info, apps, targets, ranks, fi, cores, combo, lat_by_app, margin)
+                    key = choice.key(self._switch_penalty(current, choice), self._accuracy_bonus(apps, combo))
+                    if best is None or key < best[0]:
+                        best = (key, choice)
+        assert best is not None
+        if current is not None and self._still_good(current, best[1], info, apps, targets, ranks, cap):
+            return self._evaluate(
+                info, apps, targets, ranks, current.freq_idx, current.cores,
+                tuple(current.levels[a.app_id] for a in apps), None,
+            )
+        return best[1]
+
+    def _still_good(
+        self,
+        current: _Choice,
+        best: _Choice,
+        info: DomainInfo,
+        apps: list[AppSpec],
+        targets: dict[str, AppTarget],
+        ranks: list[int],
+        cap: int | None,
+    ) -> bool:
+        """Hysteresis: keep the current assignment while it is as good and not much dearer than the best."""
+        if set(current.levels) != {a.app_id for a in apps} or (cap is not None and current.freq_idx > cap):
+            return False
+        if self.fixed_freq and info.name in self.fixed_freq:
+            return False
+        allowed = [self._level_options(a, targets[a.app_id]) for a in apps]
+        if any(current.levels[a.app_id] not in opts for a, opts in zip(apps, allowed, strict=True)):
+            return False
+        now = self._evaluate(info, apps, targets, ranks, current.freq_idx, current.cores,
+                             tuple(current.levels[a.app_id] for a in apps), None)
+        return now.shortfall <= best.shortfall and now.power_w <= best.power_w * (1 + self.config.hysteresis)
+
+    def _evaluate(
+        self,
+        info: DomainInfo,
+        apps: list[AppSpec],
+        targets: dict[str, AppTarget],
+        ranks: list[int],
+        fi: int,
+        cores: int,
+        combo: tuple[int, ...],
+        lat_by_app: list[dict[int, float]] | None,
+        margin: float = 0.0,
+    ) -> _Choice:
+        """Predict one assignment; ``margin`` tightens latency targets and the utilisation limit."""
+        freq = info.frequencies_hz[fi]
+        z = self.config.confidence_z
+        util = 0.0  # summed over the apps served so far (higher-ranked first)
+        upper: dict[str, float] = {}
+        busy: dict[str, float] = {}
+        per_rank = dict.fromkeys(ranks, 0.0)
+        order = sorted(range(len(apps)), key=lambda k: _rank(targets[apps[k].app_id]))
+        for k in order:
+            app, lvl = apps[k], combo[k]
+            t = targets[app.app_id]
+            base = lat_by_app[k][lvl] if lat_by_app else self.model.latency_s(app.levels[lvl], info.name, freq, cores)
+            filt = self.filters[app.app_id]
+            share = contention_factor(util)
+            upper[app.app_id] = base * share * filt.upper(z)
+            demand = base * share * max(filt.mean, 0.0) * app.rate_hz  # > 1: the camera outpaces the app
+            busy[app.app_id] = min(1.0, demand / share)
+            overload = max(0.0, util + demand - self.config.max_util * (1 - margin))
+            util += busy[app.app_id]
+            late = max(0.0, upper[app.app_id] / (t.max_latency_s * (1 - margin)) - 1.0) + overload
+            short_acc = max(0.0, t.min_accuracy - app.levels[lvl].top1)
+            per_rank[t.priority] += t.weight * (late + short_acc)
+        power = self.model.power_w(info.name, freq, min(1.0, util), cores)
+        idle = self.model.power_w(info.name, freq, 0.0, cores)
+        app_power = {
+            a.app_id: idle / len(apps) + (power - idle) * (busy[a.app_id] / util if util > 0 else 1 / len(apps))
+            for a in apps
+        }
+        return _Choice(fi, cores, {a.app_id: lv for a, lv in zip(apps, combo, strict=True)},
+                       tuple(per_rank[r] for r in ranks), power, app_power, upper, busy)
+
+    def _switch_penalty(self, current: _Choice | None, choice: _Choice) -> float:
+        if current is None:
+            return 0.0
+        changes = (current.freq_idx != choice.freq_idx) + (current.cores != choice.cores)
+        changes += sum(current.levels.get(a) != lv for a, lv in choice.levels.items())
+        return self.config.switch_cost_w * changes
+
+    def _accuracy_bonus(self, apps: list[AppSpec], combo: tuple[int, ...]) -> float:
+        w = self.config.accuracy_weight_w
+        return w * sum(a.levels[i].top1 for a, i in zip(apps, combo, strict=True)) if w else 0.0
+
+    def _emit(
+        self,
+        decision: Decision,
+        dom_name: str,
+        apps: list[AppSpec],
+        choice: _Choice,
+        targets: dict[str, AppTarget],
+        cap: int | None,
+    ) -> None:
+        info = self._domains[dom_name]
+        freq = info.frequencies_hz[choice.freq_idx]
+        cores = choice.cores if info.kind == "cpu" and self.config.tune_cores else None
+        decision.dvfs.append(DvfsSetting(dom_name, freq, cores))
+        thermal = cap is not None and cap < len(info.frequencies_hz) - 1
+        for app in apps:
+            t = targets[app.app_id]
+            lvl = choice.levels[app.app_id]
+            level = app.levels[lvl]
+            bound = choice.upper_latency_s[app.app_id]
+            why = (f"{level.name} (top-1 {level.top1:.3f}) at {freq / 1e6:.0f} MHz"
+                   f"{f', {choice.cores} cores' if cores else ''}: predicted {bound * 1e3:.1f} ms "
+                   f"(slowdown {self.filters[app.app_id].mean:.2f}) vs target {t.max_latency_s * 1e3:.1f} ms")
+            if thermal:
+                why += f"; thermal cap {info.frequencies_hz[cap] / 1e6:.0f} MHz"
+            decision.levels[app.app_id] = LevelCommand(lvl, why)
+            decision.reasons[app.app_id] = why
+            decision.power_w[app.app_id] = choice.app_power_w[app.app_id]
+            if bound > t.max_latency_s or level.top1 < t.min_accuracy:
+                decision.gives_way[app.app_id] = self._give_way_reason(app, apps, targets, thermal, bound)
+
+    @staticmethod
+    def _give_way_reason(
+        app: AppSpec, apps: list[AppSpec], targets: dict[str, AppTarget], thermal: bool, bound: float
+    ) -> str:
+        t = targets[app.app_id]
+        above = [a.app_id for a in apps if a is not app and
+                 (targets[a.app_id].priority, targets[a.app_id].weight) > (t.priority, t.weight)]
+        cause = []
+        if above:
+            cause.append(f"shares {app.domain} with higher-ranked {', '.join(above)}")
+        if thermal:
+            cause.append("thermal frequency cap")
+        if not cause:
+            cause.append("target unreachable even at the fastest setting")
+        return (f"{app.app_id} (priority {t.priority}, weight {t.weight:g}) gives way: {'; '.join(cause)}; "
+                f"predicted {bound * 1e3:.1f} ms > {t.max_latency_s * 1e3:.1f} ms")

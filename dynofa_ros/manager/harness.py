@@ -1,0 +1,239 @@
+"""Run a policy through a scenario on the simulated Xavier NX and measure it.
+
+Each app's camera ticks at its rate; a frame is submitted at a tick when the app's previous frame has
+finished (otherwise the tick is dropped and counted). The policy is called every ``period_s`` (its own,
+e.g. a governor's 10 ms sampling, or the scenario's control period) with the frames finished since its
+last call; its level commands take effect at the next frame and its DVFS settings at once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from dynofa_ros.manager.models import AppSpec, LevelPoint
+from dynofa_ros.manager.policy import make_policy
+from dynofa_ros.manager.records import AppReport, AppTarget
+from dynofa_ros.manager.scenarios import LoadChange, Scenario, TargetChange
+from dynofa_ros.manager.simmodel import SimBoardModel
+from dynofa_ros.platform.sim.board import SimulatedBoard
+
+GOVERNOR_PERIOD_S = 0.01
+
+
+@dataclass
+class AppMetrics:
+    frames: int = 0
+    dropped: int = 0
+    misses: int = 0
+    energy_j: float = 0.0  # dynamic energy attributed to this app's frames by the board
+    accuracy_sum: float = 0.0
+    latencies: list[tuple[float, float, float]] = field(default_factory=list)  # (end time, latency, target)
+
+    @property
+    def miss_rate(self) -> float:
+        """Late frames plus dropped camera ticks (never processed), over all ticks."""
+        ticks = self.frames + self.dropped
+        return (self.misses + self.dropped) / ticks if ticks else math.nan
+
+    @property
+    def mean_accuracy(self) -> float:
+        return self.accuracy_sum / self.frames if self.frames else math.nan
+
+
+@dataclass
+class RunResult:
+    """What one (scenario, policy) run measured. ``energy_j`` is the board total (VDD_IN)."""
+
+    scenario: str
+    policy: str
+    duration_s: float
+    energy_j: float
+    peak_temp_c: float
+    throttled_s: float
+    apps: dict[str, AppMetrics]
+    level_changes: int
+    freq_changes: int
+    gives_way: dict[str, int]
+    trace: dict[str, list[tuple[float, float]]]  # series name -> (t, value)
+
+    @property
+    def frames(self) -> int:
+        return sum(a.frames for a in self.apps.values())
+
+    @property
+    def miss_rate(self) -> float:
+        """Late frames plus dropped camera ticks, over all ticks of all apps."""
+        ticks = sum(a.frames + a.dropped for a in self.apps.values())
+        return sum(a.misses + a.dropped for a in self.apps.values()) / ticks if ticks else math.nan
+
+    @property
+    def mean_accuracy(self) -> float:
+        return sum(a.accuracy_sum for a in self.apps.values()) / self.frames if self.frames else math.nan
+
+
+def fixed_levels_for(scenario: Scenario, levels: tuple[LevelPoint, ...], margin: float = 0.05) -> dict[str, int]:
+    """The most accurate level per app whose model latency at the top frequency, alone on its domain,
+    meets every target the app gets in the scenario with ``margin`` to spare (level 0 if none does)."""
+    board = SimulatedBoard.from_config(None, mode=scenario.mode, ambient_c=scenario.ambient_c)
+    model = SimBoardModel(board)
+    infos = {d.name: d for d in board.domains()}
+    out = {}
+    for app in scenario.apps:
+        info = infos[app.domain]
+        limit = min(t.max_latency_s for t in scenario.targets_seen(app.app_id))
+        ok = [lv for lv in levels if lv.top1 >= 0 and
+              model.latency_s(lv, app.domain, info.frequencies_hz[-1], max(1, len(info.cores))) * (1 + margin) <= limit]
+        out[app.app_id] = max(ok, key=lambda lv: lv.top1).index if ok else 0
+    return out
+
+
+def run_scenario(
+    scenario: Scenario,
+    policy_name: str,
+    levels: tuple[LevelPoint, ...],
+    *,
+    fixed_levels: dict[str, int] | None = None,
+    min_accuracy: dict[str, float] | None = None,
+    seed: int = 0,
+    noise_sigma: float = 0.03,
+    label: str | None = None,
+) -> RunResult:
+    """Run ``policy_name`` through ``scenario``; ``min_accuracy`` (app → top-1) overrides targets' floors;
+    ``label`` names the run in the result (default ``policy_name``); frame times get log-normal noise."""
+    board = SimulatedBoard.from_config(None, mode=scenario.mode, ambient_c=scenario.ambient_c, seed=seed,
+                                       noise_sigma=noise_sigma)
+    if scenario.preheat_s > 0:
+        board.idle(scenario.preheat_s)
+    t0 = board.now
+    domains = board.domains()
+    apps = [AppSpec(a.app_id, a.domain, levels, a.rate_hz) for a in scenario.apps]
+    zones = board.config.thermal.zones
+    model = SimBoardModel(board)
+    policy = make_policy(
+        policy_name, apps, domains, model, fixed_levels=fixed_levels,
+        trip_points_c={z.name: z.trip_c for z in zones}, zone_domains={z.name: z.heated_by for z in zones},
+    )
+    period = GOVERNOR_PERIOD_S if policy_name.startswith("governor:") else scenario.control_period_s
+
+    def floor(t: AppTarget) -> AppTarget:
+        if min_accuracy is None or t.app_id not in min_accuracy:
+            return t
+        return AppTarget(t.app_id, t.max_latency_s, min_accuracy[t.app_id], t.priority, t.weight, t.energy_budget_j)
+
+    targets = {t.app_id: floor(t) for t in scenario.targets}
+    events = sorted(scenario.events, key=lambda e: e.at_s)
+    metrics = {a.app_id: AppMetrics() for a in apps}
+    level = {a.app_id: len(levels) - 1 for a in apps}
+    job_info: dict[int, tuple[int, float]] = {}  # job id -> (level, target at submission)
+    ticks = dict.fromkeys(metrics, 0)
+    n_ctrl = 0
+    reports: list[AppReport] = []
+    trace: dict[str, list[tuple[float, float]]] = {}
+    gives_way: dict[str, int] = {}
+    last_freq: dict[str, int] = {}
+    level_changes = freq_changes = 0
+    peak, throttled_s, e0 = -math.inf, 0.0, board.read().energy_j
+    end = t0 + scenario.duration_s
+
+    def record(name: str, t: float, v: float) -> None:
+        trace.setdefault(name, []).append((t - t0, v))
+
+    while True:
+        next_ctrl = t0 + n_ctrl * period
+        next_tick = min(t0 + ticks[a.app_id] / a.rate_hz for a in apps)
+        next_event = t0 + events[0].at_s if events else math.inf
+        now = min(next_ctrl, next_tick, next_event, end)
+        for r in board.advance_to(now):
+            lvl, limit = job_info.pop(r.job_id)
+            m = metrics[r.app_id]
+            m.frames += 1
+            m.misses += r.latency_s > limit
+            m.energy_j += r.energy_j
+            m.accuracy_sum += levels[lvl].top1
+            m.latencies.append((r.end_s - t0, r.latency_s, limit))
+            reports.append(AppReport(r.app_id, r.end_s, lvl, r.latency_s, levels[lvl].top1, r.domain, r.energy_j))
+        if now >= end:
+            break
+        while events and t0 + events[0].at_s <= now:
+            ev = events.pop(0)
+            if isinstance(ev, TargetChange):
+                targets[ev.target.app_id] = floor(ev.target)
+            elif isinstance(ev, LoadChange):
+                board.set_load(ev.domain, ev.fraction)
+        if now >= next_ctrl:
+            n_ctrl += 1
+            state = board.read()
+            for name, dom in state.domains.items():
+                dom.utilisation = board.utilisation(name, period)
+            peak = max([peak, *state.temperatures_c.values()])
+            throttled_s += period * any(state.throttled.values())
+            decision = policy.update(now - t0, reports, dict(targets), state)
+            reports = []
+            result = board.apply(decision.dvfs)
+            if result.refused:
+                raise RuntimeError(f"{policy_name}: board refused {result.refused}")
+            for s in decision.dvfs:
+                if s.freq_hz is not None and last_freq.get(s.domain, s.freq_hz) != s.freq_hz:
+                    freq_changes += 1
+                if s.freq_hz is not None:
+                    last_freq[s.domain] = s.freq_hz
+            for app_id, cmd in decision.levels.items():
+                level_changes += cmd.level != level[app_id]
+                level[app_id] = cmd.level
+            for app_id in decision.gives_way:
+                gives_way[app_id] = gives_way.get(app_id, 0) + 1
+            if n_ctrl % max(1, round(0.1 / period)) == 0:  # traces at 10 Hz
+                for name in {a.domain for a in apps}:
+                    record(f"freq_mhz:{name}", now, board.effective_hz(name) / 1e6)
+                for app_id, lvl in level.items():
+                    record(f"level:{app_id}", now, lvl)
+                record("power_w", now, state.power_w.get("VDD_IN", math.nan))
+                record("temp_c", now, max(state.temperatures_c.values()))
+        for a in apps:
+            while t0 + ticks[a.app_id] / a.rate_hz <= now:
+                ticks[a.app_id] += 1
+                if board.is_running(a.app_id):
+                    metrics[a.app_id].dropped += 1
+                    continue
+                lv = levels[level[a.app_id]]
+                job = board.submit(a.app_id, a.domain, model.work(lv, a.domain))
+                job_info[job] = (level[a.app_id], targets[a.app_id].max_latency_s)
+    energy = board.read().energy_j - e0
+    return RunResult(scenario.name, label or policy_name, scenario.duration_s, energy, peak, throttled_s, metrics,
+                     level_changes, freq_changes, gives_way, trace)
+
+
+@dataclass(frozen=True)
+class GoalCheck:
+    """Energy saving of a policy against the best governor, at an equal or lower miss rate."""
+
+    scenario: str
+    policy: str
+    governor: str
+    saving: float  # 1 - E_policy / E_governor
+    goal: float
+    miss_policy: float
+    miss_governor: float
+    miss_tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        return self.saving >= self.goal and self.miss_policy <= self.miss_governor + self.miss_tolerance
+
+
+def best_governor(results: list[RunResult], max_miss: float = 0.05) -> RunResult:
+    """The lowest-energy governor run whose miss rate is at most ``max_miss`` (else the lowest miss rate)."""
+    govs = [r for r in results if r.policy.startswith("governor:")]
+    if not govs:
+        raise ValueError("no governor runs to compare against")
+    ok = [r for r in govs if r.miss_rate <= max_miss]
+    return min(ok, key=lambda r: r.energy_j) if ok else min(govs, key=lambda r: (r.miss_rate, r.energy_j))
+
+
+def check_goal(run: RunResult, governor: RunResult, goal: float, miss_tolerance: float = 0.01) -> GoalCheck:
+    """Compare ``run`` with ``governor`` (same scenario) against an energy-saving ``goal`` (fraction)."""
+    if run.scenario != governor.scenario:
+        raise ValueError(f"runs of different scenarios: {run.scenario} vs {governor.scenario}")
+    return GoalCheck(run.scenario, run.policy, governor.policy, 1.0 - run.energy_j / governor.energy_j, goal,
+                     run.miss_rate, governor.miss_rate, miss_tolerance)
