@@ -1,0 +1,347 @@
+"""Subnet library file (JSON, ``schema_version`` 1): supernet, checkpoint, BN statistics and levels.
+
+The schema is described in docs/ARCHITECTURE.md. Paths inside the file are relative to the file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.bn import BnStats, save_bn_stats
+from dynofa_ros.supernet.spec import SupernetSpec
+
+SCHEMA_VERSION = 1
+LIBRARY_ENV = "DYNOFA_LIBRARY"
+DEFAULT_MODEL_DIR = Path("models") / "cifar10_mbv3"
+
+
+class LibraryError(ValueError):
+    """A subnet library file that is malformed, inconsistent or whose referenced files do not match."""
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's content."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _get(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, optional: bool = False) -> Any:
+    if not isinstance(data, dict):
+        raise LibraryError(f"{where}: expected an object, found {type(data).__name__}")
+    if key not in data or data[key] is None:
+        if optional:
+            return None
+        raise LibraryError(f"{where}: missing field {key!r}")
+    value = data[key]
+    # bool is an int subclass: never accept it for a numeric field
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise LibraryError(f"{where}.{key}: expected {kind}, found a boolean")
+    if not isinstance(value, kind):
+        raise LibraryError(f"{where}.{key}: expected {kind}, found {type(value).__name__} {value!r}")
+    return value
+
+
+def _non_negative(value: float, name: str) -> float:
+    if not math.isfinite(value) or value < 0:
+        raise LibraryError(f"{name} must be a finite non-negative number, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class LatencyProfile:
+    """Latency of one level measured on one device profile (seconds)."""
+
+    profile: str
+    device: str
+    threads: int
+    p50_s: float
+    p90_s: float
+    method: str
+    processor: str = ""
+    freq_hz: float | None = None
+    batch: int = 1
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str) -> LatencyProfile:
+        rec = cls(
+            profile=_get(data, "profile", str, where),
+            device=_get(data, "device", str, where),
+            threads=_get(data, "threads", int, where),
+            p50_s=float(_get(data, "p50_s", (int, float), where)),
+            p90_s=float(_get(data, "p90_s", (int, float), where)),
+            method=_get(data, "method", str, where),
+            processor=_get(data, "processor", str, where, optional=True) or "",
+            freq_hz=_get(data, "freq_hz", (int, float), where, optional=True),
+            batch=_get(data, "batch", int, where, optional=True) or 1,
+        )
+        if rec.threads < 1 or rec.batch < 1:
+            raise LibraryError(f"{where}: threads and batch must be >= 1")
+        _non_negative(rec.p50_s, f"{where}.p50_s")
+        _non_negative(rec.p90_s, f"{where}.p90_s")
+        if rec.p90_s < rec.p50_s:
+            raise LibraryError(f"{where}: p90_s {rec.p90_s} is below p50_s {rec.p50_s}")
+        if rec.freq_hz is not None:
+            _non_negative(rec.freq_hz, f"{where}.freq_hz")
+        return rec
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile, "device": self.device, "processor": self.processor,
+            "threads": self.threads, "freq_hz": self.freq_hz, "batch": self.batch,
+            "p50_s": self.p50_s, "p90_s": self.p90_s, "method": self.method,
+        }
+
+
+@dataclass(frozen=True)
+class Level:
+    """One operating point of the library: a subnet and what it costs/achieves."""
+
+    name: str
+    arch: SubnetArch
+    top1: float | None
+    macs: int
+    params: int
+    latency: tuple[LatencyProfile, ...] = ()
+
+    def latency_for(self, profile: str) -> LatencyProfile | None:
+        """The latency measured on ``profile`` (e.g. ``"cpu-1t"``), or None."""
+        return next((p for p in self.latency if p.profile == profile), None)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], spec: SupernetSpec, where: str) -> Level:
+        try:
+            arch = SubnetArch.from_dict(_get(data, "arch", dict, where))
+            arch.validate(spec)
+        except ValueError as exc:
+            raise LibraryError(f"{where}.arch: {exc}") from exc
+        top1 = _get(data, "top1", (int, float), where, optional=True)
+        if top1 is not None and not 0.0 <= top1 <= 1.0:
+            raise LibraryError(f"{where}.top1 must be a fraction in [0, 1], got {top1}")
+        latency = _get(data, "latency", list, where, optional=True) or []
+        level = cls(
+            name=_get(data, "name", str, where),
+            arch=arch,
+            top1=None if top1 is None else float(top1),
+            macs=int(_non_negative(_get(data, "macs", int, where), f"{where}.macs")),
+            params=int(_non_negative(_get(data, "params", int, where), f"{where}.params")),
+            latency=tuple(LatencyProfile.from_dict(p, f"{where}.latency[{j}]") for j, p in enumerate(latency)),
+        )
+        profiles = [p.profile for p in level.latency]
+        if len(set(profiles)) != len(profiles):
+            raise LibraryError(f"{where}: duplicate latency profiles {profiles}")
+        return level
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "arch": self.arch.to_dict(), "top1": self.top1, "macs": self.macs,
+            "params": self.params, "latency": [p.to_dict() for p in self.latency],
+        }
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """A file next to the library: relative path and SHA-256 of its content."""
+
+    path: str
+    sha256: str
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str) -> FileRef:
+        ref = cls(_get(data, "path", str, where), _get(data, "sha256", str, where).lower())
+        if len(ref.sha256) != 64 or any(c not in "0123456789abcdef" for c in ref.sha256):
+            raise LibraryError(f"{where}.sha256 is not a hex SHA-256 digest: {ref.sha256!r}")
+        return ref
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "sha256": self.sha256}
+
+
+@dataclass
+class SubnetLibrary:
+    """The ordered levels of one supernet (level 0 fastest, last most accurate) and its files."""
+
+    name: str
+    spec: SupernetSpec
+    checkpoint: FileRef
+    bn_stats: FileRef
+    levels: list[Level]
+    eval_set: str = ""
+    calibration: str = ""
+    created: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    base_dir: Path = field(default_factory=Path.cwd, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.levels:
+            raise LibraryError(f"library {self.name!r} has no levels")
+        names = [lv.name for lv in self.levels]
+        if len(set(names)) != len(names):
+            raise LibraryError(f"library {self.name!r} has duplicate level names: {names}")
+
+    # -- paths and files -------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.base_dir / self.checkpoint.path
+
+    @property
+    def bn_stats_path(self) -> Path:
+        return self.base_dir / self.bn_stats.path
+
+    def verify_files(self) -> None:
+        """Check that the checkpoint and BN statistics files exist and match their SHA-256."""
+        for what, ref, path in (("checkpoint", self.checkpoint, self.checkpoint_path),
+                                ("BN statistics", self.bn_stats, self.bn_stats_path)):
+            if not path.is_file():
+                raise LibraryError(f"library {self.name!r}: {what} file not found: {path}")
+            actual = sha256_file(path)
+            if actual != ref.sha256:
+                raise LibraryError(
+                    f"library {self.name!r}: {what} file {path} has sha256 {actual}, the library expects "
+                    f"{ref.sha256} (file replaced or corrupted?)"
+                )
+
+    def index_of(self, level: int | str) -> int:
+        """Level index from an index or a level name; LibraryError if there is no such level."""
+        if isinstance(level, str):
+            for i, lv in enumerate(self.levels):
+                if lv.name == level:
+                    return i
+            raise LibraryError(f"no level named {level!r}; levels: {[lv.name for lv in self.levels]}")
+        if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level < len(self.levels):
+            raise LibraryError(f"level {level!r} out of range 0..{len(self.levels) - 1}")
+        return level
+
+    # -- (de)serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "name": self.name,
+            "created": self.created,
+            "supernet": {"spec": self.spec.to_dict(), "checkpoint": self.checkpoint.to_dict()},
+            "bn_stats": {**self.bn_stats.to_dict(), "calibration": self.calibration},
+            "eval_set": self.eval_set,
+            "levels": [lv.to_dict() for lv in self.levels],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, base_dir: Path, where: str = "library") -> SubnetLibrary:
+        version = _get(data, "schema_version", int, where)
+        if version != SCHEMA_VERSION:
+            raise LibraryError(f"{where}: schema_version {version} is not supported (this code reads {SCHEMA_VERSION})")
+        supernet = _get(data, "supernet", dict, where)
+        try:
+            spec = SupernetSpec.from_dict(_get(supernet, "spec", dict, f"{where}.supernet"))
+        except (TypeError, ValueError) as exc:
+            raise LibraryError(f"{where}.supernet.spec: {exc}") from exc
+        bn = _get(data, "bn_stats", dict, where)
+        levels = _get(data, "levels", list, where)
+        return cls(
+            name=_get(data, "name", str, where),
+            spec=spec,
+            checkpoint=FileRef.from_dict(_get(supernet, "checkpoint", dict, f"{where}.supernet"),
+                                         f"{where}.supernet.checkpoint"),
+            bn_stats=FileRef.from_dict(bn, f"{where}.bn_stats"),
+            calibration=_get(bn, "calibration", str, f"{where}.bn_stats", optional=True) or "",
+            eval_set=_get(data, "eval_set", str, where, optional=True) or "",
+            created=_get(data, "created", str, where, optional=True) or "",
+            levels=[Level.from_dict(lv, spec, f"{where}.levels[{i}]") for i, lv in enumerate(levels)],
+            base_dir=base_dir,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path, verify: bool = True) -> SubnetLibrary:
+        """Read and validate a library file; with ``verify`` also check the referenced files' SHA-256."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"subnet library file not found: {path}")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise LibraryError(f"{path} is not valid JSON: {exc}") from exc
+        lib = cls.from_dict(data, path.resolve().parent, where=str(path))
+        if verify:
+            lib.verify_files()
+        return lib
+
+    def save(self, path: str | Path) -> Path:
+        """Write the JSON file (atomically); later relative paths resolve against its folder."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        self.base_dir = path.resolve().parent
+        return path
+
+
+def write_library(
+    directory: str | Path,
+    name: str,
+    supernet: nn.Module,
+    spec: SupernetSpec,
+    levels: Sequence[Level],
+    per_level_stats: Sequence[BnStats],
+    eval_set: str = "",
+    calibration: str = "",
+) -> SubnetLibrary:
+    """Write ``supernet.pt``, ``bn_stats.pt`` and ``library.json`` into ``directory``; return the library."""
+    from dynofa_ros.supernet.checkpoint import save_supernet
+
+    if len(per_level_stats) != len(levels):
+        raise ValueError(f"{len(per_level_stats)} BN statistics sets for {len(levels)} levels")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_supernet(directory / "supernet.pt", supernet, spec)
+    save_bn_stats(directory / "bn_stats.pt", per_level_stats)
+    lib = SubnetLibrary(
+        name=name, spec=spec,
+        checkpoint=FileRef("supernet.pt", sha256_file(directory / "supernet.pt")),
+        bn_stats=FileRef("bn_stats.pt", sha256_file(directory / "bn_stats.pt")),
+        levels=list(levels), eval_set=eval_set, calibration=calibration,
+    )
+    lib.save(directory / "library.json")
+    return lib
+
+
+def library_search_paths() -> list[Path]:
+    """Where :func:`default_library_path` looks, in order (after ``$DYNOFA_LIBRARY``)."""
+    rel = DEFAULT_MODEL_DIR / "library.json"
+    candidates = [Path(__file__).resolve().parents[2] / rel]
+    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p] + [sys.prefix]
+    candidates += [Path(p) / "share" / "dynofa_ros" / rel for p in prefixes]
+    return list(dict.fromkeys(candidates))
+
+
+def default_library_path() -> Path:
+    """The shipped library: ``$DYNOFA_LIBRARY``, else the source tree, else ``share/dynofa_ros/models/``.
+
+    Raises FileNotFoundError listing every place it looked.
+    """
+    env = os.environ.get(LIBRARY_ENV)
+    if env:
+        path = Path(env).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"${LIBRARY_ENV} points at {path}, which is not a file")
+        return path
+    candidates = library_search_paths()
+    for path in candidates:
+        if path.is_file():
+            return path
+    looked = "\n  ".join(str(p) for p in candidates)
+    raise FileNotFoundError(
+        f"no subnet library found; set ${LIBRARY_ENV} or build one (models/cifar10_mbv3/library.json). "
+        f"Looked in:\n  {looked}"
+    )

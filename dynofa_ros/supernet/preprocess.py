@@ -1,0 +1,122 @@
+"""Camera frames (raw uint8 or JPEG/PNG bytes) to a normalised NCHW float batch at a level's resolution."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+# encoding -> (channel count, source channel for R, G, B)
+RAW_ENCODINGS: dict[str, tuple[int, tuple[int, int, int]]] = {
+    "rgb8": (3, (0, 1, 2)),
+    "bgr8": (3, (2, 1, 0)),
+    "mono8": (1, (0, 0, 0)),
+    "rgba8": (4, (0, 1, 2)),
+    "bgra8": (4, (2, 1, 0)),
+}
+COMPRESSED_ENCODINGS = ("jpeg", "png")
+
+Frame = np.ndarray | bytes | bytearray | memoryview
+
+
+def decode_compressed(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
+    """Decode JPEG/PNG bytes to an H×W×3 uint8 BGR array; ValueError if they do not decode."""
+    buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.reshape(-1)
+    if buf.size == 0:
+        raise ValueError("empty compressed image")
+    image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"cannot decode {buf.size} bytes as JPEG/PNG")
+    return image
+
+
+def _check_raw(frame: np.ndarray, encoding: str) -> np.ndarray:
+    spec = RAW_ENCODINGS.get(encoding)
+    if spec is None:
+        raise ValueError(f"unsupported encoding {encoding!r}; supported: "
+                         f"{sorted(RAW_ENCODINGS) + list(COMPRESSED_ENCODINGS)}")
+    if not isinstance(frame, np.ndarray):
+        raise ValueError(f"a {encoding} frame must be a numpy array, got {type(frame).__name__}")
+    if frame.dtype != np.uint8:
+        raise ValueError(f"a {encoding} frame must be uint8, got {frame.dtype}")
+    if frame.ndim == 2 and spec[0] == 1:
+        frame = frame[:, :, None]
+    if frame.ndim != 3 or frame.shape[2] != spec[0]:
+        raise ValueError(f"a {encoding} frame needs shape H×W×{spec[0]}, got {frame.shape}")
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise ValueError(f"empty frame of shape {frame.shape}")
+    return frame
+
+
+def _center_square(frame: np.ndarray) -> np.ndarray:
+    h, w = frame.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return frame[top:top + side, left:left + side]
+
+
+class Preprocessor:
+    """Resize (centre square crop, INTER_AREA down / INTER_LINEAR up) and normalise with ``mean``/``std``.
+
+    Per frame: one cv2.resize into a reused buffer and three channel copies into the output batch;
+    per batch: one fused multiply-add for the normalisation.
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], crop: bool = True) -> None:
+        if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std):
+            raise ValueError("mean and std need three values each, std positive")
+        std_t = torch.tensor(std, dtype=torch.float32)
+        # (x / 255 - mean) / std == x * scale + bias
+        self._scale = (1.0 / (255.0 * std_t)).view(3, 1, 1)
+        self._bias = (-torch.tensor(mean, dtype=torch.float32) / std_t).view(3, 1, 1)
+        self.crop = crop
+        self._buffers: dict[tuple[int, int], np.ndarray] = {}
+
+    def _resized(self, frame: np.ndarray, resolution: int) -> np.ndarray:
+        if self.crop:
+            frame = _center_square(frame)
+        channels = frame.shape[2]
+        if frame.shape[0] == resolution and frame.shape[1] == resolution:
+            return frame
+        buf = self._buffers.get((resolution, channels))
+        if buf is None:
+            buf = self._buffers[(resolution, channels)] = np.empty((resolution, resolution, channels), np.uint8)
+        interp = cv2.INTER_AREA if min(frame.shape[:2]) > resolution else cv2.INTER_LINEAR
+        out = cv2.resize(frame, (resolution, resolution), dst=buf if channels > 1 else buf[:, :, 0],
+                         interpolation=interp)
+        return out.reshape(resolution, resolution, channels)
+
+    def __call__(self, frames: Frame | Sequence[Frame], encoding: str, resolution: int,
+                 out: Tensor | None = None) -> Tensor:
+        """Batch of frames (one frame, or a list) to a float32 N×3×R×R tensor.
+
+        ``encoding`` is one of rgb8, bgr8, mono8, rgba8, bgra8 for H×W×C uint8 arrays, or jpeg/png for
+        compressed bytes. ``out`` (N×3×R×R float32, CPU) is filled instead of allocating a new tensor.
+        """
+        if isinstance(frames, (np.ndarray, bytes, bytearray, memoryview)):
+            frames = [frames]
+        if len(frames) == 0:
+            raise ValueError("no frames to preprocess")
+        if resolution <= 0:
+            raise ValueError(f"resolution must be positive, got {resolution}")
+        n = len(frames)
+        if out is None:
+            out = torch.empty((n, 3, resolution, resolution), dtype=torch.float32)
+        elif out.shape != (n, 3, resolution, resolution) or out.dtype != torch.float32:
+            raise ValueError(f"out must be float32 {(n, 3, resolution, resolution)}, "
+                             f"got {out.dtype} {tuple(out.shape)}")
+        compressed = encoding in COMPRESSED_ENCODINGS
+        for i, frame in enumerate(frames):
+            if compressed:
+                if not isinstance(frame, (bytes, bytearray, memoryview, np.ndarray)):
+                    raise ValueError(f"a {encoding} frame must be bytes, got {type(frame).__name__}")
+                image, order = decode_compressed(frame), RAW_ENCODINGS["bgr8"][1]
+            else:
+                image, order = _check_raw(frame, encoding), RAW_ENCODINGS[encoding][1]
+            src = torch.from_numpy(self._resized(image, resolution))
+            for c, s in enumerate(order):
+                out[i, c].copy_(src[:, :, s])
+        return out.mul_(self._scale).add_(self._bias)

@@ -1,0 +1,244 @@
+"""Live dynamic network: switch levels between frames (architecture + BN statistics) and predict.
+
+Two modes:
+
+- ``"cache"`` (default): every level is extracted once at load time with ``ofa``'s
+  ``get_active_subnet(preserve_weight=True)`` with its BN statistics baked in; a switch is a pointer
+  swap; inference runs a plain static network (faster at batch 1, more memory: one copy per level).
+- ``"inplace"``: one supernet; a switch sets the active architecture and copies the level's BN
+  statistics into the running buffers with one precomputed foreach copy (least memory).
+
+Frame safety: ``request_level`` (any thread) only records the wish; the next ``run``/``predict``
+applies it before its forward pass, under the same lock as the forward pass, so a frame always runs
+entirely on one level and no frame is dropped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from dynofa_ros.supernet.bn import BnCopyPlan, BnStats, active_bn_channels, apply_bn_stats, load_bn_stats
+from dynofa_ros.supernet.checkpoint import load_supernet
+from dynofa_ros.supernet.library import Level, LibraryError, SubnetLibrary, default_library_path
+from dynofa_ros.supernet.preprocess import Frame, Preprocessor
+from dynofa_ros.supernet.spec import SupernetSpec
+
+MODES = ("cache", "inplace")
+DEFAULT_MODE = "cache"
+
+
+@dataclass(frozen=True)
+class Inference:
+    """Output of one forward pass and the level that produced it."""
+
+    logits: Tensor
+    level: int
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Top-1 class of one frame; ``latency_s`` covers preprocessing + inference of its batch."""
+
+    class_id: int
+    label: str
+    score: float
+    level: int
+    level_name: str
+    latency_s: float
+
+
+def extract_subnet(supernet: nn.Module, level: Level, stats: BnStats) -> nn.Module:
+    """Static ``ofa`` subnet of ``level`` with its BN statistics baked in (eval mode)."""
+    level.arch.apply(supernet)
+    apply_bn_stats(supernet, stats)
+    return supernet.get_active_subnet(preserve_weight=True).eval()
+
+
+@dataclass
+class LevelSwitch:
+    """Precomputed in-place switch to one level: the attribute values ``ofa``'s ``set_active_subnet``
+    writes for it (recorded from a real call, replayed as plain dict updates) and its BN copy plan."""
+
+    supernet: nn.Module
+    attributes: list[tuple[dict, dict[str, object]]]
+    runtime_depth: list[int]
+    bn: BnCopyPlan
+
+    @classmethod
+    def build(cls, supernet: nn.Module, level: Level, stats: BnStats) -> LevelSwitch:
+        level.arch.apply(supernet)
+        convs = [block.conv for block in supernet.blocks[1:]]
+        names = ("active_kernel_size", "active_expand_ratio")
+        attributes = [(vars(c), {n: vars(c)[n] for n in names}) for c in convs]
+        return cls(supernet, attributes, list(supernet.runtime_depth), BnCopyPlan.build(supernet, stats))
+
+    def apply(self) -> None:
+        for target, values in self.attributes:
+            target.update(values)
+        self.supernet.runtime_depth[:] = self.runtime_depth
+        self.bn.apply()
+
+
+def _check_level_stats(supernet: nn.Module, levels: Sequence[Level], bn_stats: Sequence[BnStats]) -> None:
+    if len(bn_stats) != len(levels):
+        raise LibraryError(f"{len(bn_stats)} BN statistics sets for {len(levels)} levels")
+    for i, (level, stats) in enumerate(zip(levels, bn_stats, strict=True)):
+        expected = active_bn_channels(supernet, level.arch)
+        got = {name: mean.numel() for name, (mean, _) in stats.items()}
+        if got != expected:
+            bad = sorted(set(expected) ^ set(got)) or [n for n in expected if expected[n] != got[n]]
+            raise LibraryError(f"level {i} ({level.name}): BN statistics do not match its architecture "
+                               f"(layers/channel counts differ at {bad[:5]})")
+
+
+class DynamicNetwork:
+    """A supernet and its library levels, switchable between frames."""
+
+    def __init__(self, supernet: nn.Module, spec: SupernetSpec, levels: Sequence[Level],
+                 bn_stats: Sequence[BnStats], device: str | torch.device = "cpu", mode: str = DEFAULT_MODE,
+                 threads: int | None = None, initial_level: int = 0) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
+        if threads is not None:
+            if threads < 1:
+                raise ValueError(f"threads must be >= 1, got {threads}")
+            torch.set_num_threads(threads)
+        if not levels:
+            raise ValueError("a dynamic network needs at least one level")
+        self.spec = spec
+        self.levels = list(levels)
+        self.mode = mode
+        self.device = torch.device(device)
+        self.preprocessor = Preprocessor(spec.mean, spec.std)
+        self._check_index(initial_level)
+        supernet = supernet.to(self.device).eval()
+        _check_level_stats(supernet, self.levels, bn_stats)
+        self._lock = threading.Lock()
+        if mode == "cache":
+            self._subnets = [extract_subnet(supernet, lv, st) for lv, st in zip(self.levels, bn_stats, strict=True)]
+            self._supernet: nn.Module | None = None
+            self._plans: list[LevelSwitch] = []
+        else:
+            self._subnets = []
+            self._supernet = supernet
+            self._plans = [LevelSwitch.build(supernet, lv, st) for lv, st in zip(self.levels, bn_stats, strict=True)]
+        self._active = -1
+        self._requested = initial_level
+        self._switch(initial_level)
+
+    @classmethod
+    def from_library(cls, library: str | Path | SubnetLibrary | None = None, device: str | torch.device = "cpu",
+                     mode: str = DEFAULT_MODE, threads: int | None = None, initial_level: int = 0,
+                     verify: bool = True) -> DynamicNetwork:
+        """Load a library (path, record, or None for :func:`default_library_path`) and its files."""
+        if not isinstance(library, SubnetLibrary):
+            library = SubnetLibrary.load(library if library is not None else default_library_path(), verify=verify)
+        elif verify:
+            library.verify_files()
+        supernet, _ = load_supernet(library.checkpoint_path, library.spec)
+        return cls(supernet, library.spec, library.levels, load_bn_stats(library.bn_stats_path), device=device,
+                   mode=mode, threads=threads, initial_level=initial_level)
+
+    # -- levels ----------------------------------------------------------------------------------
+    def _check_index(self, level: int) -> int:
+        if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level < len(self.levels):
+            raise ValueError(f"level {level!r} out of range 0..{len(self.levels) - 1}")
+        return level
+
+    def index_of(self, level: int | str) -> int:
+        """Level index from an index or a level name (ValueError if unknown)."""
+        if isinstance(level, str):
+            for i, lv in enumerate(self.levels):
+                if lv.name == level:
+                    return i
+            raise ValueError(f"no level named {level!r}; levels: {[lv.name for lv in self.levels]}")
+        return self._check_index(level)
+
+    @property
+    def active_index(self) -> int:
+        return self._active
+
+    @property
+    def active(self) -> Level:
+        """Record of the level the last/next frame runs on (metadata: arch, top1, latency...)."""
+        return self.levels[self._active]
+
+    @property
+    def requested_index(self) -> int:
+        return self._requested
+
+    def request_level(self, level: int | str) -> None:
+        """Thread-safe: switch to ``level`` at the next frame (a frame in flight finishes on its level)."""
+        self._requested = self.index_of(level)
+
+    def activate(self, level: int | str) -> None:
+        """Switch now (waits for a frame in flight to finish)."""
+        index = self.index_of(level)
+        with self._lock:
+            self._requested = index
+            self._switch(index)
+
+    def _switch(self, index: int) -> None:
+        if index == self._active:
+            return
+        if self._plans:
+            self._plans[index].apply()
+        self._active = index
+
+    def _begin_frame(self) -> int:
+        requested = self._requested  # one read: a request arriving now applies at the next frame
+        if requested != self._active:
+            self._switch(requested)
+        return self._active
+
+    def module(self, level: int | str | None = None) -> nn.Module:
+        """The network that runs ``level`` (default: the active one); in-place mode: the supernet."""
+        if self._supernet is not None:
+            return self._supernet
+        return self._subnets[self._active if level is None else self.index_of(level)]
+
+    def parameter_bytes(self) -> int:
+        """Bytes of parameters and buffers held by this runtime (all cached subnets in cache mode)."""
+        modules = [self._supernet] if self._supernet is not None else self._subnets
+        return sum(t.numel() * t.element_size() for m in modules
+                   for t in (*m.parameters(), *m.buffers()))
+
+    # -- inference -------------------------------------------------------------------------------
+    def run(self, batch: Tensor) -> Inference:
+        """Apply a pending switch, then one forward pass (inference mode) on the runtime's device."""
+        with self._lock, torch.inference_mode():
+            index = self._begin_frame()
+            return Inference(self.module()(batch.to(self.device, non_blocking=True)), index)
+
+    def predict(self, batch: Tensor) -> Tensor:
+        """Logits for an N×3×R×R batch (R should be the active level's resolution)."""
+        return self.run(batch).logits
+
+    def run_frames(self, frames: Frame | Sequence[Frame], encoding: str = "rgb8") -> Inference:
+        """Preprocess frames at the resolution of the level they will run on, then run them."""
+        with self._lock, torch.inference_mode():
+            index = self._begin_frame()
+            batch = self.preprocessor(frames, encoding, self.levels[index].arch.resolution)
+            return Inference(self.module()(batch.to(self.device, non_blocking=True)), index)
+
+    def classify_batch(self, frames: Sequence[Frame], encoding: str = "rgb8") -> list[Prediction]:
+        """Top-1 class per frame (raw H×W×C uint8 arrays, or jpeg/png bytes), all on one level."""
+        start = time.perf_counter()
+        result = self.run_frames(frames, encoding)
+        scores, classes = torch.softmax(result.logits.float(), dim=1).max(dim=1)
+        scores, classes = scores.tolist(), classes.tolist()  # one device sync for the batch
+        latency = time.perf_counter() - start
+        name = self.levels[result.level].name
+        return [Prediction(c, self.spec.class_names[c], s, result.level, name, latency)
+                for c, s in zip(classes, scores, strict=True)]
+
+    def classify(self, frame: Frame, encoding: str = "rgb8") -> Prediction:
+        """Top-1 class of one frame."""
+        return self.classify_batch([frame], encoding)[0]

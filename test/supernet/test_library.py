@@ -1,0 +1,118 @@
+"""Subnet library file: round trip, validation errors, sha256 checks, default path lookup."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dynofa_ros.supernet import library as library_mod
+from dynofa_ros.supernet.library import LatencyProfile, Level, LibraryError, SubnetLibrary, default_library_path
+
+
+def _edit(path: Path, change) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def test_round_trip_keeps_every_field(library_copy: Path, tmp_path: Path) -> None:
+    lib = SubnetLibrary.load(library_copy)
+    assert [lv.name for lv in lib.levels] == ["L0", "L1", "L2", "L3"]
+    profile = LatencyProfile("cpu-1t", "cpu", 1, 0.005, 0.006, "median of 100", processor="x", freq_hz=1.2e9)
+    lib.levels[1] = Level(lib.levels[1].name, lib.levels[1].arch, 0.5, 10, 20, (profile,))
+    lib.save(library_copy)
+    again = SubnetLibrary.load(library_copy)
+    assert again == lib
+    assert again.levels[1].latency_for("cpu-1t") == profile
+    assert again.levels[1].latency_for("cuda") is None
+    assert again.to_dict() == lib.to_dict()
+    assert again.checkpoint_path == library_copy.parent / "supernet.pt"
+
+
+def test_sha256_mismatch_is_detected(library_copy: Path) -> None:
+    bn_file = library_copy.parent / "bn_stats.pt"
+    data = bytearray(bn_file.read_bytes())
+    data[-10] ^= 0xFF
+    bn_file.write_bytes(bytes(data))
+    with pytest.raises(LibraryError, match="BN statistics file .* sha256"):
+        SubnetLibrary.load(library_copy)
+    SubnetLibrary.load(library_copy, verify=False)  # metadata alone still reads
+
+
+def test_missing_referenced_file(library_copy: Path) -> None:
+    (library_copy.parent / "supernet.pt").unlink()
+    with pytest.raises(LibraryError, match="checkpoint file not found"):
+        SubnetLibrary.load(library_copy)
+
+
+def test_missing_library_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="not found"):
+        SubnetLibrary.load(tmp_path / "nope.json")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(schema_version=2), "schema_version 2 is not supported"),
+        (lambda d: d.pop("levels"), "missing field 'levels'"),
+        (lambda d: d.update(levels=[]), "has no levels"),
+        (lambda d: d["levels"][1].update(name="L0"), "duplicate level names"),
+        (lambda d: d["levels"][0]["arch"].update(ks=[9] * 20), r"arch.ks values \[9"),
+        (lambda d: d["levels"][0]["arch"].update(resolution=224), "resolution 224 not in"),
+        (lambda d: d["levels"][0]["arch"].pop("d"), "needs ks, e, d and resolution"),
+        (lambda d: d["levels"][0].update(top1=87.1), r"top1 must be a fraction in \[0, 1\]"),
+        (lambda d: d["levels"][0].update(macs="many"), "macs: expected"),
+        (lambda d: d["levels"][0].update(params=-1), "params must be a finite non-negative"),
+        (lambda d: d["levels"][0].update(latency=[{"profile": "p", "device": "cpu", "threads": 1, "p50_s": 0.2,
+                                                    "p90_s": 0.1, "method": "m"}]), "p90_s 0.1 is below p50_s"),
+        (lambda d: d["supernet"]["checkpoint"].update(sha256="abc"), "not a hex SHA-256"),
+        (lambda d: d["supernet"]["spec"].update(family="resnet9"), "unsupported supernet family"),
+        (lambda d: d["supernet"]["spec"].update(colour="red"), "unknown supernet spec fields"),
+    ],
+)
+def test_invalid_library_is_rejected_with_a_named_problem(library_copy: Path, change, message: str) -> None:
+    _edit(library_copy, change)
+    with pytest.raises(LibraryError, match=message):
+        SubnetLibrary.load(library_copy, verify=False)
+
+
+def test_not_json(library_copy: Path) -> None:
+    library_copy.write_text("{ not json")
+    with pytest.raises(LibraryError, match="not valid JSON"):
+        SubnetLibrary.load(library_copy)
+
+
+def test_index_of(library_copy: Path) -> None:
+    lib = SubnetLibrary.load(library_copy)
+    assert lib.index_of("L2") == 2
+    assert lib.index_of(3) == 3
+    with pytest.raises(LibraryError, match="no level named"):
+        lib.index_of("L9")
+    with pytest.raises(LibraryError, match="out of range"):
+        lib.index_of(4)
+
+
+def test_default_library_path_env_and_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "share" / "dynofa_ros" / "models" / "cifar10_mbv3" / "library.json"
+    monkeypatch.setattr(library_mod, "library_search_paths", lambda: [tmp_path / "src.json", target])
+    monkeypatch.delenv("DYNOFA_LIBRARY", raising=False)
+    with pytest.raises(FileNotFoundError, match="src.json") as err:
+        default_library_path()
+    assert str(target) in str(err.value)
+    target.parent.mkdir(parents=True)
+    target.write_text("{}")
+    assert default_library_path() == target
+    monkeypatch.setenv("DYNOFA_LIBRARY", str(tmp_path / "elsewhere.json"))
+    with pytest.raises(FileNotFoundError, match="DYNOFA_LIBRARY"):
+        default_library_path()
+    monkeypatch.setenv("DYNOFA_LIBRARY", str(target))
+    assert default_library_path() == target
+
+
+def test_search_paths_include_source_tree_and_share() -> None:
+    paths = library_mod.library_search_paths()
+    root = Path(library_mod.__file__).resolve().parents[2]
+    assert paths[0] == root / "models" / "cifar10_mbv3" / "library.json"
+    assert any(p.parts[-5:-2] == ("share", "dynofa_ros", "models") for p in paths[1:])

@@ -1,0 +1,180 @@
+"""DynamicNetwork: outputs equal ofa's extracted subnets, frame-safe switching, errors."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dynofa_ros.supernet.bn import apply_bn_stats, load_bn_stats, save_bn_stats
+from dynofa_ros.supernet.checkpoint import load_supernet
+from dynofa_ros.supernet.library import LibraryError, SubnetLibrary, sha256_file
+from dynofa_ros.supernet.preprocess import Preprocessor
+from dynofa_ros.supernet.runtime import MODES, DynamicNetwork, Prediction
+
+FRAME = np.random.default_rng(1).integers(0, 256, (44, 52, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_library_dir: Path) -> list[torch.Tensor]:
+    """Per level: logits of FRAME from ofa's get_active_subnet(preserve_weight=True) with the level's BN stats."""
+    lib = SubnetLibrary.load(tiny_library_dir / "library.json")
+    supernet, spec = load_supernet(lib.checkpoint_path, lib.spec)
+    stats = load_bn_stats(lib.bn_stats_path)
+    pre = Preprocessor(spec.mean, spec.std)
+    outputs = []
+    for level, level_stats in zip(lib.levels, stats):
+        level.arch.apply(supernet)
+        apply_bn_stats(supernet, level_stats)
+        subnet = supernet.get_active_subnet(preserve_weight=True).eval()
+        with torch.no_grad():
+            outputs.append(subnet(pre(FRAME, "rgb8", level.arch.resolution)))
+    for i in range(len(outputs)):
+        for j in range(i):
+            assert (outputs[i] - outputs[j]).abs().max() > 1e-3, "levels must be distinguishable"
+    return outputs
+
+
+@pytest.fixture(scope="module", params=MODES)
+def network(request, tiny_library_dir: Path) -> DynamicNetwork:
+    return DynamicNetwork.from_library(tiny_library_dir / "library.json", mode=request.param, threads=1)
+
+
+def _level_of(logits: torch.Tensor, reference: list[torch.Tensor]) -> list[int]:
+    return [i for i, ref in enumerate(reference) if (logits - ref).abs().max().item() <= 1e-5]
+
+
+def test_outputs_equal_extracted_subnets(network: DynamicNetwork, reference) -> None:
+    pre = Preprocessor(network.spec.mean, network.spec.std)
+    for index in (3, 0, 2, 1, 3, 0):  # revisit levels: in place, BN buffers are overwritten each time
+        network.activate(index)
+        assert network.active_index == index and network.active is network.levels[index]
+        batch = pre(FRAME, "rgb8", network.active.arch.resolution)
+        result = network.run(batch)
+        assert result.level == index
+        assert (result.logits - reference[index]).abs().max().item() <= 1e-5
+        assert torch.equal(network.predict(batch), result.logits)
+
+
+def test_request_applies_at_the_next_frame(network: DynamicNetwork, reference) -> None:
+    network.activate(0)
+    network.request_level("L2")
+    assert network.active_index == 0 and network.requested_index == 2
+    assert network.run_frames(FRAME).level == 2
+    assert network.active_index == 2
+
+    # a request made during a forward pass applies to the following frame, not the running one
+    modules = {id(network.module(i)): network.module(i) for i in range(len(network.levels))}
+    hooks = [m.register_forward_pre_hook(lambda *_: network.request_level(1)) for m in modules.values()]
+    try:
+        during = network.run_frames(FRAME)
+    finally:
+        for h in hooks:
+            h.remove()
+    after = network.run_frames(FRAME)
+    assert (during.level, after.level) == (2, 1)
+    assert _level_of(during.logits, reference) == [2]
+    assert _level_of(after.logits, reference) == [1]
+
+
+def test_switching_during_a_stream_drops_no_frame(network: DynamicNetwork, reference) -> None:
+    n_frames = 60
+    results = []
+    stop = threading.Event()
+
+    def switcher() -> None:
+        rng = random.Random(0)
+        while not stop.is_set():
+            network.request_level(rng.randrange(len(network.levels)))
+            stop.wait(0.0005)
+
+    def predictor() -> None:
+        for _ in range(n_frames):
+            results.append(network.run_frames(FRAME, "rgb8"))
+
+    threads = [threading.Thread(target=switcher), threading.Thread(target=predictor)]
+    for t in threads:
+        t.start()
+    threads[1].join(timeout=60)
+    stop.set()
+    threads[0].join(timeout=5)
+    assert len(results) == n_frames
+    for result in results:
+        assert _level_of(result.logits, reference) == [result.level]
+    assert len({r.level for r in results}) >= 2
+
+
+def test_classify(network: DynamicNetwork) -> None:
+    network.activate(1)
+    prediction = network.classify(FRAME, "rgb8")
+    assert isinstance(prediction, Prediction)
+    assert prediction.label == network.spec.class_names[prediction.class_id]
+    assert 0.0 < prediction.score <= 1.0 and prediction.latency_s > 0
+    assert (prediction.level, prediction.level_name) == (1, "L1")
+    batch = network.classify_batch([FRAME, FRAME[:, :, ::-1].copy()], "bgr8")
+    assert len(batch) == 2 and batch[1].class_id == prediction.class_id
+
+
+@pytest.mark.parametrize("level", [4, -1, True, 1.0, "L9"])
+def test_bad_levels(network: DynamicNetwork, level) -> None:
+    with pytest.raises(ValueError, match="out of range|no level named"):
+        network.request_level(level)
+    with pytest.raises(ValueError, match="out of range|no level named"):
+        network.activate(level)
+
+
+def test_memory_accounting(tiny_library_dir: Path) -> None:
+    inplace = DynamicNetwork.from_library(tiny_library_dir / "library.json", mode="inplace")
+    supernet, _ = load_supernet(tiny_library_dir / "supernet.pt")
+    expected = sum(t.numel() * 4 for t in supernet.state_dict().values() if t.is_floating_point())
+    assert inplace.parameter_bytes() >= expected
+    cache = DynamicNetwork.from_library(tiny_library_dir / "library.json", mode="cache")
+    assert cache.parameter_bytes() == sum(
+        sum(t.numel() * t.element_size() for t in (*cache.module(i).parameters(), *cache.module(i).buffers()))
+        for i in range(4))
+
+
+def test_bad_arguments(tiny_library_dir: Path) -> None:
+    path = tiny_library_dir / "library.json"
+    with pytest.raises(ValueError, match="unknown mode 'turbo'"):
+        DynamicNetwork.from_library(path, mode="turbo")
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        DynamicNetwork.from_library(path, threads=0)
+    with pytest.raises(ValueError, match="out of range"):
+        DynamicNetwork.from_library(path, initial_level=9)
+
+
+def _rewrite_bn(library_json: Path, per_level) -> None:
+    bn_path = library_json.parent / "bn_stats.pt"
+    save_bn_stats(bn_path, per_level)
+    data = json.loads(library_json.read_text())
+    data["bn_stats"]["sha256"] = sha256_file(bn_path)
+    library_json.write_text(json.dumps(data))
+
+
+def test_bn_stats_must_match_the_levels(library_copy: Path) -> None:
+    stats = load_bn_stats(library_copy.parent / "bn_stats.pt")
+    _rewrite_bn(library_copy, stats[:3])
+    with pytest.raises(LibraryError, match="3 BN statistics sets for 4 levels"):
+        DynamicNetwork.from_library(library_copy)
+    _rewrite_bn(library_copy, [stats[3], stats[1], stats[2], stats[0]])
+    with pytest.raises(LibraryError, match=r"level 0 \(L0\): BN statistics do not match its architecture"):
+        DynamicNetwork.from_library(library_copy)
+
+
+def test_tampered_files_are_refused(library_copy: Path) -> None:
+    ckpt = library_copy.parent / "supernet.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:-100])
+    with pytest.raises(LibraryError, match="checkpoint file .* has sha256"):
+        DynamicNetwork.from_library(library_copy)
+
+
+def test_default_library_from_environment(tiny_library_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DYNOFA_LIBRARY", str(tiny_library_dir / "library.json"))
+    network = DynamicNetwork.from_library(mode="inplace", initial_level=3)
+    assert network.active.name == "L3"
