@@ -1,0 +1,56 @@
+"""Batch-norm recalibration of a sub-network (``ofa``'s ``set_running_statistics``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from ofa.imagenet_classification.elastic_nn.utils import set_running_statistics
+from torch import nn
+
+from dynofa_ros.offline.data import to_input
+from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.spec import SupernetSpec
+
+if TYPE_CHECKING:
+    from dynofa_ros.supernet.bn import BnStats
+
+
+def as_uint8_tensor(images: np.ndarray | torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """N x H x W x 3 uint8 images as a tensor on ``device`` (no copy when already there)."""
+    tensor = torch.as_tensor(images)
+    if tensor.dtype != torch.uint8 or tensor.dim() != 4 or tensor.shape[-1] != 3:
+        raise ValueError(f"expected N x H x W x 3 uint8 images, got {tuple(tensor.shape)} {tensor.dtype}")
+    return tensor.to(device)
+
+
+def recalibrate_bn(supernet: nn.Module, arch: SubnetArch, images_uint8: np.ndarray | torch.Tensor,
+                   n: int = 2000, batch: int = 500, spec: SupernetSpec | None = None, seed: int = 0) -> None:
+    """Activate ``arch`` and set the running mean/var of its BN channels from ``n`` images.
+
+    The images (a seeded random subset when more are given) are fed at ``arch.resolution``.
+    """
+    spec = spec or SupernetSpec()
+    if n <= 0 or batch <= 0:
+        raise ValueError(f"n and batch must be positive, got n={n}, batch={batch}")
+    if len(images_uint8) == 0:
+        raise ValueError("no calibration images")
+    device = next(supernet.parameters()).device
+    images = as_uint8_tensor(images_uint8, device)
+    if len(images) > n:
+        pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
+        images = images[pick.to(device)]
+    arch.apply(supernet)
+    batches = [(to_input(images[i:i + batch], arch.resolution, spec.mean, spec.std), None)
+               for i in range(0, len(images), batch)]
+    set_running_statistics(supernet, batches)
+
+
+def calibrate_bn(supernet: nn.Module, arch: SubnetArch, images_uint8: np.ndarray | torch.Tensor,
+                 n: int = 2000, batch: int = 500, spec: SupernetSpec | None = None) -> BnStats:
+    """Recalibrate ``arch``'s BN statistics on ``n`` images and return them (active channels only)."""
+    from dynofa_ros.supernet.bn import collect_bn_stats
+
+    recalibrate_bn(supernet, arch, images_uint8, n, batch, spec)
+    return collect_bn_stats(supernet, arch)

@@ -1,0 +1,79 @@
+"""Top-1 accuracy (after BN recalibration), MACs and parameter counts of sub-networks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from ofa.utils import count_net_flops, count_parameters
+from torch import nn
+from tqdm import tqdm
+
+from dynofa_ros.offline.calibrate import as_uint8_tensor, recalibrate_bn
+from dynofa_ros.offline.data import to_input
+from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.spec import SupernetSpec
+
+
+@dataclass
+class SubnetEval:
+    """One evaluated sub-network: top-1 on the evaluation split, MACs and parameters."""
+
+    arch: SubnetArch
+    top1: float
+    macs: int
+    params: int
+
+
+@torch.no_grad()
+def top1(supernet: nn.Module, arch: SubnetArch, images_uint8: np.ndarray | torch.Tensor,
+         labels: np.ndarray | torch.Tensor, spec: SupernetSpec | None = None, batch: int = 500) -> float:
+    """Top-1 accuracy of ``arch`` with the supernet's current BN statistics (no recalibration)."""
+    spec = spec or SupernetSpec()
+    device = next(supernet.parameters()).device
+    images = as_uint8_tensor(images_uint8, device)
+    labels = torch.as_tensor(labels).to(device)
+    if len(images) == 0 or len(images) != len(labels):
+        raise ValueError(f"need as many labels as images (>0): {len(images)} images, {len(labels)} labels")
+    was_training = supernet.training
+    supernet.eval()
+    arch.apply(supernet)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    for i in range(0, len(images), batch):
+        logits = supernet(to_input(images[i:i + batch], arch.resolution, spec.mean, spec.std))
+        correct += (logits.argmax(1) == labels[i:i + batch]).sum()
+    supernet.train(was_training)
+    return correct.item() / len(images)
+
+
+def evaluate_arch(supernet: nn.Module, arch: SubnetArch, images_uint8: np.ndarray | torch.Tensor,
+                  labels: np.ndarray | torch.Tensor, calib_uint8: np.ndarray | torch.Tensor,
+                  spec: SupernetSpec | None = None, n_calib: int = 2000, batch: int = 500) -> float:
+    """Recalibrate ``arch``'s BN on ``n_calib`` of ``calib_uint8``, then its top-1 on the given split."""
+    recalibrate_bn(supernet, arch, calib_uint8, n_calib, batch, spec)
+    return top1(supernet, arch, images_uint8, labels, spec, batch)
+
+
+def subnet_cost(supernet: nn.Module, arch: SubnetArch) -> tuple[int, int]:
+    """(MACs, parameters) of the extracted sub-network at ``arch.resolution`` (``ofa``'s counters)."""
+    arch.apply(supernet)
+    subnet = supernet.get_active_subnet(preserve_weight=False)
+    macs = count_net_flops(subnet, (1, 3, arch.resolution, arch.resolution))
+    return int(macs), int(count_parameters(subnet))
+
+
+def evaluate_many(supernet: nn.Module, archs: Sequence[SubnetArch], images_uint8: np.ndarray | torch.Tensor,
+                  labels: np.ndarray | torch.Tensor, calib_uint8: np.ndarray | torch.Tensor,
+                  spec: SupernetSpec | None = None, n_calib: int = 2000, batch: int = 500,
+                  progress: bool = True) -> list[SubnetEval]:
+    """:func:`evaluate_arch` and :func:`subnet_cost` for each arch, with a progress bar."""
+    device = next(supernet.parameters()).device
+    images, calib = as_uint8_tensor(images_uint8, device), as_uint8_tensor(calib_uint8, device)
+    labels = torch.as_tensor(labels).to(device)
+    results = []
+    for arch in tqdm(archs, desc="evaluate subnets", unit="net", disable=not progress):
+        acc = evaluate_arch(supernet, arch, images, labels, calib, spec, n_calib, batch)
+        results.append(SubnetEval(arch, acc, *subnet_cost(supernet, arch)))
+    return results

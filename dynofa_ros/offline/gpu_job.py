@@ -1,0 +1,245 @@
+"""The one-shot GPU job: decode CIFAR-10, train the supernet within a time budget, export it, then
+evaluate as many subnets as a budget allows (val top-1, MACs, params), their batch-1 latency, and
+the test top-1 of the largest and smallest subnets.
+
+Writes to ``--out`` (at most four files): ``supernet.pt`` (shipped fp16 checkpoint, written right after
+training), ``train_log.jsonl`` (one record per epoch), ``job.log`` (everything printed) and
+``results.json`` (rewritten after every step, so a timeout still leaves the results so far).
+Every step is guarded: a failure is logged and recorded and the next step still runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from dynofa_ros.offline.data import load_cifar10, stratified_split, subset
+from dynofa_ros.offline.evaluate import evaluate_arch, subnet_cost
+from dynofa_ros.offline.train import (
+    STATE_NAME,
+    add_training_arguments,
+    config_from_args,
+    export_checkpoint,
+    initial_supernet,
+    resolve_device,
+    train_supernet,
+    write_shipped_checkpoint,
+)
+from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.spec import SupernetSpec
+
+
+class JobLog:
+    """Prints with flush and appends the same line (time-stamped) to ``job.log``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.start = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        line = f"[{time.perf_counter() - self.start:7.1f}s] {message}"
+        print(line, flush=True)
+        with self.path.open("a") as f:
+            f.write(line + "\n")
+
+
+class Results:
+    """The job's JSON record, rewritten atomically on every :meth:`save`."""
+
+    def __init__(self, path: Path, **initial: Any) -> None:
+        self.path, self.data = path, dict(initial, steps={})
+
+    def save(self) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(self.data, indent=1))
+        tmp.replace(self.path)
+
+    @contextlib.contextmanager
+    def step(self, name: str, log: JobLog) -> Iterator[None]:
+        """Time a step, record ok/error (with the traceback in the log) and save; never re-raise."""
+        log(f"== {name}")
+        t0 = time.perf_counter()
+        record = self.data["steps"][name] = {"status": "running"}
+        self.save()
+        try:
+            yield
+            record["status"] = "ok"
+        except Exception as exc:  # every step is best effort: later steps must still run
+            record.update(status="error", error=f"{type(exc).__name__}: {exc}")
+            log(f"!! {name} failed:\n{traceback.format_exc()}")
+        record["seconds"] = round(time.perf_counter() - t0, 2)
+        log(f"== {name}: {record['status']} in {record['seconds']} s")
+        self.save()
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """Python/torch versions and the accelerator's name."""
+    env: dict[str, Any] = {"python": platform.python_version(), "torch": torch.__version__,
+                           "device": str(device), "cpu_count": os.cpu_count(), "host": platform.node()}
+    if device.type == "cuda":
+        env.update(gpu=torch.cuda.get_device_name(device), cuda=torch.version.cuda,
+                   cudnn=torch.backends.cudnn.version())
+    return env
+
+
+def batch1_latency(net: nn.Module, resolution: int, device: torch.device, warmup: int = 10,
+                   runs: int = 30) -> dict[str, float]:
+    """Median and p90 seconds of ``runs`` batch-1 fp32 forward passes after ``warmup`` passes."""
+    x = torch.randn(1, 3, resolution, resolution, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + runs):
+            sync()
+            t0 = time.perf_counter()
+            net(x)
+            sync()
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
+    return {"p50_s": statistics.median(times), "p90_s": float(np.percentile(times, 90))}
+
+
+def candidate_archs(spec: SupernetSpec, n: int, seed: int) -> list[SubnetArch]:
+    """Largest, smallest, then distinct seeded random subnets (``n`` in all)."""
+    rng = random.Random(seed)
+    archs = [SubnetArch.largest(spec), SubnetArch.smallest(spec)]
+    seen = {a.canonical(spec) for a in archs}
+    for _ in range(100 * n):
+        if len(archs) >= n:
+            break
+        arch = SubnetArch.sample(spec, rng)
+        if arch.canonical(spec) not in seen:
+            seen.add(arch.canonical(spec))
+            archs.append(arch)
+    return archs[:n]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_training_arguments(parser)
+    parser.set_defaults(time_budget=390.0, epochs=300, eval_every=10)
+    parser.add_argument("--out", type=Path, required=True, help="output folder ($OUT)")
+    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/dynofa-gpu-job"), help="training state")
+    parser.add_argument("--eval-budget", type=float, default=60.0, help="seconds for subnet evaluation")
+    parser.add_argument("--max-subnets", type=int, default=500, help="most subnets to evaluate")
+    parser.add_argument("--subnet-seed", type=int, default=0)
+    parser.add_argument("--latency-budget", type=float, default=35.0, help="seconds for batch-1 latency")
+    parser.add_argument("--latency-warmup", type=int, default=10)
+    parser.add_argument("--latency-runs", type=int, default=30)
+    parser.add_argument("--eval-limit", type=int, default=None, help="use only N val/test images (quick runs)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = JobLog(args.out / "job.log")
+    device = resolve_device(args.device)
+    config = config_from_args(args)
+    spec = SupernetSpec()
+    res = Results(args.out / "results.json", env=environment(device),
+                  args={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                  spec=spec.to_dict())
+    log(f"dynofa gpu job: {json.dumps(res.data['env'])}")
+    log(f"args: {' '.join(sys.argv[1:])}")
+    res.save()
+    torch.manual_seed(config.seed)
+    supernet = initial_supernet(spec, args.init).to(device)
+    data: dict[str, np.ndarray] = {}
+
+    with res.step("data", log):
+        cifar = load_cifar10(args.data, args.cache_dir, progress=False)
+        split = stratified_split(cifar.train_y, args.val_size, config.seed)
+        train_idx = subset(split.train, args.max_train_images, config.seed)
+        val_idx = subset(split.val, args.eval_limit, config.seed)
+        test_idx = subset(np.arange(len(cifar.test_y)), args.eval_limit, config.seed)
+        data.update(train_x=cifar.train_x[train_idx], train_y=cifar.train_y[train_idx],
+                    val_x=cifar.train_x[val_idx], val_y=cifar.train_y[val_idx],
+                    test_x=cifar.test_x[test_idx], test_y=cifar.test_y[test_idx])
+        res.data["data"] = {k: len(v) for k, v in data.items() if k.endswith("_y")}
+        log(f"data: {res.data['data']}")
+
+    with res.step("train", log):
+        try:
+            result = train_supernet(supernet, spec, data["train_x"], data["train_y"], data["val_x"],
+                                    data["val_y"], config, args.work_dir, device, log_fn=log,
+                                    log_path=args.out / "train_log.jsonl")
+            res.data["train"] = {"epochs": result.epochs, "steps": result.steps, "seconds": result.elapsed_s,
+                                 "final": result.log[-1] if result.log else None}
+        except Exception:
+            state = args.work_dir / STATE_NAME
+            if state.is_file():
+                log(f"training failed; restoring the last completed epoch from {state}")
+                supernet.load_state_dict(torch.load(state, map_location=device, weights_only=True)["model"])
+            raise
+
+    with res.step("export", log):
+        path = args.out / "supernet.pt"
+        try:
+            export_checkpoint(path, supernet, spec)
+        except Exception as exc:  # the colleague's saver must not cost us the weights
+            log(f"export_checkpoint failed ({exc!r}); writing the documented format directly")
+            write_shipped_checkpoint(path, supernet, spec)
+        res.data["checkpoint"] = {"path": path.name, "bytes": path.stat().st_size}
+
+    candidates: list[dict[str, Any]] = res.data.setdefault("candidates", [])
+    with res.step("evaluate", log):
+        t0 = time.perf_counter()
+        val_x, val_y = (torch.from_numpy(data[k]).to(device) for k in ("val_x", "val_y"))
+        calib = torch.from_numpy(data["train_x"]).to(device)
+        for arch in candidate_archs(spec, args.max_subnets, args.subnet_seed):
+            if len(candidates) >= 2 and time.perf_counter() - t0 > args.eval_budget:
+                break  # largest and smallest always get evaluated
+            top1 = evaluate_arch(supernet, arch, val_x, val_y, calib, spec, config.n_calib)
+            macs, params = subnet_cost(supernet, arch)
+            candidates.append({"arch": arch.to_dict(), "val_top1": top1, "macs": macs, "params": params})
+            log(f"subnet {len(candidates)}: res {arch.resolution} d {list(arch.d)} top1 {top1:.4f} "
+                f"macs {macs / 1e6:.1f}M params {params / 1e6:.2f}M")
+            res.save()
+
+    with res.step("latency", log):
+        t0 = time.perf_counter()
+        res.data["latency_method"] = (f"extracted subnet, eval, fp32, batch 1, {device}, {args.latency_warmup} "
+                                      f"warm-up, median/p90 of {args.latency_runs} (synchronised)")
+        for cand in candidates:
+            if time.perf_counter() - t0 > args.latency_budget:
+                break
+            arch = SubnetArch.from_dict(cand["arch"])
+            arch.apply(supernet)
+            net = supernet.get_active_subnet(preserve_weight=True).to(device).eval()
+            cand["latency"] = batch1_latency(net, arch.resolution, device, args.latency_warmup, args.latency_runs)
+            log(f"latency res {arch.resolution} macs {cand['macs'] / 1e6:.1f}M: "
+                f"p50 {cand['latency']['p50_s'] * 1e3:.2f} ms p90 {cand['latency']['p90_s'] * 1e3:.2f} ms")
+        res.save()
+
+    with res.step("test", log):
+        test_x, test_y = (torch.from_numpy(data[k]).to(device) for k in ("test_x", "test_y"))
+        calib = torch.from_numpy(data["train_x"]).to(device)
+        res.data["test"] = {}
+        for name, arch in (("largest", SubnetArch.largest(spec)), ("smallest", SubnetArch.smallest(spec))):
+            top1 = evaluate_arch(supernet, arch, test_x, test_y, calib, spec, config.n_calib)
+            res.data["test"][name] = {"arch": arch.to_dict(), "test_top1": top1, "images": len(test_y)}
+            log(f"test top-1 {name}: {top1:.4f}")
+
+    failed = [name for name, step in res.data["steps"].items() if step["status"] != "ok"]
+    log(f"done in {time.perf_counter() - log.start:.0f} s; failed steps: {failed or 'none'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,370 @@
+"""Sandwich-rule training of the OFA MobileNetV3 supernet with in-place distillation.
+
+Recipe, and why:
+
+* Each step trains the largest subnet (at the largest resolution) on the labels with label
+  smoothing 0.1, then the smallest subnet (smallest resolution) and ``num_random`` random subnets
+  (random resolution each) on the largest's soft targets (KL). The sandwich rule bounds the space
+  from both ends; in-place distillation needs no separate teacher.
+* ``num_random=1`` (3 forward/backward passes per step, not 4): at a fixed wall-clock budget this
+  buys ~25 % more epochs, and a short run is limited by epochs far more than by how many middle
+  subnets each step sees (the middle of the space shares nearly all weights with both ends).
+* Batch 1024, SGD nesterov momentum 0.9, peak LR 0.4 (0.1 per 256 images, the usual SGD rate for
+  MobileNets; the three subnet losses are summed, so shared weights already take larger steps: a
+  higher peak risks divergence in a run that must work first time), linear warm-up over 2 epochs,
+  cosine to 0 exactly when the time budget ends (epoch time measured after the first epochs, the
+  plan re-estimated every epoch). Gradient-norm clipping at 5 is a cheap safety net.
+* Weight decay 1e-4, the upper end of the usual MobileNet range: CIFAR-10's 45 000 images with only
+  crop+flip augmentation make over-fitting of the largest subnet the main risk; BN parameters and
+  biases are not decayed (decay would only shrink scales/shifts, not regularise capacity).
+* bf16 autocast on CUDA (no loss scaling needed), fp32 on CPU. The data live on the device as uint8;
+  crop (4-px zero padding) and flip are one gather per batch, then normalisation and bilinear
+  upsampling on the device. ``cudnn.benchmark`` stays off: it re-tunes every new subnet shape.
+* Running BN statistics from training are meaningless for subnets; the quick validation recalibrates
+  BN on ``n_calib`` training images before measuring top-1 on the held-out split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dynofa_ros.offline.data import default_cache_dir, load_cifar10, stratified_split, subset, to_input
+from dynofa_ros.offline.evaluate import evaluate_arch
+from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.spec import SupernetSpec, build_supernet
+
+STATE_NAME = "train_state.pt"
+SHIPPED_FORMAT = "dynofa-supernet/1"
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN/inf; the last good epoch is still in the state file."""
+
+
+@dataclass
+class TrainConfig:
+    """Training hyper-parameters (see the module docstring for the reasons behind the defaults)."""
+
+    epochs: int = 40
+    time_budget_s: float | None = None
+    batch_size: int = 1024
+    lr: float = 0.4
+    warmup_epochs: float = 2.0
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    label_smoothing: float = 0.1
+    num_random: int = 1
+    grad_clip: float = 5.0
+    eval_every: int = 5
+    n_calib: int = 2000
+    seed: int = 0
+    channels_last: bool = False
+
+    def __post_init__(self) -> None:
+        if self.epochs <= 0 or self.batch_size <= 0 or self.lr <= 0 or self.num_random < 0:
+            raise ValueError("epochs, batch_size and lr must be positive, num_random non-negative")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise ValueError(f"time_budget_s must be positive, got {self.time_budget_s}")
+
+
+@dataclass
+class TrainResult:
+    """What a training run did: epochs/steps completed, wall time, and the per-epoch log records."""
+
+    epochs: int
+    steps: int
+    elapsed_s: float
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; otherwise ``torch.device(name)``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but CUDA is not available")
+    return device
+
+
+def lr_at(step: int, peak: float, warmup_steps: int, total_steps: int) -> float:
+    """Linear warm-up to ``peak`` over ``warmup_steps``, then cosine to 0 at ``total_steps``."""
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return 0.5 * peak * (1.0 + math.cos(math.pi * progress))
+
+
+def plan_epochs(done: int, cycle_s: list[float], elapsed_s: float, budget_s: float | None,
+                max_epochs: int, reserve_s: float = 0.0) -> int:
+    """Total epochs that fit the budget, from the median of the recent per-epoch wall times.
+
+    The first epoch (CUDA/cuDNN warm-up) is left out of the estimate once a later one is known.
+    """
+    if budget_s is None or not cycle_s:
+        return max_epochs
+    recent = cycle_s[1:][-5:] or cycle_s
+    per_epoch = max(statistics.median(recent), 1e-6)
+    more = int((budget_s - elapsed_s - reserve_s) // per_epoch)
+    return max(done, min(max_epochs, done + more))
+
+
+class DeviceAugmenter:
+    """Holds the zero-padded uint8 training images on the device; random crop + flip by one gather."""
+
+    def __init__(self, images_uint8: np.ndarray, device: torch.device, pad: int = 4) -> None:
+        images = torch.from_numpy(np.ascontiguousarray(images_uint8)).to(device)
+        self.padded = F.pad(images, (0, 0, pad, pad, pad, pad)).contiguous()
+        self.height, self.width = images.shape[1:3]
+        self.pad = pad
+        self.rows = torch.arange(self.height, device=device)
+        self.cols = torch.arange(self.width, device=device)
+
+    def __call__(self, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Augmented B x H x W x 3 uint8 batch of the images at ``idx``."""
+        n, dev = len(idx), idx.device
+        oy = torch.randint(0, 2 * self.pad + 1, (n, 1), device=dev, generator=gen)
+        ox = torch.randint(0, 2 * self.pad + 1, (n, 1), device=dev, generator=gen)
+        flip = torch.rand((n, 1), device=dev, generator=gen) < 0.5
+        rows = oy + self.rows
+        cols = ox + torch.where(flip, self.cols.flip(0), self.cols)
+        return self.padded[idx[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Two SGD groups: weights with ``weight_decay``; BN parameters and biases (ndim <= 1) without."""
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def write_shipped_checkpoint(path: Path | str, supernet: nn.Module, spec: SupernetSpec) -> None:
+    """Write the shipped format of docs/ARCHITECTURE.md (floating tensors as fp16)."""
+    state = {k: v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu()
+             for k, v in supernet.state_dict().items()}
+    torch.save({"format": SHIPPED_FORMAT, "spec": spec.to_dict(), "state_dict": state}, path)
+
+
+def export_checkpoint(path: Path | str, supernet: nn.Module, spec: SupernetSpec) -> None:
+    """Save the shipped fp16 checkpoint (``supernet.checkpoint.save_supernet`` when it exists)."""
+    try:
+        from dynofa_ros.supernet.checkpoint import save_supernet
+    except ImportError:
+        save_supernet = write_shipped_checkpoint
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_supernet(path, supernet, spec)
+
+
+def _save_state(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def _quick_val(supernet: nn.Module, spec: SupernetSpec, val: tuple[torch.Tensor, torch.Tensor],
+               calib: torch.Tensor, n_calib: int) -> dict[str, float]:
+    return {f"val_top1_{name}": evaluate_arch(supernet, arch, val[0], val[1], calib, spec, n_calib)
+            for name, arch in (("largest", SubnetArch.largest(spec)), ("smallest", SubnetArch.smallest(spec)))}
+
+
+def train_supernet(supernet: nn.Module, spec: SupernetSpec, train_x: np.ndarray, train_y: np.ndarray,
+                   val_x: np.ndarray, val_y: np.ndarray, config: TrainConfig, work_dir: Path | str,
+                   device: torch.device | str = "cpu", resume: bool = False,
+                   log_fn: Callable[[str], object] = print, log_path: Path | str | None = None) -> TrainResult:
+    """Train ``supernet`` in place (see module docstring); state saved to ``work_dir`` every epoch.
+
+    Appends one JSON record per epoch to ``log_path`` (default ``work_dir/train_log.jsonl``). With ``resume`` the run
+    continues from ``work_dir/train_state.pt`` (the budget counts the time already spent).
+    Raises :class:`TrainingDiverged` on a non-finite loss.
+    """
+    device = torch.device(device)
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    state_path = work_dir / STATE_NAME
+    log_path = Path(log_path) if log_path is not None else work_dir / "train_log.jsonl"
+    steps_per_epoch = len(train_x) // config.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(train_x)} training images are fewer than one batch of {config.batch_size}")
+    torch.backends.cudnn.benchmark = False
+    supernet.to(device).train()
+    if config.channels_last:
+        supernet.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(param_groups(supernet, config.weight_decay), lr=config.lr,
+                                momentum=config.momentum, nesterov=True)
+    epoch, step, elapsed, cycles, log = 0, 0, 0.0, [], []
+    if resume:
+        if not state_path.is_file():
+            raise FileNotFoundError(f"nothing to resume: {state_path} does not exist")
+        state = torch.load(state_path, map_location=device, weights_only=True)
+        if state["spec"] != spec.to_dict():
+            raise ValueError(f"{state_path} was trained with a different supernet spec")
+        supernet.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        epoch, step, elapsed, cycles = state["epoch"], state["step"], state["elapsed_s"], state["cycle_s"]
+        log_fn(f"resumed from {state_path} at epoch {epoch} ({elapsed:.0f} s spent)")
+    elif log_path.exists():
+        log_path.unlink()
+
+    labels = torch.from_numpy(np.asarray(train_y, dtype=np.int64)).to(device)
+    augment = DeviceAugmenter(train_x, device)
+    val = (torch.from_numpy(np.ascontiguousarray(val_x)).to(device), torch.from_numpy(np.asarray(val_y)).to(device))
+    calib_pick = np.random.default_rng(config.seed).permutation(len(train_x))[:config.n_calib]
+    calib = torch.from_numpy(np.ascontiguousarray(train_x[calib_pick])).to(device)
+    largest, smallest = SubnetArch.largest(spec), SubnetArch.smallest(spec)
+    warmup_steps = max(1, round(config.warmup_epochs * steps_per_epoch))
+    gen = torch.Generator(device=device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    planned = plan_epochs(epoch, cycles, elapsed, config.time_budget_s, config.epochs)
+    eval_reserve = 0.0
+    start = time.perf_counter() - elapsed
+    while epoch < planned:
+        t0 = time.perf_counter()
+        epoch_seed = config.seed * 100_003 + epoch
+        rng = random.Random(epoch_seed)
+        gen.manual_seed(epoch_seed)
+        perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(epoch_seed)).to(device)
+        sums = torch.zeros(2, device=device)
+        for s in range(steps_per_epoch):
+            total_steps = planned * steps_per_epoch
+            lr = lr_at(step, config.lr, warmup_steps, total_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            idx = perm[s * config.batch_size:(s + 1) * config.batch_size]
+            images, target = augment(idx, gen), labels[idx]
+            optimizer.zero_grad(set_to_none=True)
+            largest.apply(supernet)
+            with autocast:
+                logits = supernet(to_input(images, largest.resolution, spec.mean, spec.std, config.channels_last))
+            ce = F.cross_entropy(logits.float(), target, label_smoothing=config.label_smoothing)
+            ce.backward()
+            teacher = F.log_softmax(logits.detach().float(), dim=1)
+            kd_total = torch.zeros((), device=device)
+            for arch in [smallest] + [SubnetArch.sample(spec, rng) for _ in range(config.num_random)]:
+                arch.apply(supernet)
+                with autocast:
+                    out = supernet(to_input(images, arch.resolution, spec.mean, spec.std, config.channels_last))
+                kd = F.kl_div(F.log_softmax(out.float(), dim=1), teacher, reduction="batchmean", log_target=True)
+                kd.backward()
+                kd_total += kd.detach()
+            if config.grad_clip > 0:
+                nn.utils.clip_grad_norm_(supernet.parameters(), config.grad_clip)
+            optimizer.step()
+            sums += torch.stack([ce.detach(), kd_total])
+            step += 1
+        loss_ce, loss_kd = (sums / steps_per_epoch).tolist()
+        train_s = time.perf_counter() - t0
+        if not (math.isfinite(loss_ce) and math.isfinite(loss_kd)):
+            raise TrainingDiverged(f"non-finite loss at epoch {epoch} (ce={loss_ce}, kd={loss_kd}); "
+                                   f"last good state in {state_path}")
+        epoch += 1
+        cycles.append(time.perf_counter() - t0)
+        planned = plan_epochs(epoch, cycles, time.perf_counter() - start, config.time_budget_s,
+                              config.epochs, eval_reserve)
+        record: dict[str, Any] = {"epoch": epoch, "step": step, "planned_epochs": planned, "lr": lr,
+                                  "loss_ce_largest": loss_ce, "loss_kd_sum": loss_kd, "train_s": train_s}
+        if epoch >= planned or (config.eval_every > 0 and epoch % config.eval_every == 0):
+            t_eval = time.perf_counter()
+            record.update(_quick_val(supernet, spec, val, calib, config.n_calib))
+            supernet.train()
+            record["eval_s"] = eval_reserve = time.perf_counter() - t_eval
+        elapsed = time.perf_counter() - start
+        _save_state(state_path, {"model": supernet.state_dict(), "optimizer": optimizer.state_dict(),
+                                 "epoch": epoch, "step": step, "elapsed_s": elapsed, "cycle_s": cycles,
+                                 "spec": spec.to_dict(), "config": asdict(config)})
+        cycles[-1] = time.perf_counter() - t0
+        record.update(epoch_s=cycles[-1], elapsed_s=time.perf_counter() - start)
+        log.append(record)
+        with log_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        log_fn(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+    return TrainResult(epoch, step, time.perf_counter() - start, log)
+
+
+def initial_supernet(spec: SupernetSpec, init: Path | str | None = None) -> nn.Module:
+    """A fresh supernet, or one holding a shipped checkpoint's weights (to continue training elsewhere)."""
+    if init is None:
+        return build_supernet(spec)
+    from dynofa_ros.supernet.checkpoint import load_supernet
+
+    return load_supernet(init, spec)[0].train()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``dynofa train`` options."""
+    add_training_arguments(parser)
+    parser.add_argument("--out", type=Path, default=Path("runs/train"), help="state, log and supernet.pt")
+    parser.add_argument("--resume", action="store_true", help="continue from <out>/train_state.pt")
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """Data and hyper-parameter options (shared by ``dynofa train`` and the GPU job)."""
+    d = TrainConfig()
+    parser.add_argument("--data", type=Path, default=None, help="CIFAR-10 tarball (default ../shared/data/...)")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="decoded-data cache (default $DYNOFA_CACHE "
+                        f"or {default_cache_dir()})")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    parser.add_argument("--epochs", type=int, default=d.epochs, help="maximum epochs (budget may stop earlier)")
+    parser.add_argument("--time-budget", type=float, default=None, help="training wall-clock budget, seconds; "
+                        "the cosine schedule ends when it ends")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+    parser.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
+    parser.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
+    parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    parser.add_argument("--num-random", type=int, default=d.num_random, help="random subnets per step")
+    parser.add_argument("--eval-every", type=int, default=d.eval_every, help="quick val every N epochs (0: end)")
+    parser.add_argument("--n-calib", type=int, default=d.n_calib, help="BN calibration images")
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--val-size", type=int, default=5000, help="held-out split of the training set")
+    parser.add_argument("--max-train-images", type=int, default=None, help="train on a subset (quick runs)")
+    parser.add_argument("--init", type=Path, default=None, help="start from this shipped supernet.pt "
+                        "(fresh optimizer and schedule)")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` described by parsed :func:`add_arguments` options."""
+    return TrainConfig(epochs=args.epochs, time_budget_s=args.time_budget, batch_size=args.batch_size,
+                       lr=args.lr, warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay,
+                       num_random=args.num_random, eval_every=args.eval_every, n_calib=args.n_calib,
+                       seed=args.seed, channels_last=args.channels_last)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``dynofa train``: train on CIFAR-10 (train split), export ``<out>/supernet.pt``."""
+    config = config_from_args(args)
+    device = resolve_device(args.device)
+    torch.manual_seed(config.seed)
+    data = load_cifar10(args.data, args.cache_dir)
+    split = stratified_split(data.train_y, args.val_size, config.seed)
+    train_idx = subset(split.train, args.max_train_images, config.seed)
+    spec = SupernetSpec()
+    supernet = initial_supernet(spec, args.init)
+    train_supernet(supernet, spec, data.train_x[train_idx], data.train_y[train_idx], data.train_x[split.val],
+                   data.train_y[split.val], config, args.out, device, resume=args.resume)
+    export_checkpoint(Path(args.out) / "supernet.pt", supernet, spec)
+    print(f"wrote {Path(args.out) / 'supernet.pt'}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,82 @@
+"""BN calibration, top-1 evaluation and subnet cost."""
+
+from __future__ import annotations
+
+import copy
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dynofa_ros.offline.calibrate import calibrate_bn, recalibrate_bn
+from dynofa_ros.offline.data import load_image_folder, to_input
+from dynofa_ros.offline.evaluate import evaluate_arch, evaluate_many, subnet_cost, top1
+from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.spec import SupernetSpec
+
+
+@pytest.fixture(scope="module")
+def tiny_images(cifar_tiny_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    images, labels, _ = load_image_folder(cifar_tiny_dir)
+    return images[::10], labels[::10]  # 30 images, 3 per class
+
+
+def test_recalibration_sets_the_active_channels_statistics(tiny_supernet: torch.nn.Module,
+                                                           tiny_spec: SupernetSpec,
+                                                           tiny_images: tuple[np.ndarray, np.ndarray]) -> None:
+    net = copy.deepcopy(tiny_supernet)
+    arch = SubnetArch.smallest(tiny_spec)
+    bn = net.first_conv.bn
+    before = bn.running_mean.clone()
+    recalibrate_bn(net, arch, tiny_images[0], n=20, batch=8, spec=tiny_spec)
+    assert not torch.allclose(bn.running_mean, before)
+    # the first conv's statistics are the mean of its outputs over the calibration images
+    with torch.no_grad():
+        x = to_input(torch.from_numpy(tiny_images[0]), arch.resolution, tiny_spec.mean, tiny_spec.std)
+        picked = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:20]
+        conv_out = net.first_conv.conv(x[picked])
+    torch.testing.assert_close(bn.running_mean, conv_out.mean((0, 2, 3)), atol=1e-4, rtol=1e-3)
+
+    stats = calibrate_bn(net, arch, tiny_images[0], n=20, batch=8, spec=tiny_spec)
+    assert stats and all(torch.isfinite(m).all() and (v >= 0).all() for m, v in stats.values())
+    with pytest.raises(ValueError, match="positive"):
+        recalibrate_bn(net, arch, tiny_images[0], n=0)
+    with pytest.raises(ValueError, match="uint8"):
+        recalibrate_bn(net, arch, tiny_images[0].astype(np.float32))
+
+
+def test_top1_counts_correct_predictions(tiny_supernet: torch.nn.Module, tiny_spec: SupernetSpec,
+                                         tiny_images: tuple[np.ndarray, np.ndarray]) -> None:
+    net = copy.deepcopy(tiny_supernet)
+    images, labels = tiny_images
+    arch = SubnetArch.largest(tiny_spec)
+    acc = evaluate_arch(net, arch, images, labels, images, tiny_spec, n_calib=20, batch=8)
+    assert 0.0 <= acc <= 1.0
+    with torch.no_grad():
+        net.eval()
+        predicted = net(to_input(torch.from_numpy(images), arch.resolution, tiny_spec.mean, tiny_spec.std)).argmax(1)
+    assert top1(net, arch, images, predicted, tiny_spec, batch=7) == 1.0
+    wrong = (predicted + 1) % tiny_spec.num_classes
+    assert top1(net, arch, images, wrong, tiny_spec) == 0.0
+    assert top1(net, arch, images, labels, tiny_spec) == pytest.approx((predicted.numpy() == labels).mean())
+    with pytest.raises(ValueError, match="labels"):
+        top1(net, arch, images, labels[:-1], tiny_spec)
+
+
+def test_subnet_cost_and_evaluate_many(tiny_supernet: torch.nn.Module, tiny_spec: SupernetSpec,
+                                       tiny_images: tuple[np.ndarray, np.ndarray]) -> None:
+    net = copy.deepcopy(tiny_supernet)
+    largest, smallest = SubnetArch.largest(tiny_spec), SubnetArch.smallest(tiny_spec)
+    macs_l, params_l = subnet_cost(net, largest)
+    macs_s, params_s = subnet_cost(net, smallest)
+    assert macs_l > macs_s > 0 and params_l > params_s > 0
+    same_res = SubnetArch(largest.ks, largest.e, largest.d, smallest.resolution)
+    assert subnet_cost(net, same_res)[0] < macs_l and subnet_cost(net, same_res)[1] == params_l
+
+    archs = [largest, smallest, SubnetArch.sample(tiny_spec, random.Random(1))]
+    results = evaluate_many(net, archs, *tiny_images, tiny_images[0], tiny_spec, n_calib=16, progress=False)
+    assert [r.arch for r in results] == archs
+    assert all(0.0 <= r.top1 <= 1.0 and r.macs > 0 and r.params > 0 for r in results)
+    assert results[0].macs == macs_l

@@ -1,0 +1,131 @@
+"""Training schedule, augmentation, a few real sandwich steps, resume, export and the GPU job on CPU."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dynofa_ros.offline import gpu_job
+from dynofa_ros.offline.data import load_image_folder
+from dynofa_ros.offline.train import (
+    STATE_NAME,
+    DeviceAugmenter,
+    TrainConfig,
+    export_checkpoint,
+    initial_supernet,
+    lr_at,
+    param_groups,
+    plan_epochs,
+    train_supernet,
+)
+from dynofa_ros.supernet.checkpoint import load_supernet
+from dynofa_ros.supernet.spec import SupernetSpec, build_supernet
+
+
+def test_lr_warmup_then_cosine_to_zero() -> None:
+    lrs = [lr_at(s, 0.4, 10, 100) for s in range(101)]
+    assert lrs[0] == pytest.approx(0.04) and lrs[9] == pytest.approx(0.4)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:], strict=False))
+    assert lrs[55] == pytest.approx(0.2) and lrs[100] == pytest.approx(0.0)
+
+
+def test_plan_epochs_fits_the_budget_ignoring_the_warmup_epoch() -> None:
+    assert plan_epochs(0, [], 0.0, 100.0, 50) == 50
+    assert plan_epochs(1, [60.0], 60.0, 400.0, 200) == 6  # only the slow first epoch known
+    assert plan_epochs(2, [60.0, 10.0], 70.0, 400.0, 200) == 35  # 2 done + 330 s / 10 s
+    assert plan_epochs(2, [60.0, 10.0], 70.0, 400.0, 20) == 20
+    assert plan_epochs(3, [60.0, 10.0, 10.0], 500.0, 400.0, 200) == 3  # over budget: stop now
+    assert plan_epochs(2, [1.0, 1.0], 2.0, None, 7) == 7
+
+
+def test_augmenter_crops_inside_the_padding_and_flips() -> None:
+    images = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
+    aug = DeviceAugmenter(images, torch.device("cpu"), pad=0)
+    out = aug(torch.tensor([1, 0, 1, 1, 0, 1, 0, 0]), torch.Generator().manual_seed(0))
+    assert out.shape == (8, 4, 4, 3) and out.dtype == torch.uint8
+    seen_flip = False
+    for got, src in zip(out.numpy(), [1, 0, 1, 1, 0, 1, 0, 0], strict=True):
+        assert np.array_equal(got, images[src]) or np.array_equal(got, images[src][:, ::-1])
+        seen_flip |= np.array_equal(got, images[src][:, ::-1])
+    assert seen_flip
+    padded = DeviceAugmenter(images, torch.device("cpu"), pad=4)(torch.arange(2), torch.Generator())
+    assert padded.shape == (2, 4, 4, 3)
+
+
+def test_no_weight_decay_on_bn_and_bias() -> None:
+    groups = param_groups(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)), 1e-4)
+    assert [len(g["params"]) for g in groups] == [1, 3]
+    assert [g["weight_decay"] for g in groups] == [1e-4, 0.0]
+
+
+def test_training_lowers_loss_resumes_and_exports(cifar_tiny_dir: Path, tiny_spec: SupernetSpec,
+                                                   tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    images, labels, _ = load_image_folder(cifar_tiny_dir)
+    x, y = images[::9][:32], labels[::9][:32]
+    supernet = build_supernet(tiny_spec)
+    config = TrainConfig(epochs=3, batch_size=32, lr=0.05, warmup_epochs=1, n_calib=16, eval_every=0)
+    first = train_supernet(supernet, tiny_spec, x, y, x[:8], y[:8], config, tmp_path, log_fn=lambda _: None)
+    assert first.epochs == 3 and first.steps == 3 and (tmp_path / STATE_NAME).is_file()
+    losses = [r["loss_ce_largest"] for r in first.log]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+    assert 0.0 <= first.log[-1]["val_top1_largest"] <= 1.0  # the final epoch is always validated
+
+    longer = TrainConfig(**{**config.__dict__, "epochs": 4})
+    resumed = train_supernet(supernet, tiny_spec, x, y, x[:8], y[:8], longer, tmp_path, resume=True,
+                             log_fn=lambda _: None)
+    assert resumed.epochs == 4 and resumed.steps == 4 and [r["epoch"] for r in resumed.log] == [4]
+    records = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4]
+    with pytest.raises(ValueError, match="different supernet spec"):
+        train_supernet(build_supernet(SupernetSpec()), SupernetSpec(), x, y, x, y, longer, tmp_path, resume=True)
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        train_supernet(supernet, tiny_spec, x, y, x, y, config, tmp_path / "empty", resume=True)
+
+    export_checkpoint(tmp_path / "supernet.pt", supernet, tiny_spec)
+    loaded, spec = load_supernet(tmp_path / "supernet.pt")
+    assert spec == tiny_spec
+    weight = "first_conv.conv.weight"
+    torch.testing.assert_close(loaded.state_dict()[weight], supernet.state_dict()[weight], atol=1e-3, rtol=1e-2)
+    assert (tmp_path / "supernet.pt").stat().st_size < 14e6
+
+
+def test_rejects_too_few_images(tiny_spec: SupernetSpec, tmp_path: Path) -> None:
+    x = np.zeros((4, 32, 32, 3), np.uint8)
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        train_supernet(build_supernet(tiny_spec), tiny_spec, x, np.zeros(4), x, np.zeros(4),
+                       TrainConfig(batch_size=8), tmp_path)
+
+
+def test_gpu_job_runs_end_to_end_on_cpu(cifar_tiny_dir: Path, tmp_path: Path) -> None:
+    tarball = tmp_path / "tiny.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        for class_dir in sorted(cifar_tiny_dir.iterdir()):
+            for i, jpg in enumerate(sorted(class_dir.iterdir())):
+                tar.add(jpg, arcname=f"cifar10/{'train' if i < 20 else 'test'}/{class_dir.name}/{jpg.name}")
+    out = tmp_path / "out"
+    rc = gpu_job.main(["--data", str(tarball), "--cache-dir", str(tmp_path / "cache"), "--out", str(out),
+                       "--work-dir", str(tmp_path / "work"), "--device", "cpu", "--val-size", "50",
+                       "--max-train-images", "32", "--batch-size", "32", "--time-budget", "1",
+                       "--n-calib", "16", "--eval-limit", "20", "--max-subnets", "3", "--eval-budget", "60",
+                       "--latency-budget", "60", "--latency-warmup", "1", "--latency-runs", "3"])
+    assert rc == 0
+    assert sorted(p.name for p in out.iterdir()) == ["job.log", "results.json", "supernet.pt", "train_log.jsonl"]
+    results = json.loads((out / "results.json").read_text())
+    assert {name: s["status"] for name, s in results["steps"].items()} == dict.fromkeys(
+        ["data", "train", "export", "evaluate", "latency", "test"], "ok")
+    assert results["data"] == {"train_y": 32, "val_y": 20, "test_y": 20}
+    assert len(results["candidates"]) == 3
+    largest, smallest = results["candidates"][:2]
+    assert largest["macs"] > smallest["macs"] > 0 and largest["params"] > smallest["params"]
+    assert all(0.0 <= c["val_top1"] <= 1.0 and 0 < c["latency"]["p50_s"] <= c["latency"]["p90_s"]
+               for c in results["candidates"])
+    assert set(results["test"]) == {"largest", "smallest"}
+    shipped = load_supernet(out / "supernet.pt")[0].state_dict()["classifier.linear.weight"]
+    continued = initial_supernet(SupernetSpec(), out / "supernet.pt")
+    assert continued.training and torch.equal(continued.state_dict()["classifier.linear.weight"], shipped)
