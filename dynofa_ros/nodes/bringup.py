@@ -1,0 +1,255 @@
+"""In-process bring-up and demo: every node of launch/dynofa.launch.py (or multi_app.launch.py with
+``--apps 2``) on one MultiThreadedExecutor in this process, plus an evaluator that writes the run report.
+
+``make demo`` runs it on the shipped CIFAR-10 library, the SIMULATED Xavier NX and the CIFAR-10 camera:
+a latency target, a target change and a competing CPU load (a busy-loop subprocess) part-way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import rclpy
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from dynofa_ros.msg import PerformanceTarget
+from dynofa_ros.nodes.evaluator_node import EvaluatorNode
+from dynofa_ros.nodes.qos import latched
+from dynofa_ros.nodes.system import NODES, NodeEntry, config_dir, load_parameters, shared_remappings
+from dynofa_ros.offline.data import load_cifar10
+from dynofa_ros.report.run_report import new_run_dir
+from dynofa_ros.supernet.library import default_library_path
+
+BANNER = "SIMULATED BOARD: Jetson Xavier NX model (frequencies, power, temperatures are simulated; " \
+         "inference is real, on this CPU)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m dynofa_ros.nodes.bringup", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--duration", type=float, default=60.0, help="run time [s] (10 for a smoke test)")
+    p.add_argument("--apps", type=int, choices=(1, 2), default=1, help="1: dynofa.yaml; 2: multi_app.yaml")
+    p.add_argument("--config", type=Path, help="parameter YAML (default config/dynofa.yaml or multi_app.yaml)")
+    p.add_argument("--library", default="", help="subnet library JSON ('' = shipped default)")
+    p.add_argument("--platform", choices=("sim", "real"), default=None, help="board (default from the YAML)")
+    p.add_argument("--policy", default=None, help="manager policy (default from the YAML)")
+    p.add_argument("--source", default=None, help="camera source: cifar10 | folder | video | camera")
+    p.add_argument("--path", default="", help="image folder / video file for --source folder/video")
+    p.add_argument("--rate", type=float, default=None, help="camera rate [Hz]")
+    p.add_argument("--target-ms", type=float, default=25.0, help="initial latency target [ms]")
+    p.add_argument("--target-change-ms", type=float, default=12.0, help="target after the change [ms]")
+    p.add_argument("--change-at", type=float, default=0.35, help="target change, fraction of the duration")
+    p.add_argument("--load-at", type=float, default=0.6, help="competing CPU load start, fraction of the duration")
+    p.add_argument("--no-load", action="store_true", help="no competing CPU load")
+    p.add_argument("--mcap", action="store_true", help="record every topic to <run dir>/run.mcap")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run reports go")
+    return p
+
+
+def node_plan(args: argparse.Namespace) -> list[tuple[NodeEntry, str, dict[str, Any]]]:
+    """(entry, namespace, parameters) of every node, from the YAML with the command-line overrides."""
+    config = args.config or config_dir() / ("dynofa.yaml" if args.apps == 1 else "multi_app.yaml")
+    params = load_parameters(config)
+    overrides = {
+        "camera": {"source": args.source, "path": args.path or None, "rate_hz": args.rate},
+        "perception": {"library": args.library or None},
+        "platform": {"platform": args.platform},
+        "manager": {"policy": args.policy, "library": args.library or None},
+    }
+    plan = []
+    for entry in NODES:
+        p = {**params.get(entry.name, {}), **{k: v for k, v in overrides[entry.name].items() if v is not None}}
+        if entry.per_app and args.apps > 1:
+            for i in range(1, args.apps + 1):
+                extra = {"app_id": f"app{i}"} if entry.name == "perception" else {"seed": i}
+                plan.append((entry, f"app{i}", {**p, **extra}))
+        else:
+            plan.append((entry, "", p))
+    return plan
+
+
+def create_node(entry: NodeEntry, namespace: str, params: dict[str, Any], context) -> Node:
+    """Instantiate ``entry``'s node class in this process (namespace → shared topics remapped absolute)."""
+    cls = getattr(importlib.import_module(entry.module), entry.cls)
+    cli = ["--ros-args"] + [a for src, dst in shared_remappings() for a in ("-r", f"{src}:={dst}")] if namespace else []
+    return cls(entry.name, namespace=namespace or "", context=context, cli_args=cli or None,
+               parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+
+
+class Demo:
+    """The running system: nodes, executor thread, target publisher, competing load."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.context = rclpy.context.Context()
+        rclpy.init(context=self.context)
+        self.nodes: dict[str, Node] = {}
+        self.app_ids: list[str] = []
+        for entry, ns, params in node_plan(args):
+            key = f"{ns}/{entry.name}" if ns else entry.name
+            self.nodes[key] = create_node(entry, ns, params, self.context)
+            if entry.name == "perception":
+                self.app_ids.append(params["app_id"])
+        prefixes = [f"/app{i}/" for i in range(1, args.apps + 1)] if args.apps > 1 else [""]
+        self.run_dir = new_run_dir(args.runs_dir)
+        self.evaluator = EvaluatorNode(
+            context=self.context,
+            parameter_overrides=[
+                Parameter("result_topics", value=[f"{p}classification" for p in prefixes]),
+                Parameter("label_topics", value=[f"{p}image/label" for p in prefixes]),
+                Parameter("mcap", value=str(self.run_dir / "run.mcap") if args.mcap else "")])
+        self.driver = rclpy.create_node("demo_driver", context=self.context)
+        self.pub_target = self.driver.create_publisher(PerformanceTarget, "performance_target", latched())
+        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        for node in [*self.nodes.values(), self.evaluator, self.driver]:
+            self.executor.add_node(node)
+        self._stop = threading.Event()
+        self._spin = threading.Thread(target=self._spin_loop, name="executor", daemon=True)
+        self.load: subprocess.Popen | None = None
+
+    def _spin_loop(self) -> None:
+        # our own loop instead of executor.spin(): stopping it first lets shutdown() finish the callbacks
+        # already handed to the thread pool while every node still exists
+        while not self._stop.is_set() and self.context.ok():
+            self.executor.spin_once(timeout_sec=0.1)
+
+    def set_target(self, max_latency_ms: float) -> None:
+        for app_id in self.app_ids:
+            self.pub_target.publish(PerformanceTarget(app_id=app_id, max_latency=max_latency_ms / 1e3,
+                                                      min_accuracy=0.0, priority=0.0))
+        self.evaluator.event(f"target {max_latency_ms:g} ms")
+
+    def start_load(self) -> None:
+        self.load = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        self.evaluator.event("CPU load on")
+
+    def stop_load(self) -> None:
+        if self.load is not None and self.load.poll() is None:
+            self.load.terminate()
+            self.load.wait(timeout=5)
+            self.evaluator.event("CPU load off")
+
+    def status(self) -> str:
+        parts = [f"t={self.evaluator.now():5.1f}s"]
+        for app_id in self.app_ids:
+            s = self.evaluator.log.apps.get(app_id)
+            if s and s.t:
+                recent = s.latency_s[-15:]
+                acc = self.evaluator.matcher.accuracy(app_id)
+                parts.append(f"{app_id}: L{s.level[-1]} {1e3 * sum(recent) / len(recent):5.1f} ms "
+                             f"acc {acc:5.1%} drop {s.dropped}")
+        platform = self.nodes.get("platform")
+        state = getattr(platform, "last_state", None)
+        if state is not None:
+            dom = getattr(platform, "app_domain", "")
+            if dom in state.domains:
+                parts.append(f"{dom} {state.domains[dom].cur_hz / 1e6:6.1f} MHz")
+            if "VDD_IN" in state.power_w:
+                parts.append(f"VDD_IN {state.power_w['VDD_IN']:.2f} W")
+        if state is not None and state.simulated:
+            parts.append("[SIMULATED board]")
+        return " | ".join(parts)
+
+    def run(self) -> dict[str, Any]:
+        args = self.args
+        tty = sys.stdout.isatty()
+        self._spin.start()
+        self.set_target(args.target_ms)
+        changed = loaded = False
+        last_print = 0.0
+        start = time.monotonic()
+        try:
+            while (elapsed := time.monotonic() - start) < args.duration:
+                if not changed and elapsed >= args.change_at * args.duration:
+                    changed = True
+                    self.set_target(args.target_change_ms)
+                if not args.no_load and not loaded and elapsed >= args.load_at * args.duration:
+                    loaded = True
+                    self.start_load()
+                if tty:
+                    print("\r" + self.status()[:200].ljust(120), end="", flush=True)
+                elif elapsed - last_print >= 5.0:
+                    last_print = elapsed
+                    print(self.status(), flush=True)
+                time.sleep(0.25)
+        except KeyboardInterrupt:
+            print("\ninterrupted: writing the report", flush=True)
+        finally:
+            self.stop_load()
+        if tty:
+            print()
+        self._stop.set()
+        self._spin.join(timeout=5.0)
+        self.executor.shutdown(timeout_sec=5.0)
+        return self.evaluator.write_report(self.run_dir, {"apps_config": args.apps, "policy": self._policy()})
+
+    def _policy(self) -> str:
+        manager = self.nodes.get("manager")
+        return getattr(manager, "active_policy", "") or getattr(manager, "policy_name", "")
+
+    def close(self) -> None:
+        self.stop_load()
+        for node in [*self.nodes.values(), self.evaluator, self.driver]:
+            node.destroy_node()  # the platform node restores the board here
+        rclpy.try_shutdown(context=self.context)
+
+
+def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
+    """Final table (rich) and the report path."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="dynofa_ros run" + (" (SIMULATED board)" if summary.get("simulated") else ""))
+    for col in ("app", "frames", "dropped", "p50 ms", "p90 ms", "target miss", "live top-1", "switches"):
+        table.add_column(col, justify="right")
+    for app_id, a in summary["apps"].items():
+        lat = a["latency_s"]
+        miss, acc = a["target_miss_rate"], a["live_accuracy"]
+        table.add_row(app_id, str(a["frames_processed"]), str(a["frames_dropped"]),
+                      f"{lat.get('p50', float('nan')) * 1e3:.1f}", f"{lat.get('p90', float('nan')) * 1e3:.1f}",
+                      "-" if miss is None else f"{miss:.1%}", "-" if acc is None else f"{acc:.1%}",
+                      str(a["level_switches"]))
+    console.print(table)
+    if summary.get("board_energy_j") is not None:
+        console.print(f"board energy: {summary['board_energy_j']:.1f} J ({summary['board']})")
+    if summary.get("simulated"):
+        console.print(f"[bold yellow]{BANNER}[/]")
+    console.print(f"policy: {summary.get('policy')}; report: {run_dir}/summary.json + {', '.join(summary['plots'])}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.duration <= 0:
+        print("--duration must be > 0", file=sys.stderr)
+        return 2
+    try:
+        args.library = args.library or str(default_library_path())
+        if (args.source or "cifar10") == "cifar10" and args.config is None:
+            print("loading the CIFAR-10 test set (decoded once, cached afterwards)...", flush=True)
+            load_cifar10(progress=True)
+        demo = Demo(args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
+    if demo.nodes["platform"].platform.simulated:
+        print(BANNER, flush=True)
+    try:
+        summary = demo.run()
+    finally:
+        demo.close()
+    print_summary(summary, demo.run_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Parameter declaration with descriptors, diagnostics and time helpers shared by the nodes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.node import Node
+
+
+def declare(node: Node, name: str, default: Any, description: str, *, read_only: bool = False,
+            int_range: tuple[int, int] | None = None, float_range: tuple[float, float] | None = None,
+            choices: Sequence[str] | None = None) -> Any:
+    """Declare one parameter with a descriptor (range, read-only, allowed values in the text); return its value."""
+    if choices:
+        description = f"{description} (one of: {', '.join(choices)})"
+    desc = ParameterDescriptor(description=description, read_only=read_only)
+    if int_range is not None:
+        desc.integer_range = [IntegerRange(from_value=int_range[0], to_value=int_range[1], step=1)]
+    if float_range is not None:
+        desc.floating_point_range = [FloatingPointRange(from_value=float(float_range[0]),
+                                                        to_value=float(float_range[1]), step=0.0)]
+    return node.declare_parameter(name, default, desc).value
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> str | None:
+    """An error text when ``value`` is not one of ``choices``, else None."""
+    return None if value in choices else f"{name} must be one of {list(choices)}, got {value!r}"
+
+
+def result(errors: list[str]) -> SetParametersResult:
+    """SetParametersResult from a list of error texts (empty = accepted)."""
+    return SetParametersResult(successful=not errors, reason="; ".join(errors))
+
+
+def diagnostic(node: Node, name: str, level: bytes, message: str, values: dict[str, Any],
+               hardware_id: str = "") -> DiagnosticArray:
+    """A one-status DiagnosticArray stamped now."""
+    status = DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
+                              values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+    arr = DiagnosticArray(status=[status])
+    arr.header.stamp = node.get_clock().now().to_msg()
+    return arr
+
+
+def stamp_s(stamp: Any) -> float:
+    """builtin_interfaces/Time as float seconds."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+OK, WARN, ERROR, STALE = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR, DiagnosticStatus.STALE

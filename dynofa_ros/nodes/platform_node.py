@@ -1,0 +1,162 @@
+"""Platform node: the device layer (real Linux board or simulated Xavier NX) on ROS.
+
+Publishes ``platform_state`` (PlatformState) and ``temperature/<zone>`` (sensor_msgs/Temperature) at
+``rate_hz``; applies ``dvfs_command`` (DvfsCommand), rejecting what the board does not offer with a log
+line; restores the hardware on exit. Simulated boards say so in the board name, the diagnostics and the
+log. With ``platform: sim`` the board runs in real time, and the load of ``app_domain`` follows the duty
+cycle (latency × frame rate) that the perception apps report.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import rclpy
+import rclpy.executors
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from sensor_msgs.msg import Temperature
+
+from dynofa_ros.msg import DvfsCommand, PerformanceReport, PlatformState
+from dynofa_ros.nodes import params as P
+from dynofa_ros.nodes.convert import state_to_msg
+from dynofa_ros.nodes.qos import reliable
+from dynofa_ros.platform.base import Platform
+from dynofa_ros.platform.types import DvfsSetting
+
+PLATFORMS = ("sim", "real")
+
+
+def make_platform(kind: str, board_config: str = "", mode: str = "", sysfs_root: str = "/") -> tuple[Platform, str]:
+    """(platform, board name) for ``sim`` (real-time simulated Xavier NX) or ``real`` (LinuxPlatform)."""
+    if kind == "sim":
+        from dynofa_ros.platform.sim import RealTimeClock, SimulatedBoard
+
+        board = SimulatedBoard.from_config(board_config or None, mode=mode or None, clock=RealTimeClock())
+        return board, f"{board.config.name} mode {board.mode.name}"
+    if kind == "real":
+        from dynofa_ros.platform.linux import LinuxPlatform
+
+        return LinuxPlatform(sysfs_root), "linux"
+    raise ValueError(f"platform must be one of {PLATFORMS}, got {kind!r}")
+
+
+def zone_topic(zone: str) -> str:
+    """A valid topic name for a thermal zone (``CPU-therm`` → ``temperature/cpu_therm``)."""
+    return "temperature/" + (re.sub(r"[^a-z0-9_]", "_", zone.lower()).strip("_") or "zone")
+
+
+class PlatformNode(Node):
+    """Reads the board at ``rate_hz``, applies DVFS commands, restores the board on destroy."""
+
+    def __init__(self, node_name: str = "platform", **node_kwargs: Any) -> None:
+        super().__init__(node_name, **node_kwargs)
+        kind = P.declare(self, "platform", "sim", "board backend", read_only=True, choices=PLATFORMS)
+        board_config = P.declare(self, "board_config", "", "simulated board YAML ('' = shipped Xavier NX)",
+                                 read_only=True)
+        mode = P.declare(self, "mode", "", "simulated nvpmodel mode ('' = the YAML's default)", read_only=True)
+        sysfs_root = P.declare(self, "sysfs_root", "/", "root of sysfs/procfs (real board)", read_only=True)
+        rate = P.declare(self, "rate_hz", 10.0, "state publish rate [Hz]", read_only=True, float_range=(0.1, 200.0))
+        self.app_domain = P.declare(self, "app_domain", "cpu0",
+                                    "simulated board: domain whose load follows the apps' reports", read_only=True)
+        error = P.check_choice("platform", kind, PLATFORMS)
+        if error:
+            raise ValueError(error)
+        self.platform, self.board = make_platform(kind, board_config, mode, sysfs_root)
+        self.domains = {d.name: d for d in self.platform.domains()}
+        if self.platform.simulated and self.app_domain not in self.domains:
+            raise ValueError(f"app_domain {self.app_domain!r} is not a domain of the board: {sorted(self.domains)}")
+        self._duty: dict[str, float] = {}
+        self.commands_applied = 0
+        self.commands_rejected = 0
+        self.last_state = None
+        self.pub_state = self.create_publisher(PlatformState, "platform_state", reliable())
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", reliable())
+        self._pub_temp: dict[str, Any] = {}
+        self.create_subscription(DvfsCommand, "dvfs_command", self._on_command, reliable())
+        if self.platform.simulated:
+            self.create_subscription(PerformanceReport, "performance_report", self._on_report, reliable(50))
+        self.create_timer(1.0 / rate, self._tick)
+        self.create_timer(1.0, self._publish_diagnostics)
+        sim = "SIMULATED board (no real hardware is read or changed)" if self.platform.simulated else "real board"
+        self.get_logger().info(f"{self.board}: {sim}; domains {sorted(self.domains)}")
+
+    def _on_report(self, msg: PerformanceReport) -> None:
+        duty = float(msg.latency_smoothed) * float(msg.throughput)
+        if duty == duty:  # not NaN
+            self._duty[msg.app_id] = min(1.0, max(0.0, duty))
+            self.platform.set_load(self.app_domain, min(1.0, sum(self._duty.values())))
+
+    def check_command(self, msg: DvfsCommand) -> str | None:
+        """Why ``msg`` cannot be applied, or None."""
+        info = self.domains.get(msg.domain)
+        if info is None:
+            return f"unknown domain {msg.domain!r}; domains: {sorted(self.domains)}"
+        if msg.frequency != msg.frequency or msg.frequency < 0:
+            return f"frequency {msg.frequency} is not a valid number of Hz"
+        if msg.frequency > 0 and info.frequencies_hz and int(msg.frequency) not in info.frequencies_hz:
+            return (f"{msg.frequency:.0f} Hz is not offered by {msg.domain} "
+                    f"({info.frequencies_hz[0]}..{info.frequencies_hz[-1]} Hz)")
+        if msg.online_cores < -1 or (info.cores and msg.online_cores > len(info.cores)):
+            return f"online_cores {msg.online_cores} outside -1..{len(info.cores)}"
+        return None
+
+    def _on_command(self, msg: DvfsCommand) -> None:
+        reason = self.check_command(msg)
+        if reason is None:
+            setting = DvfsSetting(msg.domain, int(msg.frequency) if msg.frequency > 0 else None,
+                                  None if msg.online_cores < 0 else int(msg.online_cores))
+            result = self.platform.apply([setting])
+            reason = "; ".join(r for _, r in result.refused) or None
+        if reason is not None:
+            self.commands_rejected += 1
+            self.get_logger().warning(f"rejected DvfsCommand for {msg.domain!r}: {reason}")
+        else:
+            self.commands_applied += 1
+
+    def _tick(self) -> None:
+        state = self.platform.read()
+        self.last_state = state
+        stamp = self.get_clock().now().to_msg()
+        self.pub_state.publish(state_to_msg(state, self.board, stamp))
+        for zone, temp in state.temperatures_c.items():
+            pub = self._pub_temp.get(zone)
+            if pub is None:
+                pub = self._pub_temp[zone] = self.create_publisher(Temperature, zone_topic(zone), reliable())
+            msg = Temperature(temperature=float(temp), variance=0.0)
+            msg.header.stamp = stamp
+            msg.header.frame_id = f"{zone} (simulated)" if state.simulated else zone
+            pub.publish(msg)
+
+    def _publish_diagnostics(self) -> None:
+        state = self.last_state
+        values: dict[str, Any] = {"board": self.board, "simulated": self.platform.simulated,
+                                  "commands_applied": self.commands_applied,
+                                  "commands_rejected": self.commands_rejected}
+        if state is not None:
+            values.update({f"{n}_mhz": f"{d.cur_hz / 1e6:.1f}" for n, d in state.domains.items()})
+            values.update({f"{r}_w": f"{w:.2f}" for r, w in state.power_w.items()})
+        message = "SIMULATED board" if self.platform.simulated else "real board"
+        self.pub_diag.publish(P.diagnostic(self, "dynofa platform", P.OK, message, values, hardware_id=self.board))
+
+    def destroy_node(self) -> None:
+        self.platform.close()  # restores what was changed (real boards); no-op on the simulation
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> None:
+    """``ros2 run dynofa_ros platform_node``."""
+    rclpy.init(args=args)
+    node = PlatformNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""End-of-run reports and live-accuracy evaluation (plain Python, no ROS)."""

@@ -1,0 +1,175 @@
+"""Time series of one run and the end-of-run report: ``summary.json`` + PNG plots (matplotlib, Agg). No ROS."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class AppSeries:
+    """Per-frame samples of one app (t in s since the run started)."""
+
+    t: list[float] = field(default_factory=list)
+    latency_s: list[float] = field(default_factory=list)
+    level: list[int] = field(default_factory=list)
+    expected_accuracy: list[float] = field(default_factory=list)
+    dropped: int = 0
+    processed: int = 0
+    correct_t: list[float] = field(default_factory=list)  # time of each frame with a known label
+    correct: list[bool] = field(default_factory=list)
+
+
+@dataclass
+class RunLog:
+    """Everything the report plots; the evaluator node appends, :func:`write_report` reads."""
+
+    apps: dict[str, AppSeries] = field(default_factory=lambda: defaultdict(AppSeries))
+    targets: dict[str, list[tuple[float, float]]] = field(default_factory=lambda: defaultdict(list))
+    platform_t: list[float] = field(default_factory=list)
+    freq_hz: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    power_w: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    temp_c: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    energy_j: list[float] = field(default_factory=list)
+    events: list[tuple[float, str]] = field(default_factory=list)
+    simulated: bool | None = None
+    board: str = ""
+
+    def add_platform(self, t: float, freqs: dict[str, float], power: dict[str, float], temps: dict[str, float],
+                     energy_j: float) -> None:
+        """One platform sample; a key missing from a later sample is filled with NaN."""
+        self.platform_t.append(t)
+        for store, values in ((self.freq_hz, freqs), (self.power_w, power), (self.temp_c, temps)):
+            for k in set(store) | set(values):
+                store[k].extend([math.nan] * (len(self.platform_t) - 1 - len(store[k])))
+                store[k].append(float(values.get(k, math.nan)))
+        self.energy_j.append(energy_j)
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    a = np.asarray(values, dtype=float)
+    a = a[np.isfinite(a)]
+    if a.size == 0:
+        return {"n": 0}
+    return {"n": int(a.size), "mean": float(a.mean()), "p50": float(np.median(a)), "p90": float(np.percentile(a, 90)),
+            "p99": float(np.percentile(a, 99)), "max": float(a.max())}
+
+
+def _target_at(targets: list[tuple[float, float]], t: float) -> float:
+    value = math.nan
+    for since, limit in targets:
+        if since <= t:
+            value = limit
+    return value
+
+
+def summarise(log: RunLog, duration_s: float) -> dict[str, Any]:
+    """The JSON summary: per app latency statistics, target misses, levels, accuracy; board energy and power."""
+    apps: dict[str, Any] = {}
+    for app_id, s in sorted(log.apps.items()):
+        limits = [_target_at(log.targets.get(app_id, []), t) for t in s.t]
+        judged = [(lat, lim) for lat, lim in zip(s.latency_s, limits) if math.isfinite(lim)]
+        levels, counts = np.unique(np.asarray(s.level, dtype=int), return_counts=True)
+        apps[app_id] = {
+            "frames_processed": s.processed, "frames_dropped": s.dropped,
+            "latency_s": _stats(s.latency_s),
+            "target_miss_rate": (sum(lat > lim for lat, lim in judged) / len(judged)) if judged else None,
+            "level_share": {int(lv): float(c / max(1, len(s.level))) for lv, c in zip(levels, counts)},
+            "level_switches": int(np.count_nonzero(np.diff(np.asarray(s.level, dtype=int)))) if s.level else 0,
+            "live_accuracy": (sum(s.correct) / len(s.correct)) if s.correct else None,
+            "labelled_frames": len(s.correct),
+            "targets": [{"since_s": a, "max_latency_s": b} for a, b in log.targets.get(app_id, [])],
+        }
+    energy = [e for e in log.energy_j if math.isfinite(e)]
+    return {
+        "created": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "duration_s": duration_s,
+        "board": log.board, "simulated": log.simulated,
+        "note": "SIMULATED board: frequencies, power, temperatures and energy are model outputs"
+        if log.simulated else "",
+        "apps": apps,
+        "board_energy_j": (energy[-1] - energy[0]) if len(energy) > 1 else None,
+        "board_power_w": {r: _stats(v) for r, v in sorted(log.power_w.items())},
+        "events": [{"t_s": t, "what": w} for t, w in log.events],
+    }
+
+
+def _plot(path: Path, title: str, series: list[tuple[str, list[float], list[float], str]], ylabel: str,
+          events: list[tuple[float, str]], sim: bool) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 3.6), dpi=100)
+    for label, x, y, style in series:
+        if style == "step":
+            ax.step(x, y, where="post", label=label)
+        elif style == "dots":
+            ax.plot(x, y, ".", markersize=2, label=label)
+        else:
+            ax.plot(x, y, label=label)
+    for t, what in events:
+        ax.axvline(t, color="grey", linestyle=":", linewidth=1)
+        ax.annotate(what, (t, 1.0), xycoords=("data", "axes fraction"), fontsize=7, rotation=90, va="top")
+    ax.set_xlabel("time [s]")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title + (" (SIMULATED board)" if sim else ""))
+    if series:
+        ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_report(run_dir: str | Path, log: RunLog, duration_s: float,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``summary.json`` and the plots into ``run_dir``; return the summary (with the file names)."""
+    out = Path(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarise(log, duration_s)
+    summary.update(extra or {})
+    sim = bool(log.simulated)
+    ev = log.events
+    lat = []
+    for app_id, s in sorted(log.apps.items()):
+        lat.append((f"{app_id} latency", s.t, [v * 1e3 for v in s.latency_s], "dots"))
+        tg = log.targets.get(app_id, [])
+        if tg:
+            end = max(s.t[-1] if s.t else 0.0, duration_s)
+            lat.append((f"{app_id} target", [a for a, _ in tg] + [end], [b * 1e3 for _, b in tg] + [tg[-1][1] * 1e3],
+                        "step"))
+    plots = [_plot(out / "latency.png", "Latency vs target", lat, "latency [ms]", ev, sim),
+             _plot(out / "level.png", "Active subnet level",
+                   [(a, s.t, s.level, "step") for a, s in sorted(log.apps.items())], "level (0 = fastest)", ev, sim),
+             _plot(out / "frequency.png", "DVFS frequencies",
+                   [(d, log.platform_t, [f / 1e6 for f in v], "step") for d, v in sorted(log.freq_hz.items())],
+                   "frequency [MHz]", ev, sim),
+             _plot(out / "power.png", "Power per rail",
+                   [(r, log.platform_t, v, "line") for r, v in sorted(log.power_w.items())], "power [W]", ev, sim)]
+    acc = []
+    for app_id, s in sorted(log.apps.items()):
+        if s.correct:
+            running = np.cumsum(s.correct) / np.arange(1, len(s.correct) + 1)
+            acc.append((f"{app_id} live top-1 (cumulative)", s.correct_t, list(running), "line"))
+        acc.append((f"{app_id} expected top-1 of level", s.t, s.expected_accuracy, "step"))
+    plots.append(_plot(out / "accuracy.png", "Accuracy over time", acc, "top-1", ev, sim))
+    summary["plots"] = [p.name for p in plots]
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    return summary
+
+
+def new_run_dir(root: str | Path = "runs") -> Path:
+    """``<root>/<UTC timestamp>`` (created)."""
+    path = Path(root) / dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    path.mkdir(parents=True, exist_ok=True)
+    return path

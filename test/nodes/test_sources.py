@@ -1,0 +1,45 @@
+"""Camera frame sources (no ROS): image folders with labels, resizing, clear errors."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from dynofa_ros.nodes.sources import open_source, resize
+
+
+def test_folder_source_yields_rgb_frames_with_labels(tmp_path):
+    bgr = np.zeros((8, 6, 3), np.uint8)
+    bgr[..., 2] = 255  # red in BGR
+    for cls in ("cat", "dog"):
+        (tmp_path / cls).mkdir()
+        cv2.imwrite(str(tmp_path / cls / "0.png"), bgr)
+    frames = list(open_source("folder", str(tmp_path), loop=False))
+    assert [label for _, label in frames] == [0, 1]
+    rgb = frames[0][0]
+    assert rgb.shape == (8, 6, 3) and rgb[0, 0].tolist() == [255, 0, 0]
+
+
+def test_folder_source_loops(tmp_path):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((4, 4, 3), np.uint8))
+    it = open_source("folder", str(tmp_path), loop=True)
+    assert [next(it)[1] for _ in range(3)] == [-1, -1, -1]
+
+
+def test_bad_sources_raise_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="image folder not found"):
+        open_source("folder", str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError, match="no images"):
+        next(open_source("folder", str(tmp_path)))
+    with pytest.raises(FileNotFoundError, match="video file not found"):
+        open_source("video", str(tmp_path / "x.mp4"))
+    with pytest.raises(ValueError, match="unknown source"):
+        open_source("lidar")
+
+
+def test_resize_keeps_zero_sides():
+    img = np.zeros((32, 32, 3), np.uint8)
+    assert resize(img, 640, 480).shape == (480, 640, 3)
+    assert resize(img, 0, 0) is img
+    assert resize(img, 64, 0).shape == (32, 64, 3)
