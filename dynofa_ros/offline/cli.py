@@ -1,0 +1,167 @@
+"""``dynofa``: the offline stage of Dynamic-OFA as one command-line tool.
+
+Typical use, after training (``dynofa train`` or the GPU job) produced a checkpoint::
+
+    dynofa pipeline --checkpoint runs/gpu/supernet.pt --candidates runs/gpu/results.json
+
+which runs ``profile`` (latency LUTs) -> ``search`` (predictor + evolutionary search, val accuracy and
+CPU latency of every point, Pareto front) -> ``build-library`` (per-level BN calibration, test top-1,
+re-measured latency, library files) -> ``plot``. Each stage is also a sub-command of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Command:
+    """One sub-command: where its ``add_arguments``/``run`` live, and one line of help."""
+
+    name: str
+    module: str
+    help: str
+
+    def functions(self) -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]] | None:
+        """``(add_arguments, run)``, or None while the module does not provide them yet."""
+        if self.module == __name__:
+            return globals()[f"_{self.name}_arguments"], globals()[f"_{self.name}_run"]
+        mod = importlib.import_module(self.module)
+        if not (hasattr(mod, "add_arguments") and hasattr(mod, "run")):
+            return None
+        return mod.add_arguments, mod.run
+
+
+COMMANDS = (
+    Command("data", "dynofa_ros.offline.data", "decode the CIFAR-10 tarball into the data cache"),
+    Command("train", "dynofa_ros.offline.train", "train the supernet (sandwich rule, in-place distillation)"),
+    Command("evaluate", "dynofa_ros.offline.evaluate", "evaluate sub-networks (BN recalibrated) on a split"),
+    Command("calibrate", __name__, "recalibrate the BN statistics of a library's levels and rewrite bn_stats.pt"),
+    Command("profile", "dynofa_ros.offline.profile",
+            "build per-layer CPU latency LUTs and report their error against measured subnets"),
+    Command("search", "dynofa_ros.offline.search",
+            "accuracy predictor + evolutionary search under a sweep of latency limits; Pareto front"),
+    Command("build-library", "dynofa_ros.offline.library_build",
+            "calibrate, test and re-measure the chosen levels; write library.json, supernet.pt, bn_stats.pt"),
+    Command("plot", "dynofa_ros.offline.plots", "plot val accuracy vs CPU latency, the Pareto front and the levels"),
+    Command("pipeline", __name__, "run profile -> search -> build-library -> plot from a trained checkpoint"),
+)
+
+
+# ------------------------------------------------------------------------------------------ calibrate
+
+
+def _calibrate_arguments(parser: argparse.ArgumentParser) -> None:
+    from dynofa_ros.offline.search import add_data_arguments
+
+    parser.add_argument("--library", type=Path, required=True, help="library.json whose levels to recalibrate")
+    parser.add_argument("--checkpoint", type=Path, help="supernet weights (default: the library's checkpoint)")
+    parser.add_argument("--n-calib", type=int, default=2000,
+                        help="calibration images from the training split (default: %(default)s)")
+    add_data_arguments(parser)
+
+
+def _calibrate_run(args: argparse.Namespace) -> int:
+    from dynofa_ros.offline.calibrate import calibrate_bn
+    from dynofa_ros.offline.data import load_cifar10, stratified_split
+    from dynofa_ros.supernet.bn import save_bn_stats
+    from dynofa_ros.supernet.checkpoint import load_supernet
+    from dynofa_ros.supernet.library import FileRef, SubnetLibrary, sha256_file
+
+    lib = SubnetLibrary.load(args.library, verify=args.checkpoint is None)
+    supernet, spec = load_supernet(args.checkpoint or lib.checkpoint_path, lib.spec)
+    data = load_cifar10(args.data, args.cache_dir)
+    calib = data.train_x[stratified_split(data.train_y, args.val_size, args.split_seed).train]
+    n = min(args.n_calib, len(calib))
+    stats = [calibrate_bn(supernet, lv.arch, calib, n=n, spec=spec) for lv in lib.levels]
+    save_bn_stats(lib.bn_stats_path, stats)
+    lib.bn_stats = FileRef(lib.bn_stats.path, sha256_file(lib.bn_stats_path))
+    lib.calibration = f"{n} cifar10-train images (seeded random subset of the training split)"
+    lib.save(args.library)
+    print(f"recalibrated {len(stats)} levels on {n} images; wrote {lib.bn_stats_path}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- pipeline
+
+
+def _pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", type=Path, required=True, help="trained supernet checkpoint")
+    parser.add_argument("--candidates", type=Path, help="GPU job results.json (subnets with val top-1, GPU "
+                        "latency); without it the search evaluates random subnets on this machine")
+    parser.add_argument("--work", type=Path, default=Path("runs/offline"),
+                        help="folder for LUTs and search results (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("models/cifar10_mbv3"),
+                        help="library folder (default: %(default)s)")
+    parser.add_argument("--plot", type=Path, default=Path("docs/img/pareto.png"), help="PNG (default: %(default)s)")
+    parser.add_argument("--profile", default="cpu-1t", help="CPU profile whose LUT defines the search's latency "
+                        "limits and the level order (default: %(default)s)")
+    parser.add_argument("--data", type=Path, help="CIFAR-10 tarball (default: ../shared/data/cifar10-jpeg.tar.gz)")
+    parser.add_argument("--cache-dir", type=Path, help="decoded-data cache (default: $DYNOFA_CACHE or .cache)")
+    for stage in ("profile", "search", "build-library", "plot"):
+        parser.add_argument(f"--{stage}-args", default="", metavar="ARGS",
+                            help=f"extra options for the {stage} stage, one quoted string (see `dynofa {stage} -h`)")
+
+
+def _pipeline_run(args: argparse.Namespace) -> int:
+    data = [*(["--data", str(args.data)] if args.data else []),
+            *(["--cache-dir", str(args.cache_dir)] if args.cache_dir else [])]
+    lut = args.work / "profile" / f"lut_{args.profile}.json"
+    search = args.work / "search.json"
+    stages = {
+        "profile": ["--checkpoint", str(args.checkpoint), "--out", str(args.work / "profile")],
+        "search": ["--checkpoint", str(args.checkpoint), "--lut", str(lut), "--out", str(search), *data,
+                   *(["--candidates", str(args.candidates)] if args.candidates else [])],
+        "build-library": ["--checkpoint", str(args.checkpoint), "--search", str(search), "--out", str(args.out),
+                          *data],
+        "plot": ["--search", str(search), "--library", str(args.out / "library.json"), "--out", str(args.plot)],
+    }
+    parser = build_parser()
+    for stage, argv in stages.items():
+        extra = shlex.split(getattr(args, f"{stage.replace('-', '_')}_args"))
+        print(f"== dynofa {stage} {shlex.join(argv + extra)}", flush=True)
+        sub = parser.parse_args([stage, *argv, *extra])
+        rc = sub.func(sub)
+        if rc:
+            print(f"== {stage} failed (exit {rc}); stopping", file=sys.stderr)
+            return rc
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``dynofa`` parser with every sub-command registered."""
+    parser = argparse.ArgumentParser(prog="dynofa", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for cmd in COMMANDS:
+        functions = cmd.functions()
+        if functions is None:  # a colleague's module without its sub-command yet
+            continue
+        add_arguments, run = functions
+        sub = subs.add_parser(cmd.name, help=cmd.help, description=cmd.help[0].upper() + cmd.help[1:] + ".")
+        add_arguments(sub)
+        sub.set_defaults(func=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the sub-command; problems with the inputs exit 2 with one clear line."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"dynofa {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,161 @@
+"""``dynofa build-library``: turn the search's Pareto front into the shipped subnet library.
+
+For each chosen level: BN statistics calibrated on ``n_calib`` training images, top-1 on the test set,
+MACs/params, batch-1 CPU latency re-measured under every CPU profile, GPU latency carried over from the
+search (measured by the GPU job, or predicted by its regression model: the method string says which).
+Levels are ordered by latency; a level not more accurate than a faster one is dropped. The library
+(``library.json``, ``supernet.pt``, ``bn_stats.pt``) is written with ``supernet.library.write_library``
+and loaded back to validate it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from dynofa_ros.offline.calibrate import calibrate_bn
+from dynofa_ros.offline.data import load_cifar10, stratified_split, subset
+from dynofa_ros.offline.evaluate import subnet_cost, top1
+from dynofa_ros.offline.profile import CPU_PROFILES, cpu_threads, measure_subnets, processor_name
+from dynofa_ros.offline.search import SEARCH_FORMAT, add_data_arguments, pick_spread
+from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.bn import BnStats
+from dynofa_ros.supernet.checkpoint import load_supernet
+from dynofa_ros.supernet.library import LatencyProfile, Level, SubnetLibrary, write_library
+
+SIZE_LIMIT_BYTES = 25 * 1024 * 1024
+
+
+@dataclass
+class Candidate:
+    """A built level before ordering: its record and BN statistics."""
+
+    level: Level
+    stats: BnStats
+
+
+def load_search(path: Path | str) -> dict[str, Any]:
+    """Read a ``dynofa search`` result file (FileNotFoundError / ValueError on a bad file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"search result not found: {path} (run `dynofa search` first)")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"search result {path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != SEARCH_FORMAT:
+        raise ValueError(f"{path} is not a `dynofa search` result (format {SEARCH_FORMAT!r})")
+    return data
+
+
+def monotone_levels(latency: Sequence[float], accuracy: Sequence[float]) -> list[int]:
+    """Indices by increasing latency, keeping only levels more accurate than every faster kept one."""
+    kept: list[int] = []
+    for i in sorted(range(len(latency)), key=lambda i: latency[i]):
+        if not kept or accuracy[i] > accuracy[kept[-1]]:
+            kept.append(i)
+    return kept
+
+
+def cpu_latency(supernet: Any, archs: Sequence[SubnetArch], profiles: Sequence[str], warmup: int,
+                repeats: int, rounds: int) -> list[tuple[LatencyProfile, ...]]:
+    """Direct batch-1 latency of each arch under each CPU profile (archs timed interleaved) as records."""
+    per_profile = [measure_subnets(supernet, archs, cpu_threads(p), warmup, repeats, rounds) for p in profiles]
+    return [tuple(LatencyProfile(p, "cpu", cpu_threads(p), t.p50_s, t.p90_s, t.method, processor_name())
+                  for p, t in zip(profiles, timings, strict=True))
+            for timings in zip(*per_profile, strict=True)]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``dynofa build-library``."""
+    parser.add_argument("--checkpoint", type=Path, required=True, help="trained supernet checkpoint")
+    parser.add_argument("--search", type=Path, default=Path("runs/offline/search.json"),
+                        help="`dynofa search` result (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("models/cifar10_mbv3"),
+                        help="library folder: library.json, supernet.pt, bn_stats.pt (default: %(default)s)")
+    parser.add_argument("--name", default="cifar10-ofa-mbv3-w1.0", help="library name (default: %(default)s)")
+    parser.add_argument("--levels", type=int, default=7,
+                        help="levels to pick from the Pareto front, spread in latency (default: %(default)s)")
+    parser.add_argument("--profiles", nargs="+", default=list(CPU_PROFILES), metavar="PROFILE",
+                        help="CPU profiles to measure each level on (default: %(default)s)")
+    parser.add_argument("--warmup", type=int, default=20, help="warm-up runs per measurement (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=100, help="timed runs per measurement (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved passes over the levels the repeats "
+                        "are split into (default: %(default)s)")
+    parser.add_argument("--n-calib", type=int, default=2000, help="BN calibration images from the training split "
+                        "(default: %(default)s)")
+    parser.add_argument("--max-test-images", type=int,
+                        help="evaluate on a seeded random N of the test images (quick runs)")
+    parser.add_argument("--min-span", type=float, default=3.0,
+                        help="warn when slowest/fastest level latency is below this (default: %(default)s)")
+    add_data_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build, write and validate the library; print one line per level."""
+    if args.levels < 2:
+        raise ValueError(f"--levels must be >= 2, got {args.levels}")
+    for p in args.profiles:
+        cpu_threads(p)
+    search = load_search(args.search)
+    supernet, spec = load_supernet(args.checkpoint)
+    if spec.to_dict() != search["spec"]:
+        raise ValueError(f"{args.checkpoint}'s spec differs from the one {args.search} was searched with")
+    primary = search["primary_profile"]
+    if primary not in args.profiles:
+        raise ValueError(f"the search ranked by {primary}; include it in --profiles")
+    points = search["points"]
+    front = [points[i] for i in search["front"]]
+    chosen = [front[i] for i in pick_spread([p["cpu"]["p50_s"] for p in front], args.levels)]
+
+    data = load_cifar10(args.data, args.cache_dir)
+    split = stratified_split(data.train_y, args.val_size, args.split_seed)
+    calib = data.train_x[split.train]
+    test_idx = subset(np.arange(len(data.test_y)), args.max_test_images, args.split_seed)
+    test_x, test_y = data.test_x[test_idx], data.test_y[test_idx]
+    n_calib = min(args.n_calib, len(calib))
+
+    archs = [SubnetArch.from_dict(p["arch"]) for p in chosen]
+    latencies = cpu_latency(supernet, archs, args.profiles, args.warmup, args.repeats, args.rounds)
+    built: list[Candidate] = []
+    for point, arch, latency in zip(tqdm(chosen, desc="calibrate + test levels", unit="level"), archs, latencies,
+                                    strict=True):
+        stats = calibrate_bn(supernet, arch, calib, n=n_calib, spec=spec)
+        acc = top1(supernet, arch, test_x, test_y, spec)
+        macs, params = subnet_cost(supernet, arch)
+        if point.get("gpu"):
+            latency += (LatencyProfile.from_dict(point["gpu"], f"{args.search}: gpu latency"),)
+        built.append(Candidate(Level("", arch, acc, macs, params, latency), stats))
+
+    lat = [c.level.latency_for(primary).p50_s for c in built]
+    kept = [built[i] for i in monotone_levels(lat, [c.level.top1 for c in built])]
+    levels = [Level(f"L{i}", c.level.arch, c.level.top1, c.level.macs, c.level.params, c.level.latency)
+              for i, c in enumerate(kept)]
+    fresh, _ = load_supernet(args.checkpoint)  # calibration changed the BN buffers of `supernet`
+    write_library(args.out, args.name, fresh, spec, levels, [c.stats for c in kept],
+                  eval_set=f"cifar10-test ({len(test_y)} images)",
+                  calibration=f"{n_calib} cifar10-train images (seeded random subset of the training split)")
+    lib = SubnetLibrary.load(args.out / "library.json")
+    for lv in lib.levels:
+        p = lv.latency_for(primary)
+        print(f"{lv.name}: top-1 {lv.top1 * 100:.2f} %  {primary} p50 {p.p50_s * 1e3:.2f} ms  "
+              f"{lv.macs / 1e6:.1f} MMACs  r{lv.arch.resolution}")
+    dropped = len(built) - len(kept)
+    if dropped:
+        print(f"dropped {dropped} level(s) not more accurate than a faster one")
+    size = sum(f.stat().st_size for f in (args.out / "library.json", lib.checkpoint_path, lib.bn_stats_path))
+    span = lib.levels[-1].latency_for(primary).p50_s / lib.levels[0].latency_for(primary).p50_s
+    print(f"wrote {args.out / 'library.json'}: {len(lib.levels)} levels, {primary} latency span {span:.2f}x, "
+          f"{size / 2**20:.1f} MiB")
+    if span < args.min_span:
+        print(f"WARNING: the levels span only {span:.2f}x in {primary} latency (wanted >= {args.min_span}x)")
+    if size > SIZE_LIMIT_BYTES:
+        print(f"WARNING: the library files total {size / 2**20:.1f} MiB, over {SIZE_LIMIT_BYTES / 2**20:.0f} MiB")
+    return 0

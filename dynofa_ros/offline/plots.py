@@ -1,0 +1,71 @@
+"""``dynofa plot``: accuracy vs CPU latency of every measured subnet, the Pareto front and the library."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from dynofa_ros.offline.library_build import load_search
+from dynofa_ros.supernet.library import SubnetLibrary
+
+
+def plot_pareto(search: dict[str, Any], library: SubnetLibrary | None, out: Path | str,
+                profile: str | None = None) -> Path:
+    """Write a PNG of val top-1 vs measured ``profile`` latency (default: the search's), front and levels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    profile = profile or search["primary_profile"]
+    if profile != search["primary_profile"]:
+        raise ValueError(f"the search measured its points on {search['primary_profile']}, not {profile}")
+    points = search["points"]
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+    for source, style in (("candidate", dict(c="0.6", marker="o", s=14, label="random subnets (val)")),
+                          ("search", dict(c="tab:blue", marker="^", s=36, label="evolutionary search (val)"))):
+        sel = [p for p in points if p["source"] == source]
+        if sel:
+            ax.scatter([p["cpu"]["p50_s"] * 1e3 for p in sel], [p["val_top1"] * 100 for p in sel], alpha=0.8,
+                       **style)
+    front = [points[i] for i in search["front"]]
+    ax.plot([p["cpu"]["p50_s"] * 1e3 for p in front], [p["val_top1"] * 100 for p in front], "-", c="tab:orange",
+            lw=1.5, drawstyle="steps-post", label="Pareto front (val)")
+    if library is not None:
+        lat = [lv.latency_for(profile) for lv in library.levels]
+        if any(p is None for p in lat):
+            raise ValueError(f"library levels lack {profile} latency")
+        xs, ys = [p.p50_s * 1e3 for p in lat], [lv.top1 * 100 for lv in library.levels]
+        ax.scatter(xs, ys, c="tab:red", marker="*", s=160, zorder=5, label=f"library levels ({library.eval_set})")
+        for lv, x, y in zip(library.levels, xs, ys, strict=True):
+            ax.annotate(lv.name, (x, y), textcoords="offset points", xytext=(6, -12), fontsize=9, c="tab:red")
+    threads = search["cpu_threads"]
+    ax.set_xlabel(f"batch-1 latency, median [ms] ({profile}: {threads} thread{'s' * (threads > 1)})")
+    ax.set_ylabel("top-1 accuracy [%]")
+    ax.set_title(f"CIFAR-10 OFA MobileNetV3 subnets, batch-1 CPU latency on {search['processor']}\n"
+                 f"({len(points)} measured subnets; val = {search['val_images']} held-out training images)",
+                 fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``dynofa plot``."""
+    parser.add_argument("--search", type=Path, default=Path("runs/offline/search.json"),
+                        help="`dynofa search` result (default: %(default)s)")
+    parser.add_argument("--library", type=Path, help="library.json whose levels to mark (test top-1)")
+    parser.add_argument("--out", type=Path, default=Path("docs/img/pareto.png"), help="PNG (default: %(default)s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the plot."""
+    library = SubnetLibrary.load(args.library, verify=False) if args.library else None
+    print(f"wrote {plot_pareto(load_search(args.search), library, args.out)}")
+    return 0

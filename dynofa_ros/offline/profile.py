@@ -1,0 +1,568 @@
+"""Latency profiling: direct batch-1 measurement of extracted subnets, a per-layer look-up table (LUT)
+summed per subnet plus a fitted overhead, and a small regression model for GPU latency.
+
+CPU profiles fix the PyTorch thread count: ``cpu-1t`` (1 thread) and ``cpu-2t`` (2 threads). The LUT
+key is a layer's shape (type, channels, kernel, stride, expand, SE, activation, input resolution);
+each distinct layer is timed in isolation, and the LUT's prediction for a subnet is the sum of its
+layers' entries plus one overhead term fitted on directly measured subnets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import platform
+import random
+import statistics
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ofa.utils.layers import ResidualBlock
+from torch import nn
+from tqdm import tqdm
+
+from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.spec import SupernetSpec, build_supernet
+
+CPU_PROFILES: dict[str, int] = {"cpu-1t": 1, "cpu-2t": 2}
+LUT_FORMAT = "dynofa-latency-lut/1"
+
+
+def cpu_threads(profile: str) -> int:
+    """Thread count of a CPU profile name (``cpu-<n>t``)."""
+    if profile in CPU_PROFILES:
+        return CPU_PROFILES[profile]
+    if profile.startswith("cpu-") and profile.endswith("t") and profile[4:-1].isdigit() and int(profile[4:-1]) > 0:
+        return int(profile[4:-1])
+    raise ValueError(f"unknown CPU profile {profile!r}; use cpu-<threads>t, e.g. {sorted(CPU_PROFILES)}")
+
+
+def processor_name() -> str:
+    """CPU model name from ``lscpu`` (falls back to ``platform.processor()`` / machine)."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5, env={"LC_ALL": "C"}).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(n)``, restoring the previous count after."""
+    if n <= 0:
+        raise ValueError(f"thread count must be positive, got {n}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+# --------------------------------------------------------------------------------------------- timing
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Batch-1 latency statistics of one model, seconds."""
+
+    p50_s: float
+    p90_s: float
+    mean_s: float
+    repeats: int
+    warmup: int
+    rounds: int = 1
+
+    @classmethod
+    def of(cls, samples: np.ndarray, warmup: int, rounds: int = 1) -> Timing:
+        """Statistics of per-call ``samples`` (seconds)."""
+        return cls(float(np.median(samples)), float(np.percentile(samples, 90)), float(np.mean(samples)),
+                   len(samples), warmup, rounds)
+
+    @property
+    def method(self) -> str:
+        passes = f" in {self.rounds} interleaved passes" if self.rounds > 1 else ""
+        return f"extracted subnet, eval mode, {self.warmup} warm-up, median/p90 of {self.repeats}{passes}"
+
+
+def time_calls(fn: Callable[[], object], warmup: int, repeats: int) -> np.ndarray:
+    """Wall time in seconds of each of ``repeats`` calls of ``fn`` after ``warmup`` untimed calls."""
+    if warmup < 0 or repeats < 1:
+        raise ValueError(f"need warmup >= 0 and repeats >= 1, got {warmup}, {repeats}")
+    for _ in range(warmup):
+        fn()
+    samples = np.empty(repeats)
+    for i in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples[i] = time.perf_counter() - start
+    return samples
+
+
+def time_model(model: nn.Module, x: torch.Tensor, threads: int, warmup: int, repeats: int) -> Timing:
+    """Batch latency of ``model(x)`` in eval and inference mode under a fixed thread count."""
+    model.eval()
+    with torch_threads(threads), torch.inference_mode():
+        return Timing.of(time_calls(lambda: model(x), warmup, repeats), warmup)
+
+
+def extract_subnet(supernet: nn.Module, arch: SubnetArch) -> nn.Module:
+    """A standalone eval-mode copy of ``arch``'s sub-network (weights copied, BN statistics as stored)."""
+    arch.apply(supernet)
+    return supernet.get_active_subnet(preserve_weight=True).eval()
+
+
+def measure_subnet(supernet: nn.Module, arch: SubnetArch, threads: int, warmup: int = 10,
+                   repeats: int = 50) -> Timing:
+    """Direct batch-1 CPU latency of the extracted sub-network ``arch`` at its resolution."""
+    subnet = extract_subnet(supernet, arch)
+    x = torch.randn(1, 3, arch.resolution, arch.resolution)
+    return time_model(subnet, x, threads, warmup, repeats)
+
+
+# --------------------------------------------------------------------------------------------- layers
+
+
+@dataclass(frozen=True, order=True)
+class LayerKey:
+    """Shape of one timed unit of a MobileNetV3 subnet.
+
+    ``kind`` is ``first_conv``, ``mbconv`` (a residual block, the fixed first block included),
+    ``final_expand`` (1x1 conv) or ``head`` (global pooling + feature-mix 1x1 + classifier);
+    ``resolution`` is the unit's input feature-map size.
+    """
+
+    kind: str
+    in_ch: int
+    out_ch: int
+    kernel: int
+    stride: int
+    expand: int
+    se: bool
+    act: str
+    resolution: int
+
+    @property
+    def name(self) -> str:
+        return (f"{self.kind}-i{self.in_ch}-o{self.out_ch}-k{self.kernel}-s{self.stride}-e{self.expand}"
+                f"-se{int(self.se)}-{self.act}-r{self.resolution}")
+
+
+def _out_size(size: int, stride: int) -> int:
+    """Output size of an odd-kernel, same-padded convolution."""
+    return (size - 1) // stride + 1
+
+
+@dataclass(frozen=True)
+class SupernetLayout:
+    """The fixed shapes of a supernet's layers; ``layer_keys(arch)`` fills in an arch's choices.
+
+    ``blocks`` holds one template per elastic block (kernel, expand and resolution left at 0).
+    """
+
+    first_conv: LayerKey
+    first_block: LayerKey
+    blocks: tuple[LayerKey, ...]
+    final_expand: LayerKey
+    head: LayerKey
+    depth_max: int
+
+    @classmethod
+    def from_supernet(cls, supernet: nn.Module) -> SupernetLayout:
+        fc = supernet.first_conv
+        fb = supernet.blocks[0].conv
+        blocks = tuple(
+            LayerKey("mbconv", max(b.conv.in_channel_list), max(b.conv.out_channel_list), 0, b.conv.stride, 0,
+                     bool(b.conv.use_se), b.conv.act_func, 0)
+            for b in supernet.blocks[1:]
+        )
+        fe = supernet.final_expand_layer
+        mix = supernet.feature_mix_layer
+        return cls(
+            first_conv=LayerKey("first_conv", fc.in_channels, fc.out_channels, fc.kernel_size, fc.stride, 1,
+                                False, fc.act_func, 0),
+            first_block=LayerKey("mbconv", fb.in_channels, fb.out_channels, fb.kernel_size, fb.stride,
+                                 fb.expand_ratio, bool(fb.use_se), fb.act_func, 0),
+            blocks=blocks,
+            final_expand=LayerKey("final_expand", fe.in_channels, fe.out_channels, 1, 1, 1, False, fe.act_func, 0),
+            head=LayerKey("head", mix.in_channels, supernet.classifier.out_features, 1, 1, 1, False,
+                          mix.act_func, 0),
+            depth_max=len(supernet.block_group_info[0]),
+        )
+
+    def layer_keys(self, arch: SubnetArch) -> list[LayerKey]:
+        """The timed units ``arch`` runs, in order, with their input resolutions."""
+        size = arch.resolution
+        keys = [replace(self.first_conv, resolution=size)]
+        size = _out_size(size, self.first_conv.stride)
+        keys.append(replace(self.first_block, resolution=size))
+        size = _out_size(size, self.first_block.stride)
+        for stage, depth in enumerate(arch.d):
+            for i in range(stage * self.depth_max, stage * self.depth_max + depth):
+                keys.append(replace(self.blocks[i], kernel=arch.ks[i], expand=arch.e[i], resolution=size))
+                size = _out_size(size, self.blocks[i].stride)
+        keys.append(replace(self.final_expand, resolution=size))
+        keys.append(replace(self.head, resolution=size))
+        return keys
+
+    def all_layer_keys(self, spec: SupernetSpec, resolutions: Sequence[int] | None = None) -> list[LayerKey]:
+        """Every distinct unit of the search space (restricted to ``resolutions`` if given)."""
+        keys: set[LayerKey] = set()
+        n = len(self.blocks)
+        for res in resolutions or spec.resolutions:
+            for k in spec.ks_list:
+                for e in spec.expand_list:
+                    keys.update(self.layer_keys(SubnetArch((k,) * n, (e,) * n, (self.depth_max,) * 5, res)))
+        return sorted(keys)
+
+
+@lru_cache(maxsize=4)
+def _layout_and_supernet(spec: SupernetSpec) -> tuple[SupernetLayout, nn.Module]:
+    supernet = build_supernet(spec).eval()
+    return SupernetLayout.from_supernet(supernet), supernet
+
+
+def layout_for(spec: SupernetSpec) -> SupernetLayout:
+    """The layout of ``spec``'s supernet (built once per spec and cached)."""
+    return _layout_and_supernet(spec)[0]
+
+
+class _Head(nn.Module):
+    """Global average pooling, feature-mix layer and classifier, as MobileNetV3.forward runs them."""
+
+    def __init__(self, feature_mix: nn.Module, classifier: nn.Module) -> None:
+        super().__init__()
+        self.feature_mix = feature_mix
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.mean(3, keepdim=True).mean(2, keepdim=True)
+        return self.classifier(self.feature_mix(x).view(x.size(0), -1))
+
+
+def build_unit(supernet: nn.Module, layout: SupernetLayout, key: LayerKey) -> nn.Module:
+    """A standalone eval-mode module computing the unit ``key`` (weights taken from ``supernet``)."""
+    if key.kind == "first_conv":
+        module = copy.deepcopy(supernet.first_conv)
+    elif key.kind == "final_expand":
+        module = copy.deepcopy(supernet.final_expand_layer)
+    elif key.kind == "head":
+        module = _Head(copy.deepcopy(supernet.feature_mix_layer), copy.deepcopy(supernet.classifier))
+    elif key.kind == "mbconv" and replace(key, resolution=0) == layout.first_block:
+        module = copy.deepcopy(supernet.blocks[0])
+    elif key.kind == "mbconv":
+        template = replace(key, kernel=0, expand=0, resolution=0)
+        try:
+            idx = layout.blocks.index(template)
+        except ValueError:
+            raise ValueError(f"layer {key.name} does not occur in this supernet") from None
+        block = supernet.blocks[idx + 1]
+        block.conv.active_kernel_size = key.kernel
+        block.conv.active_expand_ratio = key.expand
+        module = ResidualBlock(block.conv.get_active_subnet(key.in_ch, preserve_weight=True),
+                               copy.deepcopy(block.shortcut))
+    else:
+        raise ValueError(f"unknown layer kind {key.kind!r}")
+    return module.eval()
+
+
+# ------------------------------------------------------------------------------------------------ LUT
+
+
+@dataclass
+class LatencyLUT:
+    """Per-layer latency table of one profile; ``predict(arch)`` = sum of layer entries + overhead."""
+
+    spec: SupernetSpec
+    profile: str
+    threads: int
+    device: str
+    processor: str
+    entries: dict[LayerKey, float]
+    overhead_s: float = 0.0
+    method: str = ""
+    error: dict[str, float] = field(default_factory=dict)
+
+    def layer_latencies(self, arch: SubnetArch) -> list[tuple[LayerKey, float]]:
+        """Each unit of ``arch`` with its table entry (KeyError naming a missing layer)."""
+        out = []
+        for key in layout_for(self.spec).layer_keys(arch):
+            if key not in self.entries:
+                raise KeyError(f"latency LUT {self.profile} has no entry for layer {key.name} "
+                               f"(resolution {arch.resolution} not profiled?)")
+            out.append((key, self.entries[key]))
+        return out
+
+    def predict(self, arch: SubnetArch) -> float:
+        """Predicted batch-1 latency of ``arch`` in seconds."""
+        return sum(v for _, v in self.layer_latencies(arch)) + self.overhead_s
+
+    @property
+    def resolutions(self) -> tuple[int, ...]:
+        """Input resolutions the table was built for."""
+        return tuple(sorted({k.resolution for k in self.entries if k.kind == "first_conv"}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": LUT_FORMAT, "spec": self.spec.to_dict(), "profile": self.profile, "threads": self.threads,
+            "device": self.device, "processor": self.processor, "overhead_s": self.overhead_s,
+            "method": self.method, "error": self.error,
+            "entries": [{"key": asdict(k), "mean_s": v} for k, v in sorted(self.entries.items())],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LatencyLUT:
+        if data.get("format") != LUT_FORMAT:
+            raise ValueError(f"not a latency LUT (format {data.get('format')!r}, expected {LUT_FORMAT!r})")
+        try:
+            entries = {LayerKey(**e["key"]): float(e["mean_s"]) for e in data["entries"]}
+            return cls(SupernetSpec.from_dict(data["spec"]), data["profile"], int(data["threads"]), data["device"],
+                       data["processor"], entries, float(data["overhead_s"]), data.get("method", ""),
+                       dict(data.get("error", {})))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed latency LUT: {exc}") from exc
+
+    def save(self, path: Path | str) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def load(cls, path: Path | str) -> LatencyLUT:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"latency LUT not found: {path}")
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"latency LUT {path} is not valid JSON: {exc}") from exc
+
+
+def trimmed_mean(samples: np.ndarray, trim: float = 0.25) -> float:
+    """Mean of ``samples`` without the lowest and highest ``trim`` fraction (default: the interquartile
+    mean, robust to the preemptions of a shared machine)."""
+    s = np.sort(np.asarray(samples, dtype=float))
+    cut = int(len(s) * trim)
+    return float(s[cut: len(s) - cut].mean())
+
+
+def time_interleaved(calls: Sequence[Callable[[], object]], threads: int, warmup: int, repeats: int,
+                     rounds: int, desc: str = "time", progress: bool = True) -> list[np.ndarray]:
+    """Per-call timings of several callables, ``repeats`` each, split over ``rounds`` passes over all of them.
+
+    Interleaving spreads the slow load changes of a shared machine over every callable alike, so a
+    table and the subnets it is checked against see the same conditions. ``warmup`` untimed calls
+    precede each callable's first pass, one its later passes.
+    """
+    if rounds < 1 or repeats < rounds:
+        raise ValueError(f"need 1 <= rounds <= repeats, got rounds={rounds}, repeats={repeats}")
+    samples: list[list[np.ndarray]] = [[] for _ in calls]
+    with torch_threads(threads), torch.inference_mode():
+        for r in range(rounds):
+            n = repeats // rounds + (r < repeats % rounds)
+            for i, fn in enumerate(tqdm(calls, desc=f"{desc} pass {r + 1}/{rounds}", disable=not progress)):
+                samples[i].append(time_calls(fn, warmup if r == 0 else 1, n))
+    return [np.concatenate(s) for s in samples]
+
+
+def subnet_call(supernet: nn.Module, arch: SubnetArch) -> Callable[[], object]:
+    """A batch-1 forward pass of the extracted sub-network ``arch`` on a fixed random input."""
+    net, x = extract_subnet(supernet, arch), torch.randn(1, 3, arch.resolution, arch.resolution)
+    return lambda: net(x)
+
+
+def measure_subnets(supernet: nn.Module, archs: Sequence[SubnetArch], threads: int, warmup: int = 10,
+                    repeats: int = 50, rounds: int = 5, progress: bool = True) -> list[Timing]:
+    """Direct batch-1 latency of several extracted subnets, timed interleaved (see :func:`time_interleaved`)."""
+    calls = [subnet_call(supernet, a) for a in archs]
+    samples = time_interleaved(calls, threads, warmup, repeats, rounds, f"measure {len(archs)} subnets", progress)
+    return [Timing.of(s, warmup, rounds) for s in samples]
+
+
+def lut_method(warmup: int, repeats: int, rounds: int) -> str:
+    return (f"per-layer LUT: each distinct layer timed in isolation, batch 1, {warmup} warm-up, "
+            f"interquartile mean of {repeats} in {rounds} interleaved passes; + fitted overhead")
+
+
+def build_lut(supernet: nn.Module, spec: SupernetSpec, profile: str, keys: Sequence[LayerKey],
+              warmup: int = 10, repeats: int = 30, rounds: int = 3, progress: bool = True,
+              extra: Sequence[SubnetArch] = ()) -> tuple[LatencyLUT, list[Timing]]:
+    """Time each unit in ``keys`` in isolation (batch 1) and tabulate its interquartile mean.
+
+    ``extra`` subnets are timed interleaved with the units (same passes, same repeats), so their
+    direct measurements (returned in order) can fit and check the table under the same load. The
+    table's overhead starts at 0; fit it with :func:`fit_overhead`.
+    """
+    threads = cpu_threads(profile)
+    layout = layout_for(spec)
+    calls: list[Callable[[], object]] = []
+    for key in keys:
+        module, x = build_unit(supernet, layout, key), torch.randn(1, key.in_ch, key.resolution, key.resolution)
+        calls.append(lambda m=module, x=x: m(x))
+    calls += [subnet_call(supernet, arch) for arch in extra]
+    samples = time_interleaved(calls, threads, warmup, repeats, rounds, f"LUT {profile}", progress)
+    entries = {key: trimmed_mean(s) for key, s in zip(keys, samples, strict=False)}
+    timings = [Timing.of(s, warmup, rounds) for s in samples[len(keys):]]
+    lut = LatencyLUT(spec, profile, threads, "cpu", processor_name(), entries, 0.0,
+                     lut_method(warmup, repeats, rounds))
+    return lut, timings
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A directly measured subnet latency under one profile."""
+
+    arch: SubnetArch
+    profile: str
+    timing: Timing
+
+
+def fit_overhead(lut: LatencyLUT, measured: Sequence[Measured]) -> float:
+    """Set and return the LUT's overhead: the median of (measured p50 - sum of layer entries)."""
+    if not measured:
+        raise ValueError("need at least one measured subnet to fit the LUT overhead")
+    lut.overhead_s = float(statistics.median(
+        m.timing.p50_s - sum(v for _, v in lut.layer_latencies(m.arch)) for m in measured))
+    return lut.overhead_s
+
+
+def prediction_error(lut: LatencyLUT, measured: Sequence[Measured]) -> dict[str, float]:
+    """Mean/max absolute percentage error and mean signed error of the LUT against measured p50."""
+    if not measured:
+        raise ValueError("need at least one measured subnet to compute the LUT error")
+    ape = [abs(lut.predict(m.arch) - m.timing.p50_s) / m.timing.p50_s for m in measured]
+    bias = [(lut.predict(m.arch) - m.timing.p50_s) / m.timing.p50_s for m in measured]
+    return {"mape": float(np.mean(ape)), "max_ape": float(np.max(ape)), "bias": float(np.mean(bias)),
+            "n": float(len(measured))}
+
+
+def sample_archs(spec: SupernetSpec, n: int, rng: random.Random,
+                 resolutions: Sequence[int] | None = None) -> list[SubnetArch]:
+    """``n`` distinct random canonical subnets, optionally restricted to ``resolutions``."""
+    res = list(resolutions or spec.resolutions)
+    seen: dict[SubnetArch, None] = {}
+    for _ in range(100 * n):
+        if len(seen) == n:
+            break
+        a = SubnetArch.sample(spec, rng)
+        seen[replace(a, resolution=rng.choice(res)).canonical(spec)] = None
+    return list(seen)
+
+
+# ------------------------------------------------------------------------------------ GPU regression
+
+
+@dataclass
+class LinearLatencyModel:
+    """Least-squares latency model ``t = c0 + c1 * active blocks + c2 * MMACs`` (for unmeasured archs)."""
+
+    coef: tuple[float, float, float]
+    error: dict[str, float] = field(default_factory=dict)
+
+    @staticmethod
+    def features(n_blocks: int, macs: float) -> np.ndarray:
+        return np.array([1.0, float(n_blocks), macs / 1e6])
+
+    def predict(self, n_blocks: int, macs: float) -> float:
+        return float(self.features(n_blocks, macs) @ np.array(self.coef))
+
+    @classmethod
+    def fit(cls, n_blocks: Sequence[int], macs: Sequence[float], latency_s: Sequence[float],
+            holdout: float = 0.25, seed: int = 0) -> LinearLatencyModel:
+        """Fit on all points; ``error`` holds the MAPE of a fit on a random (1 - holdout) part."""
+        if len(latency_s) < 4 or not len(n_blocks) == len(macs) == len(latency_s):
+            raise ValueError(f"need >= 4 matching (blocks, macs, latency) triples, got {len(latency_s)}")
+        x = np.stack([cls.features(b, m) for b, m in zip(n_blocks, macs, strict=True)])
+        y = np.asarray(latency_s, dtype=float)
+        order = np.random.default_rng(seed).permutation(len(y))
+        n_test = max(1, int(len(y) * holdout))
+        test, train = order[:n_test], order[n_test:]
+        coef_train = np.linalg.lstsq(x[train], y[train], rcond=None)[0]
+        mape = float(np.mean(np.abs(x[test] @ coef_train - y[test]) / y[test]))
+        coef = np.linalg.lstsq(x, y, rcond=None)[0]
+        return cls((float(coef[0]), float(coef[1]), float(coef[2])),
+                   {"holdout_mape": mape, "n_fit": float(len(train)), "n_holdout": float(n_test)})
+
+
+# ---------------------------------------------------------------------------------------- sub-command
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``dynofa profile``."""
+    parser.add_argument("--checkpoint", type=Path, help="supernet checkpoint (its spec is used; latency does not "
+                        "depend on the weights); default: the default CIFAR-10 spec, random weights")
+    parser.add_argument("--out", type=Path, default=Path("runs/offline/profile"),
+                        help="output folder for lut_<profile>.json and profile_report.json (default: %(default)s)")
+    parser.add_argument("--profiles", nargs="+", default=list(CPU_PROFILES), metavar="PROFILE",
+                        help="CPU profiles cpu-<threads>t (default: %(default)s)")
+    parser.add_argument("--resolutions", type=int, nargs="+", help="restrict to these input resolutions "
+                        "(default: all of the spec's)")
+    parser.add_argument("--warmup", type=int, default=10, help="warm-up runs per measurement (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=50,
+                        help="timed runs per LUT layer and per directly measured subnet (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved passes over all layers and subnets "
+                        "the repeats are split into (default: %(default)s)")
+    parser.add_argument("--fit", type=int, default=10,
+                        help="random subnets measured to fit the overhead term (plus smallest and largest; "
+                        "default: %(default)s)")
+    parser.add_argument("--holdout", type=int, default=20,
+                        help="held-out random subnets on which the LUT error is reported (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+
+
+def _load_spec(checkpoint: Path | None) -> tuple[SupernetSpec, nn.Module]:
+    if checkpoint is None:
+        spec = SupernetSpec()
+        return spec, build_supernet(spec).eval()
+    from dynofa_ros.supernet.checkpoint import load_supernet
+
+    supernet, spec = load_supernet(checkpoint)
+    return spec, supernet.eval()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build and validate one LUT per profile; write LUTs and an error report to ``args.out``."""
+    threads = {p: cpu_threads(p) for p in args.profiles}
+    spec, supernet = _load_spec(args.checkpoint)
+    for r in args.resolutions or ():
+        if r not in spec.resolutions:
+            raise ValueError(f"--resolutions {r} is not one of the spec's {list(spec.resolutions)}")
+    resolutions = args.resolutions or list(spec.resolutions)
+    rng = random.Random(args.seed)
+    layout = layout_for(spec)
+    smallest = replace(SubnetArch.smallest(spec), resolution=min(resolutions))
+    largest = replace(SubnetArch.largest(spec), resolution=max(resolutions))
+    sampled = sample_archs(spec, args.fit + args.holdout, rng, resolutions)
+    fit_archs = [smallest, largest, *sampled[: args.fit]]
+    held_out = sampled[args.fit:]
+    keys = layout.all_layer_keys(spec, resolutions)
+    report: dict[str, Any] = {"processor": processor_name(), "resolutions": resolutions, "profiles": {}}
+    args.out.mkdir(parents=True, exist_ok=True)
+    for profile in args.profiles:
+        lut, timings = build_lut(supernet, spec, profile, keys, args.warmup, args.repeats, args.rounds,
+                                 extra=fit_archs + held_out)
+        measured = {"fit": [Measured(a, profile, t) for a, t in zip(fit_archs, timings, strict=False)],
+                    "held-out": [Measured(a, profile, t) for a, t in zip(held_out, timings[len(fit_archs):],
+                                                                          strict=True)]}
+        fit_overhead(lut, measured["fit"])
+        lut.error = prediction_error(lut, measured["held-out"] or measured["fit"])
+        lut.save(args.out / f"lut_{profile}.json")
+        report["profiles"][profile] = {
+            "threads": threads[profile], "n_layers": len(lut.entries), "overhead_s": lut.overhead_s, "error": lut.error,
+            "error_on": "held-out" if measured["held-out"] else "fit (no held-out subnets)",
+            "measured": [{"set": name, "arch": m.arch.to_dict(), "p50_s": m.timing.p50_s, "p90_s": m.timing.p90_s,
+                          "lut_s": lut.predict(m.arch)} for name, ms in measured.items() for m in ms],
+        }
+        print(f"{profile}: {len(lut.entries)} layers, overhead {lut.overhead_s * 1e3:.2f} ms, held-out MAPE "
+              f"{lut.error['mape'] * 100:.1f} % (max {lut.error['max_ape'] * 100:.1f} %, n={int(lut.error['n'])})")
+    (args.out / "profile_report.json").write_text(json.dumps(report, indent=1))
+    return 0

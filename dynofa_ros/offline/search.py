@@ -1,0 +1,416 @@
+"""Evolutionary sub-network search under latency constraints, and Pareto-front extraction.
+
+``SearchSpace`` samples, mutates and crosses over ``SubnetArch`` configs without leaving the supernet's
+search space (every result is canonical, so duplicates compare equal). ``evolutionary_search``
+maximises a batch scoring function (an accuracy predictor) subject to ``latency(arch) <= constraint``
+(a LUT prediction); ``pareto_front`` keeps the non-dominated (latency, accuracy) points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+from tqdm import tqdm
+
+from dynofa_ros.offline.predictor import fit_and_report
+from dynofa_ros.offline.profile import (
+    LatencyLUT,
+    LinearLatencyModel,
+    Measured,
+    Timing,
+    measure_subnet,
+    prediction_error,
+    processor_name,
+)
+from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.spec import SupernetSpec
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The supernet's choices, optionally restricted to some input resolutions."""
+
+    spec: SupernetSpec
+    resolutions: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        bad = [r for r in self.resolutions if r not in self.spec.resolutions]
+        if bad:
+            raise ValueError(f"resolutions {bad} are not in the supernet's {list(self.spec.resolutions)}")
+
+    @property
+    def allowed_resolutions(self) -> tuple[int, ...]:
+        return self.resolutions or self.spec.resolutions
+
+    def contains(self, arch: SubnetArch) -> bool:
+        try:
+            arch.validate(self.spec)
+        except ValueError:
+            return False
+        return arch.resolution in self.allowed_resolutions
+
+    def smallest(self) -> SubnetArch:
+        return replace(SubnetArch.smallest(self.spec), resolution=min(self.allowed_resolutions))
+
+    def largest(self) -> SubnetArch:
+        return replace(SubnetArch.largest(self.spec), resolution=max(self.allowed_resolutions))
+
+    def sample(self, rng: random.Random) -> SubnetArch:
+        arch = SubnetArch.sample(self.spec, rng)
+        return replace(arch, resolution=rng.choice(self.allowed_resolutions)).canonical(self.spec)
+
+    def mutate(self, arch: SubnetArch, rng: random.Random, prob: float = 0.1) -> SubnetArch:
+        """Resample each gene (per-block ks and e, per-stage d, resolution) with probability ``prob``."""
+        s = self.spec
+
+        def pick(value: int, choices: Sequence[int]) -> int:
+            return rng.choice(choices) if rng.random() < prob else value
+
+        return SubnetArch(tuple(pick(k, s.ks_list) for k in arch.ks), tuple(pick(e, s.expand_list) for e in arch.e),
+                          tuple(pick(d, s.depth_list) for d in arch.d),
+                          pick(arch.resolution, self.allowed_resolutions)).canonical(s)
+
+    def crossover(self, a: SubnetArch, b: SubnetArch, rng: random.Random) -> SubnetArch:
+        """Uniform crossover: each gene from either parent."""
+        def mix(x: Sequence[int], y: Sequence[int]) -> tuple[int, ...]:
+            return tuple(u if rng.random() < 0.5 else v for u, v in zip(x, y, strict=True))
+
+        return SubnetArch(mix(a.ks, b.ks), mix(a.e, b.e), mix(a.d, b.d),
+                          rng.choice((a.resolution, b.resolution))).canonical(self.spec)
+
+
+@dataclass(frozen=True)
+class EvolutionConfig:
+    """Population size, generations and operator rates (OFA's evolution finder defaults, smaller)."""
+
+    population: int = 100
+    generations: int = 30
+    parent_ratio: float = 0.25
+    mutation_ratio: float = 0.5
+    mutate_prob: float = 0.1
+    max_tries: int = 200
+
+    def __post_init__(self) -> None:
+        if self.population < 2 or self.generations < 1 or self.max_tries < 1:
+            raise ValueError("population must be >= 2, generations and max_tries >= 1")
+        for name in ("parent_ratio", "mutation_ratio", "mutate_prob"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Best arch found under one latency constraint."""
+
+    constraint_s: float
+    arch: SubnetArch
+    score: float
+    latency_s: float
+    n_scored: int
+
+
+def evolutionary_search(space: SearchSpace, score: Callable[[list[SubnetArch]], np.ndarray],
+                        latency: Callable[[SubnetArch], float], constraint_s: float,
+                        config: EvolutionConfig | None = None, rng: random.Random | None = None,
+                        seeds: Sequence[SubnetArch] = ()) -> SearchResult:
+    """Maximise ``score`` over archs with ``latency(arch) <= constraint_s``.
+
+    The population starts from the feasible ``seeds`` (e.g. known good subnets), the smallest subnet,
+    and random feasible samples and mutations of those; each generation keeps the best
+    ``parent_ratio`` and refills by mutation and crossover of parents, rejecting infeasible and
+    duplicate children. ValueError if even the smallest subnet breaks the constraint.
+    """
+    config = config or EvolutionConfig()
+    rng = rng or random.Random(0)
+    cache: dict[SubnetArch, float] = {}
+
+    def feasible(a: SubnetArch) -> bool:
+        if a not in cache:
+            cache[a] = latency(a)
+        return cache[a] <= constraint_s
+
+    smallest = space.smallest()
+    if not feasible(smallest):
+        raise ValueError(f"latency constraint {constraint_s * 1e3:.3f} ms is below the smallest subnet's "
+                         f"{cache[smallest] * 1e3:.3f} ms")
+    population: dict[SubnetArch, None] = {smallest: None}
+    for a in seeds:
+        a = a.canonical(space.spec)
+        if space.contains(a) and feasible(a):
+            population[a] = None
+
+    def fill(make: Callable[[], SubnetArch], target: int) -> None:
+        for _ in range(config.max_tries * max(1, target - len(population))):
+            if len(population) >= target:
+                return
+            child = make()
+            if child not in population and feasible(child):
+                population[child] = None
+
+    bases = list(population)
+    fill(lambda: space.sample(rng), config.population)
+    fill(lambda: space.mutate(rng.choice(bases), rng, max(config.mutate_prob, 0.3)), config.population)
+
+    scores: dict[SubnetArch, float] = {}
+
+    def rank(archs: list[SubnetArch]) -> list[SubnetArch]:
+        new = [a for a in archs if a not in scores]
+        if new:
+            scores.update(zip(new, (float(s) for s in score(new)), strict=True))
+        return sorted(archs, key=lambda a: -scores[a])
+
+    n_parents = max(2, int(config.population * config.parent_ratio))
+    for _ in range(config.generations):
+        parents = rank(list(population))[:n_parents]
+        population = dict.fromkeys(parents)
+        n_mutants = n_parents + int(config.population * config.mutation_ratio)
+        fill(lambda p=parents: space.mutate(rng.choice(p), rng, config.mutate_prob), n_mutants)
+        fill(lambda p=parents: space.crossover(*rng.sample(p, 2), rng), config.population)
+    best = rank(list(population))[0]
+    return SearchResult(constraint_s, best, scores[best], cache[best], len(scores))
+
+
+def constraint_sweep(low_s: float, high_s: float, n: int) -> list[float]:
+    """``n`` latency limits spaced geometrically from ``low_s`` to ``high_s`` (both included)."""
+    if n < 1 or not 0 < low_s <= high_s:
+        raise ValueError(f"need n >= 1 and 0 < low <= high, got n={n}, low={low_s}, high={high_s}")
+    if n == 1:
+        return [high_s]
+    return [low_s * (high_s / low_s) ** (i / (n - 1)) for i in range(n)]
+
+
+def pareto_front(latency: Sequence[float], accuracy: Sequence[float]) -> list[int]:
+    """Indices of the non-dominated points, by increasing latency (and strictly increasing accuracy)."""
+    if len(latency) != len(accuracy):
+        raise ValueError(f"{len(latency)} latencies for {len(accuracy)} accuracies")
+    order = sorted(range(len(latency)), key=lambda i: (latency[i], -accuracy[i]))
+    front: list[int] = []
+    best = -math.inf
+    for i in order:
+        if accuracy[i] > best:
+            front.append(i)
+            best = accuracy[i]
+    return front
+
+
+def pick_spread(latency: Sequence[float], n: int) -> list[int]:
+    """Up to ``n`` indices of ascending ``latency`` spread geometrically, first and last always kept."""
+    if n < 2:
+        raise ValueError(f"need at least 2 levels, got {n}")
+    if len(latency) <= n:
+        return list(range(len(latency)))
+    logs = np.log(np.asarray(latency, dtype=float))
+    chosen = {0, len(latency) - 1}
+    for target in np.linspace(logs[0], logs[-1], n)[1:-1]:
+        free = [i for i in range(len(latency)) if i not in chosen]
+        chosen.add(min(free, key=lambda i: abs(logs[i] - target)))
+    return sorted(chosen)
+
+
+# ---------------------------------------------------------------------------------------- sub-command
+
+SEARCH_FORMAT = "dynofa-search/1"
+
+
+@dataclass
+class Point:
+    """A subnet with measured val top-1 and (filled in later) measured CPU latency."""
+
+    arch: SubnetArch
+    source: str
+    val_top1: float
+    macs: int
+    params: int
+    gpu: dict[str, Any] | None = None
+    lut_s: float = 0.0
+    predicted_top1: float = 0.0
+    cpu: dict[str, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"arch": self.arch.to_dict(), "source": self.source, "val_top1": self.val_top1, "macs": self.macs,
+                "params": self.params, "lut_s": self.lut_s, "predicted_top1": self.predicted_top1,
+                "cpu": self.cpu, "gpu": self.gpu}
+
+
+def load_gpu_results(path: Path | str, spec: SupernetSpec) -> tuple[list[Point], dict[str, Any]]:
+    """Candidates (val top-1, MACs, params, optional GPU latency) of a GPU job's ``results.json``.
+
+    Returns the points (GPU latency as a measured library record where present) and the job's ``env``
+    and ``args`` as ``{"env": ..., "args": ...}``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"GPU candidate results not found: {path}")
+    try:
+        data = json.loads(path.read_text())
+        if SupernetSpec.from_dict(data["spec"]) != spec:
+            raise ValueError(f"{path} was evaluated with another supernet spec than the checkpoint's")
+        env, method = data.get("env", {}), data.get("latency_method", "")
+        points = []
+        for c in data["candidates"]:
+            arch = SubnetArch.from_dict(c["arch"]).canonical(spec)
+            arch.validate(spec)
+            gpu = None
+            if c.get("latency"):
+                gpu = {"profile": "gpu", "device": env.get("device", "cuda"), "processor": env.get("gpu", ""),
+                       "threads": 1, "freq_hz": None, "batch": 1, "p50_s": float(c["latency"]["p50_s"]),
+                       "p90_s": float(c["latency"]["p90_s"]), "method": f"measured: {method}"}
+            points.append(Point(arch, "candidate", float(c["val_top1"]), int(c["macs"]), int(c["params"]), gpu))
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not a GPU job results.json with candidates: {exc!r}") from exc
+    unique = {p.arch: p for p in points}
+    return list(unique.values()), {"env": env, "args": data.get("args", {})}
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Data options shared by ``dynofa search`` and ``build-library`` (same defaults as ``dynofa train``)."""
+    parser.add_argument("--data", type=Path, help="CIFAR-10 tarball (default: ../shared/data/cifar10-jpeg.tar.gz)")
+    parser.add_argument("--cache-dir", type=Path, help="decoded-data cache (default: $DYNOFA_CACHE or .cache)")
+    parser.add_argument("--val-size", type=int, default=5000,
+                        help="held-out split of the training set, as in training (default: %(default)s)")
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of that split, as in training "
+                        "(default: %(default)s)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``dynofa search``."""
+    parser.add_argument("--checkpoint", type=Path, required=True, help="trained supernet checkpoint")
+    parser.add_argument("--lut", type=Path, default=Path("runs/offline/profile/lut_cpu-1t.json"),
+                        help="latency LUT of the profile that defines the constraints (default: %(default)s)")
+    parser.add_argument("--candidates", type=Path, help="GPU job results.json (subnets with val top-1); without "
+                        "it, --random-candidates subnets are evaluated on the val split here")
+    parser.add_argument("--random-candidates", type=int, default=60,
+                        help="random subnets to evaluate on this machine when --candidates is absent "
+                        "(default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("runs/offline/search.json"),
+                        help="result file (default: %(default)s)")
+    parser.add_argument("--constraints", type=int, default=8,
+                        help="latency limits, geometric from the smallest to the largest subnet (default: %(default)s)")
+    parser.add_argument("--population", type=int, default=100, help="evolution population (default: %(default)s)")
+    parser.add_argument("--generations", type=int, default=30, help="evolution generations (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument("--warmup", type=int, default=5, help="warm-up runs per latency measurement "
+                        "(default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=20, help="timed runs per latency measurement of every "
+                        "point (default: %(default)s)")
+    parser.add_argument("--n-calib", type=int, default=2000, help="BN calibration images per evaluated subnet "
+                        "(default: %(default)s)")
+    parser.add_argument("--max-val-images", type=int, help="evaluate on only N val images (quick runs)")
+    add_data_arguments(parser)
+
+
+def _evaluate_points(supernet: nn.Module, spec: SupernetSpec, archs: Sequence[SubnetArch], source: str,
+                     val: tuple[np.ndarray, np.ndarray], calib: np.ndarray, n_calib: int) -> list[Point]:
+    from dynofa_ros.offline.evaluate import evaluate_many
+
+    evals = evaluate_many(supernet, archs, val[0], val[1], calib, spec, n_calib=min(n_calib, len(calib)))
+    return [Point(e.arch, source, e.top1, e.macs, e.params) for e in evals]
+
+
+def fill_gpu_latency(points: Sequence[Point]) -> LinearLatencyModel | None:
+    """Give every point without a measured GPU latency a predicted one (linear model on active blocks and
+    MACs fitted to the measured points; p90 scaled by their median p90/p50). None with < 4 measured."""
+    measured = [p for p in points if p.gpu]
+    if len(measured) < 4:
+        return None
+    model = LinearLatencyModel.fit([sum(p.arch.d) for p in measured], [p.macs for p in measured],
+                                   [p.gpu["p50_s"] for p in measured])
+    tail = statistics.median(p.gpu["p90_s"] / p.gpu["p50_s"] for p in measured)
+    method = (f"predicted: linear fit on active blocks + MACs of {len(measured)} measured subnets "
+              f"(held-out MAPE {model.error['holdout_mape'] * 100:.1f} %)")
+    for p in points:
+        if p.gpu is None:
+            p50 = model.predict(sum(p.arch.d), p.macs)
+            p.gpu = {**measured[0].gpu, "p50_s": p50, "p90_s": p50 * max(tail, 1.0), "method": method}
+    return model
+
+
+def run(args: argparse.Namespace) -> int:
+    """Fit the predictor, sweep constraints, evaluate and measure every point, write the front."""
+    from dynofa_ros.offline.data import load_cifar10, stratified_split, subset
+    from dynofa_ros.supernet.checkpoint import load_supernet
+
+    supernet, spec = load_supernet(args.checkpoint)
+    lut = LatencyLUT.load(args.lut)
+    if lut.spec != spec:
+        raise ValueError(f"LUT {args.lut} was built for another supernet spec than {args.checkpoint}'s")
+    space = SearchSpace(spec, lut.resolutions)
+    points: list[Point] = []
+    env: dict[str, Any] = {}
+    if args.candidates:
+        points, meta = load_gpu_results(args.candidates, spec)
+        points, env = [p for p in points if space.contains(p.arch)], meta["env"]
+        for ours, theirs in (("val_size", "val_size"), ("split_seed", "seed")):
+            if meta["args"].get(theirs, getattr(args, ours)) != getattr(args, ours):
+                raise ValueError(f"{args.candidates} used {theirs}={meta['args'][theirs]} for its val split; pass "
+                                 f"--{ours.replace('_', '-')} {meta['args'][theirs]} so both use the same images")
+    rng = random.Random(args.seed)
+    data = load_cifar10(args.data, args.cache_dir)
+    split = stratified_split(data.train_y, args.val_size, args.split_seed)
+    val_idx = subset(split.val, args.max_val_images, args.split_seed)
+    val = (data.train_x[val_idx], data.train_y[val_idx])
+    calib = data.train_x[split.train]
+
+    if not args.candidates:
+        archs = list(dict.fromkeys([space.smallest(), space.largest()]
+                                   + [space.sample(rng) for _ in range(args.random_candidates)]))
+        points = _evaluate_points(supernet, spec, archs, "candidate", val, calib, args.n_calib)
+    if len(points) < 10:
+        raise ValueError(f"only {len(points)} candidate subnets with val accuracy; the predictor needs >= 10")
+    predictor, report = fit_and_report(spec, [p.arch for p in points], [p.val_top1 for p in points],
+                                       seed=args.seed)
+    print(f"accuracy predictor: held-out RMSE {report.rmse * 100:.2f} pp, Spearman {report.spearman:.3f} "
+          f"(n_train={report.n_train}, n_test={report.n_test}, ridge alpha {report.alpha})")
+
+    config = EvolutionConfig(population=args.population, generations=args.generations)
+    seeds = [p.arch for p in points]
+    constraints = constraint_sweep(lut.predict(space.smallest()), lut.predict(space.largest()), args.constraints)
+    found: dict[SubnetArch, SearchResult] = {}
+    for c in tqdm(constraints, desc="evolutionary search", unit="limit"):
+        result = evolutionary_search(space, predictor.predict, lut.predict, c, config, rng, seeds)
+        found.setdefault(result.arch, result)
+    known = {p.arch for p in points}
+    new = [a for a in found if a not in known]
+    points += _evaluate_points(supernet, spec, new, "search", val, calib, args.n_calib)
+
+    threads = lut.threads
+    predicted = predictor.predict([p.arch for p in points])
+    for p, acc in zip(tqdm(points, desc=f"measure latency ({lut.profile})", unit="net"), predicted, strict=True):
+        t = measure_subnet(supernet, p.arch, threads, args.warmup, args.repeats)
+        p.cpu = {"p50_s": t.p50_s, "p90_s": t.p90_s}
+        p.lut_s = lut.predict(p.arch)
+        p.predicted_top1 = float(acc)
+    gpu_model = fill_gpu_latency(points)
+    front = pareto_front([p.cpu["p50_s"] for p in points], [p.val_top1 for p in points])
+    lut_err = prediction_error(lut, [Measured(p.arch, lut.profile, Timing(p.cpu["p50_s"], p.cpu["p90_s"],
+                                                                          p.cpu["p50_s"], args.repeats, args.warmup))
+                                     for p in points])
+    out = {
+        "format": SEARCH_FORMAT, "spec": spec.to_dict(), "checkpoint": str(args.checkpoint),
+        "primary_profile": lut.profile, "cpu_threads": threads, "processor": processor_name(),
+        "cpu_method": f"extracted subnet, batch 1, {args.warmup} warm-up, median/p90 of {args.repeats}",
+        "lut": {"path": str(args.lut), "overhead_s": lut.overhead_s, "error_profile_run": lut.error,
+                "error_on_points": lut_err},
+        "val_images": len(val[1]), "predictor": report.to_dict(), "gpu_env": env,
+        "gpu_model": None if gpu_model is None else {"coef": gpu_model.coef, "error": gpu_model.error},
+        "constraints_s": constraints,
+        "search": [{"constraint_s": r.constraint_s, "arch": r.arch.to_dict(), "predicted_top1": r.score,
+                    "lut_s": r.latency_s, "n_scored": r.n_scored} for r in found.values()],
+        "points": [p.to_dict() for p in points], "front": front,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1))
+    print(f"{len(points)} subnets ({len(new)} new from search), Pareto front of {len(front)}: "
+          + ", ".join(f"{points[i].cpu['p50_s'] * 1e3:.1f} ms/{points[i].val_top1 * 100:.1f} %" for i in front))
+    print(f"LUT error on these subnets: MAPE {lut_err['mape'] * 100:.1f} %; wrote {args.out}")
+    return 0

@@ -1,0 +1,156 @@
+"""The ``dynofa`` tool end to end on a tiny slice: pipeline, GPU candidates, calibrate, plot, errors."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dynofa_ros.offline.cli import COMMANDS, build_parser, main
+from dynofa_ros.offline.data import CACHE_NAME, load_image_folder
+from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.bn import load_bn_stats
+from dynofa_ros.supernet.library import SubnetLibrary, sha256_file
+from dynofa_ros.supernet.spec import SupernetSpec
+
+# one thread throughout: on a shared 2-core machine two-thread runs can stall for seconds
+QUICK_PROFILE = "--profiles cpu-1t --resolutions 40 --fit 1 --holdout 2 --warmup 1 --repeats 3 --rounds 1"
+SEARCH_BUDGET = "--constraints 3 --population 10 --generations 2 --warmup 1 --repeats 3 --n-calib 40 --val-size 100"
+QUICK_SEARCH = "--random-candidates 14 " + SEARCH_BUDGET
+QUICK_BUILD = ("--profiles cpu-1t --levels 3 --warmup 1 --repeats 4 --rounds 2 --n-calib 40 --val-size 100 "
+               "--max-test-images 60")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_cache(cifar_tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data cache folder whose CIFAR-10 .npz holds the 300 tiny images as train and 150 of them as test."""
+    x, y, classes = load_image_folder(cifar_tiny_dir)
+    cache = tmp_path_factory.mktemp("cache")
+    np.savez(cache / CACHE_NAME, train_x=x, train_y=y, test_x=x[::2], test_y=y[::2], class_names=np.array(classes))
+    return cache
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tiny_trained: tuple[torch.nn.Module, Path], tiny_cache: Path,
+                 tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Work folder of one ``dynofa pipeline`` run (no GPU candidates: subnets evaluated here)."""
+    work = tmp_path_factory.mktemp("pipeline")
+    rc = main(["pipeline", "--checkpoint", str(tiny_trained[1]), "--work", str(work), "--out", str(work / "lib"),
+               "--plot", str(work / "pareto.png"), "--cache-dir", str(tiny_cache), "--profile-args", QUICK_PROFILE,
+               "--search-args", QUICK_SEARCH, "--build-library-args", QUICK_BUILD])
+    assert rc == 0
+    return work
+
+
+def test_help_of_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    mine = [c for c in COMMANDS if c.name in ("train", "calibrate", "profile", "search", "build-library", "plot",
+                                              "pipeline")]
+    assert len(mine) == 7 and all(cmd.name in out for cmd in mine)
+    for cmd in mine:
+        with pytest.raises(SystemExit):
+            main([cmd.name, "--help"])
+        assert "usage: dynofa " + cmd.name in capsys.readouterr().out
+
+
+def test_pipeline_writes_a_valid_library(pipeline_run: Path, tiny_trained: tuple[torch.nn.Module, Path]) -> None:
+    lib = SubnetLibrary.load(pipeline_run / "lib" / "library.json")
+    assert 2 <= len(lib.levels) <= 3 and lib.spec == SupernetSpec(resolutions=(32, 40))
+    lat = [lv.latency_for("cpu-1t").p50_s for lv in lib.levels]
+    assert lat == sorted(lat)
+    top1 = [lv.top1 for lv in lib.levels]
+    assert top1 == sorted(top1) and len(set(top1)) == len(top1)
+    for lv in lib.levels:
+        assert [p.profile for p in lv.latency] == ["cpu-1t"] and lv.macs > 0 and lv.params > 0
+        assert lv.arch.resolution == 40 and lv.latency_for("cpu-1t").threads == 1
+        assert "median" in lv.latency_for("cpu-1t").method and lv.latency_for("cpu-1t").processor
+    assert lib.eval_set == "cifar10-test (60 images)" and "40 cifar10-train" in lib.calibration
+    assert len(load_bn_stats(lib.bn_stats_path)) == len(lib.levels)
+    search = json.loads((pipeline_run / "search.json").read_text())
+    assert search["predictor"]["n_test"] >= 2 and search["front"]
+    assert all(p["cpu"]["p50_s"] > 0 and p["lut_s"] > 0 for p in search["points"])
+    assert (pipeline_run / "pareto.png").stat().st_size > 10_000
+    assert (pipeline_run / "profile" / "profile_report.json").is_file()
+
+    from dynofa_ros.supernet.runtime import DynamicNetwork
+
+    net = DynamicNetwork.from_library(pipeline_run / "lib" / "library.json")
+    net.request_level(len(lib.levels) - 1)
+    assert net.predict(torch.zeros(2, 3, 40, 40)).shape == (2, 10)
+
+
+def test_calibrate_rewrites_bn_stats(pipeline_run: Path, tiny_cache: Path) -> None:
+    path = pipeline_run / "lib" / "library.json"
+    before = SubnetLibrary.load(path).bn_stats.sha256
+    assert main(["calibrate", "--library", str(path), "--n-calib", "20", "--val-size", "100",
+                 "--cache-dir", str(tiny_cache)]) == 0
+    lib = SubnetLibrary.load(path)  # verifies the new SHA-256
+    assert lib.bn_stats.sha256 != before and lib.bn_stats.sha256 == sha256_file(lib.bn_stats_path)
+    assert lib.calibration.startswith("20 cifar10-train")
+
+
+def test_search_and_build_with_gpu_candidates(pipeline_run: Path, tiny_trained: tuple[torch.nn.Module, Path],
+                                              tiny_cache: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    spec = SupernetSpec(resolutions=(32, 40))
+    rng = random.Random(0)
+    cands = []
+    for i in range(16):
+        arch = SubnetArch.sample(spec, rng)
+        blocks = sum(arch.d)
+        cand = {"arch": arch.to_dict(), "val_top1": 0.1 + 0.01 * blocks, "macs": 10**6 * blocks, "params": 10**6}
+        if i % 2:
+            cand["latency"] = {"p50_s": 0.001 * blocks, "p90_s": 0.0012 * blocks}
+        cands.append(cand)
+    results = tmp_path / "results.json"
+    job = {"env": {"device": "cuda", "gpu": "NVIDIA H200"}, "spec": spec.to_dict(), "latency_method": "batch 1",
+           "candidates": cands, "args": {"seed": 0, "val_size": 100}}
+    results.write_text(json.dumps(job))
+    data = ["--cache-dir", str(tiny_cache)]
+    assert main(["search", "--checkpoint", str(tiny_trained[1]), "--lut", str(pipeline_run / "profile" /
+                 "lut_cpu-1t.json"), "--candidates", str(results), "--out", str(tmp_path / "search.json"),
+                 *SEARCH_BUDGET.split(), *data]) == 0
+    search = json.loads((tmp_path / "search.json").read_text())
+    # only the resolution-40 candidates fit the LUT; those are kept, plus what the search found
+    assert {p["source"] for p in search["points"]} <= {"candidate", "search"}
+    assert all(p["arch"]["resolution"] == 40 for p in search["points"])
+    assert all(p["gpu"]["processor"] == "NVIDIA H200" for p in search["points"])
+    results.write_text(json.dumps({**job, "args": {"seed": 1, "val_size": 100}}))
+    assert main(["search", "--checkpoint", str(tiny_trained[1]), "--candidates", str(results), "--lut",
+                 str(pipeline_run / "profile" / "lut_cpu-1t.json"), "--val-size", "100", *data]) == 2
+    assert "--split-seed 1" in capsys.readouterr().err
+    assert main(["build-library", "--checkpoint", str(tiny_trained[1]), "--search", str(tmp_path / "search.json"),
+                 "--out", str(tmp_path / "lib"), *QUICK_BUILD.split(), *data]) == 0
+    lib = SubnetLibrary.load(tmp_path / "lib" / "library.json")
+    for lv in lib.levels:
+        gpu = lv.latency_for("gpu")
+        assert gpu is not None and gpu.method.split(":")[0] in ("measured", "predicted")
+        assert lv.latency_for("cpu-2t") is None and len(lv.latency) == 2
+    assert main(["plot", "--search", str(tmp_path / "search.json"), "--out", str(tmp_path / "p.png")]) == 0
+    assert (tmp_path / "p.png").is_file()
+
+
+def test_bad_inputs_exit_with_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build-library", "--checkpoint", str(tmp_path / "none.pt"), "--search",
+                 str(tmp_path / "none.json")]) == 2
+    assert "search result not found" in capsys.readouterr().err
+    assert main(["profile", "--profiles", "cpu-xt", "--out", str(tmp_path)]) == 2
+    assert "unknown CPU profile" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["search"])  # --checkpoint is required

@@ -1,0 +1,62 @@
+"""Library building: level ordering/monotonicity, search-file validation, spec mismatch.
+
+The full build on a tiny slice (files written, validated and loaded by the runtime) runs in test_cli.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from dynofa_ros.offline import library_build
+from dynofa_ros.offline.library_build import load_search, monotone_levels
+from dynofa_ros.offline.search import SEARCH_FORMAT
+from dynofa_ros.supernet.spec import SupernetSpec
+
+
+def test_monotone_levels_orders_by_latency_and_drops_dominated() -> None:
+    latency = [9.0, 3.0, 5.0, 7.0, 4.0]
+    accuracy = [0.90, 0.70, 0.80, 0.79, 0.70]
+    assert monotone_levels(latency, accuracy) == [1, 2, 0]
+    assert monotone_levels([1.0], [0.5]) == [0]
+    assert monotone_levels([2.0, 1.0], [0.5, 0.5]) == [1]
+
+
+def test_load_search_rejects_other_files(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="dynofa search"):
+        load_search(tmp_path / "missing.json")
+    (tmp_path / "a.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_search(tmp_path / "a.json")
+    (tmp_path / "b.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(ValueError, match="not a `dynofa search` result"):
+        load_search(tmp_path / "b.json")
+    (tmp_path / "c.json").write_text(json.dumps({"format": SEARCH_FORMAT, "points": []}))
+    assert load_search(tmp_path / "c.json")["points"] == []
+
+
+def _args(**overrides: object) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    library_build.add_arguments(parser)
+    args = parser.parse_args(["--checkpoint", "x.pt"])
+    for k, v in overrides.items():
+        setattr(args, k, v)
+    return args
+
+
+def test_build_refuses_a_search_of_another_supernet(tiny_trained: tuple[torch.nn.Module, Path],
+                                                     tmp_path: Path) -> None:
+    search = tmp_path / "search.json"
+    search.write_text(json.dumps({"format": SEARCH_FORMAT, "spec": SupernetSpec().to_dict(),
+                                  "primary_profile": "cpu-1t", "points": [], "front": []}))
+    with pytest.raises(ValueError, match="spec differs"):
+        library_build.run(_args(checkpoint=tiny_trained[1], search=search, out=tmp_path / "lib"))
+    with pytest.raises(ValueError, match="--levels"):
+        library_build.run(_args(search=search, levels=1))
+    with pytest.raises(ValueError, match="unknown CPU profile"):
+        library_build.run(_args(search=search, profiles=["cpu"]))
+    assert not (tmp_path / "lib").exists()
