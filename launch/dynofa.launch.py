@@ -6,12 +6,12 @@ Parameters come from config/dynofa.yaml (the bring-up reads the same file), the 
 dynofa_ros.nodes.system.NODES (the bring-up's table).
 """
 
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from dynofa_ros.nodes.system import NODES, config_dir
-from launch import LaunchDescription
 
 
 def generate_launch_description():

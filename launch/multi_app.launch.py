@@ -7,12 +7,12 @@ Parameters come from config/multi_app.yaml; shared topics (reports, commands, pl
 are remapped to absolute names so both apps meet one manager.
 """
 
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from dynofa_ros.nodes.system import NODES, config_dir, shared_remappings
-from launch import LaunchDescription
 
 APPS = ("app1", "app2")
 
