@@ -18,6 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from real_contention import REAL_SECTION, real_contention  # noqa: E402
+
 from dynofa_ros.manager.harness import (  # noqa: E402
     GoalCheck,
     RunResult,
@@ -29,32 +31,40 @@ from dynofa_ros.manager.harness import (  # noqa: E402
 from dynofa_ros.manager.models import LevelPoint, levels_from_library, synthetic_levels  # noqa: E402
 from dynofa_ros.manager.policy import GOVERNORS  # noqa: E402
 from dynofa_ros.manager.scenarios import Scenario, default_scenarios  # noqa: E402
+from dynofa_ros.offline.timing import processor_name  # noqa: E402
+from dynofa_ros.supernet.library import SubnetLibrary  # noqa: E402
+from dynofa_ros.supernet.synthetic import shipped_or_synthetic  # noqa: E402
 
 GOALS = {"one-app": 0.25, "two-apps": 0.50}
+MODEL_ERROR = (1.2, 0.8)  # the mis-calibrated joint runs' model: latency x1.2, power x0.8
+MISCAL_SUFFIX = "@miscal"
+JOINT_LABELS = ("joint@eq-acc", "joint", f"joint@eq-acc{MISCAL_SUFFIX}", f"joint{MISCAL_SUFFIX}")
 BASELINES = ["dvfs-only", "subnet-only", "static"] + [f"governor:{g}" for g in GOVERNORS]
 
 
 def load_levels(path: str | None) -> tuple[tuple[LevelPoint, ...], str]:
     """The shipped library's levels when present (or ``path``), else the synthetic set; and a description."""
-    from dynofa_ros.supernet.library import SubnetLibrary, default_library_path
-
     try:
-        lib_path = Path(path) if path else default_library_path()
+        lib_path, _ = shipped_or_synthetic(path, None)  # a random-weight library has no top-1 to trade
     except FileNotFoundError as exc:
         return synthetic_levels(), f"synthetic level set (no shipped library: {str(exc).splitlines()[0]})"
     lib = SubnetLibrary.load(lib_path, verify=False)
     return levels_from_library(lib), f"shipped library `{lib.name}` ({lib_path}, {len(lib.levels)} levels)"
 
 
-def run_all(scenarios: list[Scenario], levels: tuple[LevelPoint, ...], seed: int) -> dict[str, list[RunResult]]:
+def run_all(scenarios: list[Scenario], levels: tuple[LevelPoint, ...], seed: int,
+            noise: float) -> dict[str, list[RunResult]]:
     out: dict[str, list[RunResult]] = {}
     for sc in scenarios:
         fixed = fixed_levels_for(sc, levels)
         eq_acc = {a: levels[i].top1 for a, i in fixed.items()}
-        runs = [run_scenario(sc, "joint", levels, fixed_levels=fixed, seed=seed),
-                run_scenario(sc, "joint", levels, fixed_levels=fixed, seed=seed, min_accuracy=eq_acc,
-                             label="joint@eq-acc")]
-        runs += [run_scenario(sc, p, levels, fixed_levels=fixed, seed=seed) for p in BASELINES]
+        common = {"fixed_levels": fixed, "seed": seed, "noise_sigma": noise}
+        runs = []
+        for suffix, error in (("", (1.0, 1.0)), (MISCAL_SUFFIX, MODEL_ERROR)):
+            runs += [run_scenario(sc, "joint", levels, label=f"joint{suffix}", model_error=error, **common),
+                     run_scenario(sc, "joint", levels, min_accuracy=eq_acc, label=f"joint@eq-acc{suffix}",
+                                  model_error=error, **common)]
+        runs += [run_scenario(sc, p, levels, **common) for p in BASELINES]
         out[sc.name] = runs
         gov = best_governor(runs)
         print(f"[{sc.name}] fixed levels {fixed}; best governor {gov.policy} {gov.energy_j:.1f} J", flush=True)
@@ -72,7 +82,7 @@ def goal_checks(scenarios: list[Scenario], results: dict[str, list[RunResult]]) 
             continue
         runs = results[sc.name]
         gov = best_governor(runs)
-        for label in ("joint@eq-acc", "joint"):
+        for label in JOINT_LABELS:
             checks.append(check_goal(next(r for r in runs if r.policy == label), gov, goal))
     return checks
 
@@ -151,13 +161,16 @@ def markdown(scenarios, results, checks, thermal, lib_desc, args, elapsed_s, plo
         "# Runtime manager benchmark (SIMULATED Jetson Xavier NX)",
         "",
         f"- date {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}, host {platform.node()} "
-        f"({platform.machine()}, Python {platform.python_version()}); wall time {elapsed_s:.0f} s",
+        f"({processor_name()}, Python {platform.python_version()}); wall time {elapsed_s:.0f} s",
         "- **the board is simulated** (`dynofa_ros.platform.sim`, config/platforms/xavier_nx.yaml); energy is "
         "the simulated VDD_IN integral over the run; frame times carry log-normal noise "
         f"(sigma {args.noise}, seed {args.seed}); every policy sees the same trace",
         f"- levels: {lib_desc}",
         "- the joint controller and DVFS-only predict with the simulator's own latency/power models "
         "(`SimBoardModel`), corrected online by a per-app Kalman slowdown; contention and noise are unknown to them",
+        f"- **…{MISCAL_SUFFIX}**: the same joint runs with a deliberately mis-calibrated model (latency × "
+        f"{MODEL_ERROR[0]:g}, power × {MODEL_ERROR[1]:g}), so the result does not rest on the controller knowing "
+        "the simulator exactly",
         "- miss rate = (frames over their latency target + camera ticks dropped because the previous frame "
         "was still running) / camera ticks",
         "- baselines that do not choose levels run the most accurate level whose model latency at the top "
@@ -196,7 +209,7 @@ def markdown(scenarios, results, checks, thermal, lib_desc, args, elapsed_s, plo
         if len(runs[0].apps) > 1:
             lines += ["", "Per-app energy attribution (dynamic energy of each app's frames, J): " + "; ".join(
                 f"{r.policy}: " + ", ".join(f"{a} {m.energy_j:.1f}" for a, m in r.apps.items())
-                for r in runs if r.policy in ("joint", "joint@eq-acc", gov.policy))]
+                for r in runs if r.policy in (*JOINT_LABELS, gov.policy))]
         lines.append("")
     lines += ["Plots: " + ", ".join(f"`{p.relative_to(ROOT) if p.is_relative_to(ROOT) else p}`" for p in plots), ""]
     return "\n".join(lines)
@@ -228,15 +241,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=150, help="--real-contention: frames per policy")
     args = ap.parse_args(argv)
     if args.real_contention:
-        from dynofa_ros.manager.realrun import REAL_SECTION, real_contention
-
-        section = real_contention(args)
-        if section is None:
+        result = real_contention(args)
+        if result is None:
             return 2
+        section, passed = result
         write_section(args.out, REAL_SECTION, section, keep_rest=True)
         print(section)
         print(f"wrote {args.out}")
-        return 0
+        return 0 if passed else 1
     t0 = time.time()
     levels, lib_desc = load_levels(args.library)
     print(f"levels: {lib_desc}", flush=True)
@@ -246,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             ap.error(f"unknown scenarios {sorted(unknown)}; known: {[s.name for s in scenarios]}")
         scenarios = [s for s in scenarios if s.name in args.scenarios]
-    results = run_all(scenarios, levels, args.seed)
+    results = run_all(scenarios, levels, args.seed, args.noise)
     checks = goal_checks(scenarios, results)
     from dynofa_ros.platform.sim.config import BoardConfig
 
@@ -259,12 +271,13 @@ def main(argv: list[str] | None = None) -> int:
     for line in thermal:
         print(line)
     plots = [] if args.no_plots else plot(scenarios, results, args.img_dir)
-    from dynofa_ros.manager.realrun import REAL_SECTION
-
     text = markdown(scenarios, results, checks, thermal, lib_desc, args, time.time() - t0, plots)
     write_section(args.out, REAL_SECTION, text, keep_rest=False)
     print(f"wrote {args.out}")
-    return 0
+    failed = [f"{c.scenario}/{c.policy}" for c in checks if not c.passed] + [t for t in thermal if "FAIL" in t]
+    if failed:
+        print(f"FAILED goals: {failed}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +26,20 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dynofa_ros.offline.profile import processor_name, time_calls, torch_threads  # noqa: E402
+from dynofa_ros.offline.timing import (  # noqa: E402
+    Timing,
+    processor_name,
+    time_calls,
+    time_interleaved,
+    torch_threads,
+)
 from dynofa_ros.supernet.bn import load_bn_stats  # noqa: E402
 from dynofa_ros.supernet.checkpoint import load_supernet  # noqa: E402
-from dynofa_ros.supernet.library import SubnetLibrary, default_library_path  # noqa: E402
+from dynofa_ros.supernet.library import SubnetLibrary  # noqa: E402
 from dynofa_ros.supernet.preprocess import Preprocessor  # noqa: E402
 from dynofa_ros.supernet.runtime import DEFAULT_MODE, MODES, DynamicNetwork, extract_subnet  # noqa: E402
 from dynofa_ros.supernet.spec import SupernetSpec  # noqa: E402
-from dynofa_ros.supernet.synthetic import random_library  # noqa: E402
+from dynofa_ros.supernet.synthetic import shipped_or_synthetic  # noqa: E402
 
 SWITCH_GOAL_S = 1e-3
 
@@ -81,10 +88,6 @@ def percentiles(samples: np.ndarray) -> tuple[float, float, float]:
     return tuple(float(np.percentile(samples, q)) for q in (50, 90, 99))
 
 
-def machine() -> str:
-    return f"{processor_name()}, {os.cpu_count()} logical cores"
-
-
 def bench_switch(network: DynamicNetwork, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Wall and thread-CPU seconds of ``n`` random level switches (CPU time excludes preemption)."""
     rng = random.Random(0)
@@ -123,25 +126,39 @@ def bench_fresh_process(library_path: Path, level: int, repeats: int) -> tuple[n
     return np.array(walls), {k: float(np.median([p[k] for p in parts])) for k in parts[0]}
 
 
-def bench_latency(networks: dict[str, DynamicNetwork], threads: int, warmup: int, repeats: int
+def bench_latency(networks: dict[str, DynamicNetwork], threads: int, warmup: int, repeats: int, rounds: int
                   ) -> dict[str, list[tuple[float, float]]]:
-    """Per mode and level: batch-1 ``predict`` median and p90 seconds; modes interleaved call by call."""
+    """Per mode and level: batch-1 ``predict`` median and p90 seconds; the modes timed interleaved."""
     result: dict[str, list[tuple[float, float]]] = {m: [] for m in networks}
-    with torch_threads(threads):
-        for i, level in enumerate(next(iter(networks.values())).levels):
-            x = torch.randn(1, 3, level.arch.resolution, level.arch.resolution)
-            samples: dict[str, list[float]] = {m: [] for m in networks}
-            for network in networks.values():
-                network.activate(i)
-            for k in range(warmup + repeats):
-                for mode, network in networks.items():
-                    start = time.perf_counter()
-                    network.predict(x)
-                    if k >= warmup:
-                        samples[mode].append(time.perf_counter() - start)
-            for mode in networks:
-                result[mode].append((float(np.median(samples[mode])), float(np.percentile(samples[mode], 90))))
+    for i, level in enumerate(next(iter(networks.values())).levels):
+        x = torch.randn(1, 3, level.arch.resolution, level.arch.resolution)
+        for network in networks.values():
+            network.activate(i)
+        calls = [partial(net.predict, x) for net in networks.values()]
+        samples = time_interleaved(calls, threads, warmup, repeats, rounds, progress=False)
+        for mode, s in zip(networks, samples, strict=True):
+            timing = Timing.of(s, warmup, rounds)
+            result[mode].append((timing.p50_s, timing.p90_s))
     return result
+
+
+def bench_first_frame(network: DynamicNetwork, n: int, seed: int = 0) -> np.ndarray:
+    """Per random switch: seconds of the first frame after ``request_level`` (it applies the switch) minus
+    the steady frame that follows it on the same level: the cost a switch adds to the frame stream."""
+    rng = random.Random(seed)
+    inputs = [torch.randn(1, 3, lv.arch.resolution, lv.arch.resolution) for lv in network.levels]
+    for i, x in enumerate(inputs):  # warm every level once
+        network.activate(i)
+        network.predict(x)
+    extra = np.empty(n)
+    for k in range(n):
+        level = rng.randrange(len(network.levels) - 1)
+        level += level >= network.active_index  # any level but the active one
+        network.request_level(level)
+        frame = partial(network.predict, inputs[level])
+        first = time_calls(frame, 0, 1)[0]
+        extra[k] = first - time_calls(frame, 0, 1)[0]
+    return extra
 
 
 def bench_memory(library_path: Path) -> dict[str, dict[str, int]]:
@@ -178,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--switches", type=int, default=2000, help="level switches timed per mode")
     parser.add_argument("--repeats", type=int, default=30, help="timed inferences per level, mode and thread count")
     parser.add_argument("--warmup", type=int, default=5, help="untimed inferences before each timing")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved passes the repeats are split into")
+    parser.add_argument("--first-frames", type=int, default=200,
+                        help="random switches per mode timed as (first frame after the switch - steady frame)")
     parser.add_argument("--process-repeats", type=int, default=2, help="fresh-process rebuilds timed")
     parser.add_argument("--memory-probe", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -186,19 +206,14 @@ def main(argv: list[str] | None = None) -> int:
         memory_probe(args.library, args.memory_probe)
         return 0
 
-    tmp = None
-    source = "given"
-    if args.library is None:
-        try:
-            args.library = default_library_path()
-            source = "shipped default"
-        except FileNotFoundError:
-            tmp = tempfile.TemporaryDirectory(prefix="bench_switch_")
-            print("no shipped library found: building a SYNTHETIC random-weight library (4 levels, 40-64 px) in",
-                  tmp.name, flush=True)
-            random_library(tmp.name, spec=SupernetSpec(), n_levels=4)
-            args.library = Path(tmp.name) / "library.json"
-            source = "synthetic random weights (no shipped library found)"
+    tmp = tempfile.TemporaryDirectory(prefix="bench_switch_")
+    given = args.library is not None
+    args.library, synthetic = shipped_or_synthetic(args.library, tmp.name)
+    source = ("synthetic random weights (no shipped library found)" if synthetic
+              else "given" if given else "shipped default")
+    if synthetic:
+        print("no shipped library found: built a SYNTHETIC random-weight library (4 levels, 40-64 px) in",
+              tmp.name, flush=True)
     library = SubnetLibrary.load(args.library)
     torch.set_num_threads(1)
     networks = {mode: DynamicNetwork.from_library(library, mode=mode) for mode in MODES}
@@ -207,12 +222,15 @@ def main(argv: list[str] | None = None) -> int:
     switch_raw = {mode: bench_switch(net, args.switches) for mode, net in networks.items()}
     switch = {mode: percentiles(wall) for mode, (wall, _) in switch_raw.items()}
     switch_cpu = {mode: percentiles(cpu) for mode, (_, cpu) in switch_raw.items()}
+    print("first frame after a switch ...", flush=True)
+    first_raw = {mode: bench_first_frame(net, args.first_frames) for mode, net in networks.items()}
+    first = {mode: percentiles(extra) for mode, extra in first_raw.items()}
     print("extraction timing ...", flush=True)
     extract = percentiles(bench_extract(library, 3))
     print("fresh-process rebuild timing ...", flush=True)
     fresh_wall, fresh_parts = bench_fresh_process(args.library, len(library.levels) - 1, args.process_repeats)
     print("inference latency ...", flush=True)
-    latency = {t: bench_latency(networks, t, args.warmup, args.repeats) for t in (1, 2)}
+    latency = {t: bench_latency(networks, t, args.warmup, args.repeats, args.rounds) for t in (1, 2)}
     print("memory ...", flush=True)
     memory = bench_memory(args.library)
     pre_s = bench_preprocess(library.spec, library.levels[-1].arch.resolution, 50)
@@ -225,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
          switch["inplace"][2] <= SWITCH_GOAL_S),
         (f"in-place switch thread-CPU p99 {ms(switch_cpu['inplace'][2])} ms <= 1 ms (excludes preemption by "
          "other processes)", switch_cpu["inplace"][2] <= SWITCH_GOAL_S),
-        (f"cache-mode switch p99 {ms(switch['cache'][2])} ms <= 1 ms", switch["cache"][2] <= SWITCH_GOAL_S),
+        *[(f"{mode}: first frame after a switch no more than 1 ms slower than the steady frame after it "
+           f"(median of {args.first_frames} paired differences: {ms(first[mode][0])} ms)",
+           first[mode][0] <= SWITCH_GOAL_S) for mode in MODES],
         (f"default mode '{DEFAULT_MODE}' no slower than '{other}' at batch 1, 1 thread, on every level "
          f"(speed-ups {', '.join(f'{s:.2f}x' for s in speedups)})", min(speedups) >= 1.0),
     ]
@@ -243,8 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "## Level switching (bench_switch.py)",
         "",
-        f"- Machine: {machine()} (shared with other jobs: numbers are noisy); torch {torch.__version__}; "
-        f"{dt.datetime.now().strftime('%Y-%m-%d %H:%M')}",
+        f"- Machine: {processor_name()}, {os.cpu_count()} logical cores (shared with other jobs: numbers are "
+        f"noisy); torch {torch.__version__}; {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}",
         f"- Library: `{args.library.name}` — {source}; {len(library.levels)} levels, spec width "
         f"{library.spec.width_mult}, {library.spec.num_classes} classes",
         "",
@@ -266,9 +286,17 @@ def main(argv: list[str] | None = None) -> int:
         f"In-place switching is {fresh_p50 / switch['inplace'][0]:,.0f}x faster than restarting a process "
         f"(p50 vs p50) and {extract[0] / switch['inplace'][0]:,.0f}x faster than extracting a subnet.",
         "",
+        f"What a switch costs the frame stream ({args.first_frames} random switches per mode, batch 1, 1 thread): "
+        "the first frame after `request_level` (it applies the switch: arch + BN copy in place, pointer swap "
+        "plus cold caches in cache mode) minus the steady frame that follows it on the same level, ms:",
+        "",
+        "| mode | p50 | p90 | p99 |",
+        "|---|---|---|---|",
+        *[f"| {mode} | {' | '.join(ms(v) for v in first[mode])} |" for mode in MODES],
+        "",
         f"Batch-1 latency per level, ms median / p90 ({args.repeats} runs after {args.warmup} warm-up, "
-        "`DynamicNetwork.predict`, random input at the level's resolution, the two modes interleaved call by "
-        "call so that load changes hit both alike):",
+        "`DynamicNetwork.predict`, random input at the level's resolution, the two modes timed interleaved in "
+        f"{args.rounds} passes so that load changes hit both alike):",
         "",
         "| level | 1 thread cache | 1 thread in place | in place / cache | 2 threads cache | 2 threads in place "
         "| in place / cache |",
@@ -300,8 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
     print(f"wrote {args.output}")
-    if tmp is not None:
-        tmp.cleanup()
+    tmp.cleanup()
     return 0 if all(ok for _, ok in goals) else 1
 
 

@@ -9,12 +9,17 @@ parallel: the machine has 2 cores) and concatenates the fragments below a short 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dynofa_ros.offline.timing import processor_name  # noqa: E402
+
 BENCH = ROOT / "benchmarks"
 FRAGMENTS = ROOT / "docs" / "bench"
 
@@ -34,16 +39,6 @@ BENCHMARKS: dict[str, tuple[list[str], str, str]] = {
 DEFAULT = ("switch", "node", "manager")
 
 
-def machine() -> str:
-    """CPU model and core count, as lscpu reports them."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-        return f"{fields.get('Model name', '?').strip()}, {fields.get('CPU(s)', '?').strip()} CPUs"
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown CPU"
-
-
 def assemble() -> Path:
     """Write docs/BENCHMARKS.md: an index plus every fragment present."""
     parts = [
@@ -53,7 +48,8 @@ def assemble() -> Path:
         "records the machine and date it ran on; machines are shared and noisy, so figures are medians and",
         "ratios are measured side by side in one run. Every goal is checked and printed as PASS or FAIL.",
         "",
-        f"Index written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()}.",
+        f"Index written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {processor_name()}, "
+        f"{os.cpu_count()} CPUs.",
         "",
         "| benchmark | command | measures |",
         "|---|---|---|",

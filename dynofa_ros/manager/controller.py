@@ -33,9 +33,11 @@ class ControllerConfig:
     switch_margin: float = 0.03  # a new assignment must meet targets with this fraction to spare
     tune_cores: bool = True  # also choose the number of online cores of CPU domains
     accuracy_weight_w: float = 0.0  # W one unit of top-1 is worth (0: pure energy under min_accuracy)
+    settle_s: float = 0.005  # reports stamped less than this after a seen DVFS change are not trusted
 
     def __post_init__(self) -> None:
-        for name in ("confidence_z", "switch_cost_w", "hysteresis", "switch_margin", "accuracy_weight_w"):
+        for name in ("confidence_z", "switch_cost_w", "hysteresis", "switch_margin", "accuracy_weight_w",
+                     "settle_s"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"ControllerConfig.{name} must be finite and >= 0, got {v}")
@@ -100,10 +102,17 @@ class JointController:
         self.filters = {a: SlowdownFilter() for a in self._apps}
         self._current: dict[str, _Choice] = {}
         self._targets: dict[str, AppTarget] = {}
+        self._seen: dict[str, tuple[int, int]] = {}  # domain -> (freq, cores) in the last platform state
+        self._changed_at: dict[str, float] = {}  # domain -> stamp of the first state showing its new setting
 
     # -- online estimation -------------------------------------------------------------------------
     def observe(self, reports: Sequence[AppReport], platform: PlatformState) -> None:
-        """Update each app's slowdown from frame reports, predicting at the platform's current setting."""
+        """Update each app's slowdown from frame reports, predicting at the platform's current setting.
+
+        Reports stamped before the first platform state that showed the domain's current setting (plus
+        ``settle_s``) may have run at the previous setting: they are skipped, not read as a slowdown.
+        """
+        self._note_setting_changes(platform)
         for r in reports:
             app = self._apps.get(r.app_id)
             if app is None:
@@ -111,9 +120,18 @@ class JointController:
             if r.level >= len(app.levels):
                 raise ValueError(f"report from {r.app_id!r} names level {r.level}, app has {len(app.levels)}")
             domain = r.device or app.domain
+            if r.stamp_s < self._changed_at.get(domain, -math.inf) + self.config.settle_s:
+                continue
             freq, cores = self._setting_now(domain, platform)
             predicted = self.model.latency_s(app.levels[r.level], domain, freq, cores) * self._contention(app)
             self.filters[r.app_id].update(r.latency_s, predicted)
+
+    def _note_setting_changes(self, platform: PlatformState) -> None:
+        for name in (n for n, info in self._domains.items() if info.frequencies_hz):
+            setting = self._setting_now(name, platform)
+            if self._seen.get(name, setting) != setting:
+                self._changed_at[name] = platform.stamp_s
+            self._seen[name] = setting
 
     def _contention(self, app: AppSpec) -> float:
         """The inflation the last decision predicted for ``app`` from higher-ranked apps on its domain."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from dynofa_ros.manager.models import AppSpec, LevelPoint
+from dynofa_ros.manager.models import AppSpec, BoardModel, LevelPoint
 from dynofa_ros.manager.policy import make_policy
 from dynofa_ros.manager.records import AppReport, AppTarget
 from dynofa_ros.manager.scenarios import LoadChange, Scenario, TargetChange
@@ -72,6 +72,22 @@ class RunResult:
         return sum(a.accuracy_sum for a in self.apps.values()) / self.frames if self.frames else math.nan
 
 
+@dataclass(frozen=True)
+class MiscalibratedModel:
+    """A board model whose predictions are off by constant factors: the controller no longer knows the
+    simulator exactly (a robustness check of results that use the simulator's own models)."""
+
+    base: BoardModel
+    latency_factor: float
+    power_factor: float
+
+    def latency_s(self, level: LevelPoint, domain: str, freq_hz: int, cores: int) -> float:
+        return self.base.latency_s(level, domain, freq_hz, cores) * self.latency_factor
+
+    def power_w(self, domain: str, freq_hz: int, util: float, cores: int) -> float:
+        return self.base.power_w(domain, freq_hz, util, cores) * self.power_factor
+
+
 def fixed_levels_for(scenario: Scenario, levels: tuple[LevelPoint, ...], margin: float = 0.05) -> dict[str, int]:
     """The most accurate level per app whose model latency at the top frequency, alone on its domain,
     meets every target the app gets in the scenario with ``margin`` to spare (level 0 if none does)."""
@@ -98,9 +114,12 @@ def run_scenario(
     seed: int = 0,
     noise_sigma: float = 0.03,
     label: str | None = None,
+    model_error: tuple[float, float] = (1.0, 1.0),
 ) -> RunResult:
     """Run ``policy_name`` through ``scenario``; ``min_accuracy`` (app → top-1) overrides targets' floors;
-    ``label`` names the run in the result (default ``policy_name``); frame times get log-normal noise."""
+    ``label`` names the run in the result (default ``policy_name``); frame times get log-normal noise of
+    sigma ``noise_sigma``; ``model_error`` = (latency, power) factors applied to the policy's board model
+    (the simulated frames keep the true model)."""
     board = SimulatedBoard.from_config(None, mode=scenario.mode, ambient_c=scenario.ambient_c, seed=seed,
                                        noise_sigma=noise_sigma)
     if scenario.preheat_s > 0:
@@ -110,8 +129,9 @@ def run_scenario(
     apps = [AppSpec(a.app_id, a.domain, levels, a.rate_hz) for a in scenario.apps]
     zones = board.config.thermal.zones
     model = SimBoardModel(board)
+    policy_model: BoardModel = model if model_error == (1.0, 1.0) else MiscalibratedModel(model, *model_error)
     policy = make_policy(
-        policy_name, apps, domains, model, fixed_levels=fixed_levels,
+        policy_name, apps, domains, policy_model, fixed_levels=fixed_levels,
         trip_points_c={z.name: z.trip_c for z in zones}, zone_domains={z.name: z.heated_by for z in zones},
     )
     period = GOVERNOR_PERIOD_S if policy_name.startswith("governor:") else scenario.control_period_s

@@ -1,14 +1,18 @@
 """What the manager knows about applications and the board: level points, app specs, board model.
 
 The controller never measures anything itself: it predicts with a :class:`BoardModel` (the simulated
-board exposes one; a real board uses one calibrated offline) and corrects online with a slowdown filter.
+board exposes one; a real board uses :class:`MeasuredModel`, from the library's measured latency) and
+corrects online with a slowdown filter.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from dynofa_ros.platform.types import DomainInfo
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,58 @@ class BoardModel(Protocol):
 
     def power_w(self, domain: str, freq_hz: int, util: float, cores: int) -> float:
         """Power drawn by ``domain`` at ``freq_hz`` when busy a fraction ``util`` of the time."""
+
+
+@dataclass(frozen=True)
+class MeasuredModel:
+    """A :class:`BoardModel` of a real board from the levels' measured latency (no simulator).
+
+    ``profiles`` maps each domain to the latency profile measured on it (``LevelPoint.latency_s`` key),
+    taken at the domain's reference frequency ``ref_freq_hz`` (its top frequency; absent: no DVFS).
+    Latency scales as ``ref / f`` (compute-bound frames); cores are not modelled. Power is an uncalibrated
+    CMOS shape, ``idle_w + busy_w · util · (f / ref)³`` (dynamic power ∝ V²·f with V roughly ∝ f): the
+    controller ranks settings with it, and its Kalman slowdown corrects the latency online.
+    """
+
+    profiles: dict[str, str]
+    ref_freq_hz: dict[str, int]
+    busy_w: float = 1.0
+    idle_w: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (self.busy_w > 0 and math.isfinite(self.busy_w) and self.idle_w >= 0 and math.isfinite(self.idle_w)):
+            raise ValueError(f"MeasuredModel needs busy_w > 0 and idle_w >= 0, got {self.busy_w}, {self.idle_w}")
+
+    @classmethod
+    def for_apps(cls, apps: Sequence[AppSpec], domains: Sequence[DomainInfo]) -> MeasuredModel:
+        """Pick, per app domain, a latency profile every level of every app on it has (one named after the
+        domain's kind, e.g. ``cpu-1t`` for a CPU, first); ValueError when the levels carry none."""
+        infos = {d.name: d for d in domains}
+        profiles: dict[str, str] = {}
+        for name in sorted({a.domain for a in apps}):
+            if name not in infos:
+                raise ValueError(f"app domain {name!r} is not one of the board's {sorted(infos)}")
+            levels = [lv for a in apps if a.domain == name for lv in a.levels]
+            common = set.intersection(*(set(lv.latency_s) for lv in levels))
+            if not common:
+                raise ValueError(f"the levels run on {name!r} share no measured latency profile: measure them "
+                                 "on this board (dynofa profile / library build) to manage it")
+            profiles[name] = min(common, key=lambda p: (not p.startswith(infos[name].kind), p))
+        ref = {n: infos[n].frequencies_hz[-1] for n in profiles if infos[n].frequencies_hz}
+        return cls(profiles, ref)
+
+    def latency_s(self, level: LevelPoint, domain: str, freq_hz: int, cores: int) -> float:
+        profile = self.profiles.get(domain)
+        if profile is None or profile not in level.latency_s:
+            raise ValueError(f"level {level.name} has no measured latency for domain {domain!r} "
+                             f"(profile {profile!r})")
+        ref = self.ref_freq_hz.get(domain)
+        return level.latency_s[profile] * (ref / freq_hz if ref and freq_hz > 0 else 1.0)
+
+    def power_w(self, domain: str, freq_hz: int, util: float, cores: int) -> float:
+        ref = self.ref_freq_hz.get(domain)
+        x = freq_hz / ref if ref and freq_hz > 0 else 1.0
+        return self.idle_w + self.busy_w * util * x**3
 
 
 def serve_order(priority: int, weight: float, app_id: str) -> tuple[float, float, str]:

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from dynofa_ros.manager.baselines import GovernorPolicy, StaticPolicy, SubnetOnlyPolicy
 from dynofa_ros.manager.controller import ControllerConfig, JointController
-from dynofa_ros.manager.models import AppSpec, BoardModel
+from dynofa_ros.manager.models import AppSpec, BoardModel, MeasuredModel
 from dynofa_ros.manager.records import AppReport, AppTarget, Decision
 from dynofa_ros.manager.thermal import ThermalGuard
 from dynofa_ros.platform.types import DomainInfo, PlatformState
@@ -38,13 +38,19 @@ def make_policy(
     """Build a policy by name (see ``POLICY_NAMES``).
 
     ``fixed_levels`` (app → level index, default the most accurate) is used by the baselines that do not
-    choose levels; ``model`` is required by "joint" and "dvfs-only"; ``trip_points_c`` enables the joint
+    choose levels; "joint" and "dvfs-only" predict with ``model``, by default a :class:`MeasuredModel` from
+    the levels' measured latency (then cores are not tuned; ValueError when the levels have no latency for
+    their domain); ``trip_points_c`` enables the joint
     controller's thermal guard (``zone_domains``: zone → the domains that heat it).
     """
     fixed = dict(fixed_levels or {})
     if name in ("joint", "dvfs-only"):
         if model is None:
-            raise ValueError(f"policy {name!r} needs a board model")
+            try:
+                model = MeasuredModel.for_apps(apps, domains)
+            except ValueError as exc:
+                raise ValueError(f"policy {name!r} needs a board model: {exc}") from exc
+            config = config or ControllerConfig(tune_cores=False)  # the measured model knows no core counts
         allowed = None
         if name == "dvfs-only":
             allowed = {a.app_id: (fixed.get(a.app_id, len(a.levels) - 1),) for a in apps}

@@ -65,9 +65,11 @@ def node_plan(args: argparse.Namespace) -> list[tuple[NodeEntry, str, dict[str, 
         "platform": {"platform": args.platform},
         "manager": {"policy": args.policy, "library": args.library or None},
     }
+    shared = params.get("/**", {})  # the ROS wildcard block: parameters every node gets (e.g. board_config)
     plan = []
     for entry in NODES:
-        p = {**params.get(entry.name, {}), **{k: v for k, v in overrides[entry.name].items() if v is not None}}
+        p = {**shared, **params.get(entry.name, {}),
+             **{k: v for k, v in overrides[entry.name].items() if v is not None}}
         if entry.per_app and args.apps > 1:
             for i in range(1, args.apps + 1):
                 extra = {"app_id": f"app{i}"} if entry.name == "perception" else {"seed": i}

@@ -7,11 +7,10 @@ header as the frame, so an evaluator can match results to labels by stamp.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import cv2
-import rclpy
-import rclpy.executors
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
@@ -54,7 +53,8 @@ class CameraNode(Node):
                               P.check_choice("encoding", self.encoding, ENCODINGS)) if e]
         if errors:
             raise ValueError("; ".join(errors))
-        self._frames = open_source(kind, path, index, loop, seed)
+        self.source_errors = 0
+        self._frames = open_source(kind, path, index, loop, seed, on_error=self._on_source_error)
         if self.encoding == "jpeg":
             self.pub_image = self.create_publisher(CompressedImage, "image/compressed", image_qos(qos, 5))
         else:
@@ -77,6 +77,10 @@ class CameraNode(Node):
             self.destroy_timer(self._timer)
             self._timer = self.create_timer(1.0 / self.rate_hz, self._tick)
         return P.result(errors)
+
+    def _on_source_error(self, text: str) -> None:
+        self.source_errors += 1
+        self.get_logger().warning(text, throttle_duration_sec=5.0)
 
     def _tick(self) -> None:
         if self.finished:
@@ -108,15 +112,7 @@ class CameraNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """``ros2 run dynofa_ros camera_node``."""
-    rclpy.init(args=args)
-    node = CameraNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    sys.exit(P.spin_node(CameraNode, args))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from builtin_interfaces.msg import Time
 
@@ -14,17 +15,21 @@ from dynofa_ros.nodes.params import stamp_s
 from dynofa_ros.platform.types import DomainInfo, DomainState, PlatformState
 
 
-def state_to_msg(state: PlatformState, board: str, stamp: Time) -> PlatformStateMsg:
-    """PlatformState message of a platform record; ``board`` gets " (simulated)" when the record is."""
+def state_to_msg(state: PlatformState, domains: Mapping[str, DomainInfo], board: str, stamp: Time
+                 ) -> PlatformStateMsg:
+    """PlatformState message of a platform record and the platform's ``domains`` (core counts, writability: a
+    domain missing there has no cores and is not writable); ``board`` gets " (simulated)" when the record is."""
     msg = PlatformStateMsg(simulated=state.simulated, energy=state.energy_j)
     msg.header.stamp = stamp
     msg.board = f"{board} (simulated)" if state.simulated and "simulated" not in board else board
     for d in state.domains.values():
+        info = domains.get(d.name)
         msg.domains.append(DomainStateMsg(
             name=d.name, kind=d.kind, current_frequency=float(d.cur_hz), min_frequency=float(d.min_hz),
             max_frequency=float(d.max_hz), available_frequencies=[float(f) for f in d.available_hz],
-            utilisation=d.utilisation, online_cores=d.online_cores, governor=d.governor,
-            throttled=bool(state.throttled.get(d.name, False))))
+            utilisation=d.utilisation, online_cores=d.online_cores,
+            total_cores=len(info.cores) if info is not None else 0, governor=d.governor,
+            throttled=bool(state.throttled.get(d.name, False)), writable=info is not None and info.writable))
     msg.rail_names = list(state.power_w)
     msg.rail_power = [float(v) for v in state.power_w.values()]
     msg.zone_names = list(state.temperatures_c)
@@ -45,9 +50,11 @@ def msg_to_state(msg: PlatformStateMsg) -> PlatformState:
 
 
 def msg_to_domains(msg: PlatformStateMsg) -> list[DomainInfo]:
-    """DomainInfo per domain of a PlatformState message (core ids numbered from 0 within the domain)."""
+    """DomainInfo per domain of a PlatformState message: its ``total_cores`` (numbered from 0 within the
+    domain, online or not) and whether the platform can write it (``writable``)."""
     return [DomainInfo(d.name, d.kind, tuple(int(f) for f in d.available_frequencies),
-                       tuple(range(d.online_cores)), writable=True) for d in msg.domains]
+                       tuple(range(max(int(d.total_cores), int(d.online_cores)))), writable=bool(d.writable))
+            for d in msg.domains]
 
 
 def report_to_record(msg: PerformanceReport) -> AppReport:

@@ -24,7 +24,7 @@ from dynofa_ros.msg import (
 from dynofa_ros.nodes import params as P
 from dynofa_ros.nodes.qos import latched, reliable
 from dynofa_ros.nodes.recording import McapRecorder
-from dynofa_ros.report.evaluator import StampMatcher
+from dynofa_ros.report.evaluator import Match, StampMatcher
 from dynofa_ros.report.run_report import RunLog, write_report
 
 
@@ -43,7 +43,6 @@ class EvaluatorNode(Node):
         self.t0 = time.monotonic()
         self.log = RunLog()
         self.matcher = StampMatcher()
-        self._frame_t: dict[tuple[tuple[int, int], str], float] = {}
         self.recorder = McapRecorder(mcap) if mcap else None
         for topic in results:
             self._sub(ClassificationResult, topic, self._on_result, reliable(50))
@@ -71,21 +70,20 @@ class EvaluatorNode(Node):
     def _on_result(self, msg: ClassificationResult) -> None:
         if not msg.class_ids:
             return
-        match = self.matcher.add_result(msg.app_id, _key(msg.header), int(msg.class_ids[0]), int(msg.level))
+        match = self.matcher.add_result(msg.app_id, _key(msg.header), int(msg.class_ids[0]), int(msg.level),
+                                        t=self.now())
         if match is not None:
-            self._add_match(match.app_id, match.correct)
-        else:
-            self._frame_t[(_key(msg.header), msg.app_id)] = self.now()
+            self._add_match(match)
 
     def _on_label(self, msg: ClassificationResult) -> None:
         if msg.class_ids:
             for m in self.matcher.add_label(_key(msg.header), int(msg.class_ids[0])):
-                self._add_match(m.app_id, m.correct, self._frame_t.pop((m.stamp, m.app_id), None))
+                self._add_match(m)
 
-    def _add_match(self, app_id: str, correct: bool, t: float | None = None) -> None:
-        series = self.log.apps[app_id]
-        series.correct_t.append(self.now() if t is None else t)
-        series.correct.append(correct)
+    def _add_match(self, m: Match) -> None:
+        series = self.log.apps[m.app_id]
+        series.correct_t.append(self.now() if m.t is None else m.t)  # plotted when the result arrived
+        series.correct.append(m.correct)
 
     def _on_report(self, msg: PerformanceReport) -> None:
         s = self.log.apps[msg.app_id]

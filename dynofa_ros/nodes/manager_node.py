@@ -2,26 +2,25 @@
 
 In: ``performance_report`` (all apps), ``performance_target`` (transient local; NaN/inf/negative rejected with
 a log line), ``platform_state``. Out: ``subnet_command``, ``dvfs_command``, ``/diagnostics``.
-The policy (``joint``, ``subnet-only``, ``dvfs-only``, ``governor:<name>``, ``static``) comes from
-:func:`dynofa_ros.manager.policy.make_policy`; it is built when the first platform state names the domains.
-Watchdog: when an app's reports or the platform state are missing for ``watchdog_s``, the node holds the
-safe setting (every app at ``safe_level``, app domains at their top frequency) and says so on /diagnostics.
+The policy (``joint``, ``subnet-only``, ``dvfs-only``, ``governor:<name>``, ``static``), the watchdog (safe
+setting while inputs are stale) and command de-duplication live in :class:`dynofa_ros.manager.supervisor.Supervisor`;
+this node only translates messages and says on /diagnostics what the supervisor holds. The joint model of a
+simulated board is built at start-up from ``board_config``/``board_mode`` (the platform node's board).
 """
 
 from __future__ import annotations
 
-import inspect
+import sys
 import time
 from typing import Any
 
-import rclpy
-import rclpy.executors
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 
-from dynofa_ros.manager.models import AppSpec, levels_from_library
-from dynofa_ros.manager.policy import POLICY_NAMES, make_policy
-from dynofa_ros.manager.records import AppReport, AppTarget, Decision
+from dynofa_ros.manager.models import levels_from_library
+from dynofa_ros.manager.policy import POLICY_NAMES
+from dynofa_ros.manager.records import AppTarget
+from dynofa_ros.manager.supervisor import Event, Supervisor, simulated_board_model
 from dynofa_ros.msg import DvfsCommand, PerformanceReport, PerformanceTarget, PlatformState, SubnetCommand
 from dynofa_ros.nodes import params as P
 from dynofa_ros.nodes.convert import msg_to_domains, msg_to_state, report_to_record, target_to_record
@@ -29,50 +28,40 @@ from dynofa_ros.nodes.qos import latched, reliable
 from dynofa_ros.platform.types import DvfsSetting
 from dynofa_ros.supernet.library import SubnetLibrary, default_library_path
 
-FALLBACK_POLICY = "static"
-
 
 class ManagerNode(Node):
-    """Feeds reports/targets/platform state to a policy every ``period_s`` and publishes its commands."""
+    """Feeds reports/targets/platform state to a :class:`Supervisor` every ``period_s``; publishes its commands."""
 
     def __init__(self, node_name: str = "manager", **node_kwargs: Any) -> None:
         super().__init__(node_name, **node_kwargs)
-        self.policy_name = P.declare(self, "policy", "joint", "manager policy", read_only=True,
-                                     choices=POLICY_NAMES)
+        policy = P.declare(self, "policy", "joint", "manager policy", read_only=True, choices=POLICY_NAMES)
         app_ids = P.declare(self, "app_ids", ["app0"], "managed apps", read_only=True)
         library = P.declare(self, "library", "", "subnet library of the apps ('' = shipped default)",
                             read_only=True)
-        self.app_domain = P.declare(self, "app_domain", "cpu0", "DVFS domain the apps run on", read_only=True)
+        app_domain = P.declare(self, "app_domain", "cpu0", "DVFS domain the apps run on", read_only=True)
         self.period_s = P.declare(self, "period_s", 0.5, "control period [s]", read_only=True,
                                   float_range=(0.01, 10.0))
-        self.watchdog_s = P.declare(self, "watchdog_s", 3.0, "hold the safe setting after this long without "
-                                    "reports or platform state [s]", read_only=True, float_range=(0.1, 600.0))
-        self.safe_level = P.declare(self, "safe_level", 0, "level held by the watchdog (0 = fastest)",
-                                    read_only=True, int_range=(0, 1000))
-        self.board_config = P.declare(self, "board_config", "", "simulated board YAML for the joint model "
-                                      "('' = shipped Xavier NX)", read_only=True)
+        watchdog_s = P.declare(self, "watchdog_s", 3.0, "hold the safe setting after this long without "
+                               "reports or platform state [s]", read_only=True, float_range=(0.1, 600.0))
+        safe_level = P.declare(self, "safe_level", 0, "level held by the watchdog (0 = fastest)",
+                               read_only=True, int_range=(0, 1000))
+        board_config = P.declare(self, "board_config", "", "simulated board YAML of the joint model; give the "
+                                 "platform node the same ('' = shipped Xavier NX)", read_only=True)
+        board_mode = P.declare(self, "board_mode", "", "simulated nvpmodel mode of the joint model; give the "
+                               "platform node the same ('' = the YAML's default)", read_only=True)
         initial = P.declare(self, "initial_max_latency", 0.0, "latency target [s] of every app until a "
                             "PerformanceTarget arrives (0 = none)", read_only=True, float_range=(0.0, 60.0))
-        error = P.check_choice("policy", self.policy_name, POLICY_NAMES)
+        error = P.check_choice("policy", policy, POLICY_NAMES)
         if error:
             raise ValueError(error)
+        if not app_ids or not all(isinstance(a, str) and a.strip() for a in app_ids):
+            raise ValueError(f"app_ids must list at least one non-empty app id, got {list(app_ids)!r}")
         levels = levels_from_library(SubnetLibrary.load(library or default_library_path(), verify=False))
-        self.levels = dict.fromkeys(app_ids, levels)
-        if self.safe_level >= min(len(lv) for lv in self.levels.values()):
-            raise ValueError(f"safe_level {self.safe_level} is not a level of every app")
-        self.policy = None
-        self.policy_error = ""
-        self.active_policy = ""
-        self.platform_msg: PlatformState | None = None
-        self.targets: dict[str, AppTarget] = {a: AppTarget(a, initial) for a in app_ids} if initial > 0 else {}
-        self._reports: list[AppReport] = []
-        start = time.monotonic()
-        self._last_report = dict.fromkeys(app_ids, start)
-        self._last_level: dict[str, int] = {}
-        self._last_platform = start
-        self._commanded: dict[str, int] = {}
-        self.watchdog_reason = ""
-        self.last_decision: Decision | None = None
+        self.supervisor = Supervisor(
+            policy, dict.fromkeys(app_ids, levels), app_domain, time.monotonic(), watchdog_s=watchdog_s,
+            safe_level=safe_level, initial_targets={a: AppTarget(a, initial) for a in app_ids} if initial > 0 else None,
+            sim_model=simulated_board_model(board_config, board_mode))
+        self.board = ""
         self.rejected_targets = 0
         self.pub_subnet = self.create_publisher(SubnetCommand, "subnet_command", reliable())
         self.pub_dvfs = self.create_publisher(DvfsCommand, "dvfs_command", reliable())
@@ -82,152 +71,85 @@ class ManagerNode(Node):
         self.create_subscription(PlatformState, "platform_state", self._on_platform, reliable())
         self.create_timer(self.period_s, self._control)
         self.create_timer(1.0, self._publish_diagnostics)
-        self.get_logger().info(f"policy {self.policy_name} for apps {app_ids} on {self.app_domain}")
+        self.get_logger().info(f"policy {policy} for apps {list(app_ids)} on {app_domain}")
 
     # -- inputs ---------------------------------------------------------------------------------------
     def _on_report(self, msg: PerformanceReport) -> None:
-        if msg.app_id not in self.levels:
-            self.get_logger().warning(f"report from unmanaged app {msg.app_id!r} ignored", throttle_duration_sec=5.0)
-            return
         try:
-            self._reports.append(report_to_record(msg))
+            self.supervisor.add_report(report_to_record(msg), time.monotonic())
         except ValueError as exc:
-            self.get_logger().warning(f"rejected PerformanceReport from {msg.app_id!r}: {exc}")
-            return
-        self._last_report[msg.app_id] = time.monotonic()
-        self._last_level[msg.app_id] = int(msg.level)
+            self.get_logger().warning(f"rejected PerformanceReport from {msg.app_id!r}: {exc}",
+                                      throttle_duration_sec=5.0)
 
     def _on_target(self, msg: PerformanceTarget) -> None:
         try:
-            if msg.app_id not in self.levels:
-                raise ValueError(f"unknown app {msg.app_id!r}; managed apps: {sorted(self.levels)}")
             target = target_to_record(msg)
+            self.supervisor.set_target(target)
         except ValueError as exc:
             self.rejected_targets += 1
             self.get_logger().warning(f"rejected PerformanceTarget: {exc}")
             return
-        self.targets[target.app_id] = target
         self.get_logger().info(f"target {target.app_id}: max latency {target.max_latency_s * 1e3:.1f} ms, "
                                f"min accuracy {target.min_accuracy:.3f}, priority {target.priority}")
 
     def _on_platform(self, msg: PlatformState) -> None:
-        self.platform_msg = msg
-        self._last_platform = time.monotonic()
-        if self.policy is None and not self.policy_error:
-            try:
-                self.policy = self._make_policy(msg)
-            except ValueError as exc:
-                self.policy_error = str(exc)
-                self.get_logger().error(f"no policy can manage this board: {exc}")
+        self.board = msg.board
+        self._log(self.supervisor.set_platform(msg_to_state(msg), msg_to_domains(msg),
+                                               time.monotonic()))
 
-    def _make_policy(self, msg: PlatformState):
-        domains = msg_to_domains(msg)
-        apps = [AppSpec(a, self.app_domain, lv) for a, lv in self.levels.items()]
-        kwargs: dict[str, Any] = {}
-        model = None
-        if msg.simulated:
-            from dynofa_ros.manager.simmodel import SimBoardModel
-            from dynofa_ros.platform.sim import SimulatedBoard
-
-            board = SimulatedBoard.from_config(self.board_config or None)
-            model = SimBoardModel(board)
-            zones = board.config.thermal.zones
-            kwargs = {"trip_points_c": {z.name: z.trip_c for z in zones},
-                      "zone_domains": {z.name: z.heated_by for z in zones}}
-        accepted = inspect.signature(make_policy).parameters
-        kwargs = {k: v for k, v in kwargs.items() if k in accepted}
-        try:
-            policy = make_policy(self.policy_name, apps, domains, model, **kwargs)
-            self.active_policy = self.policy_name
-        except (NotImplementedError, ValueError) as exc:
-            self.get_logger().error(f"policy {self.policy_name!r} unavailable here ({exc}); "
-                                    f"falling back to {FALLBACK_POLICY!r}")
-            policy = make_policy(FALLBACK_POLICY, apps, domains, model)
-            self.active_policy = f"{FALLBACK_POLICY} (fallback from {self.policy_name})"
-        sim = " on a SIMULATED board" if msg.simulated else ""
-        self.get_logger().info(f"policy {self.active_policy} ready{sim}; domains {[d.name for d in domains]}")
-        return policy
+    def _log(self, events: list[Event]) -> None:
+        logger = self.get_logger()
+        for e in events:
+            if e.repeats:
+                logger.error(e.text, throttle_duration_sec=5.0)
+            elif e.severity == "error":
+                logger.error(e.text)
+            elif e.severity == "warning":
+                logger.warning(e.text)
+            else:
+                logger.info(e.text)
 
     # -- control --------------------------------------------------------------------------------------
-    def check_watchdog(self, now: float) -> str:
-        """Why the safe setting must be held now ('' when all inputs are fresh)."""
-        if now - self._last_platform > self.watchdog_s:
-            return f"no platform state for > {self.watchdog_s:g} s"
-        stale = [a for a, t in self._last_report.items() if now - t > self.watchdog_s]
-        if stale:
-            return f"no performance reports from {stale} for > {self.watchdog_s:g} s"
-        return ""
-
     def _control(self) -> None:
-        reason = self.check_watchdog(time.monotonic())
-        if reason:
-            if reason != self.watchdog_reason:
-                self.get_logger().warning(f"watchdog: {reason}; holding the safe setting")
-                self._hold_safe(reason)
-                self._commanded.clear()  # re-send the policy's levels once the inputs are back
-            self.watchdog_reason = reason
-            self._reports.clear()
-            return
-        if self.watchdog_reason:
-            self.get_logger().info("watchdog cleared: inputs are fresh again")
-            self.watchdog_reason = ""
-        if self.policy is None or self.platform_msg is None:
-            return
-        reports, self._reports = self._reports, []
-        state = msg_to_state(self.platform_msg)
-        try:
-            decision = self.policy.update(state.stamp_s, reports, dict(self.targets), state)
-        except ValueError as exc:
-            self.get_logger().error(f"policy update failed, holding the last setting: {exc}",
-                                    throttle_duration_sec=5.0)
-            return
-        self.last_decision = decision
-        for app_id, cmd in decision.levels.items():
-            if self._commanded.get(app_id) != cmd.level or self._last_level.get(app_id, cmd.level) != cmd.level:
-                self._send_level(app_id, cmd.level, cmd.reason)
-        for setting in decision.dvfs:
-            self._send_dvfs(setting, decision.reasons.get(setting.domain, self.active_policy), only_changes=True)
+        step = self.supervisor.step(time.monotonic())
+        self._log(step.events)
+        stamp = self.get_clock().now().to_msg()
+        for app_id, cmd in step.levels.items():
+            msg = SubnetCommand(app_id=app_id, level=int(cmd.level), reason=cmd.reason)
+            msg.header.stamp = stamp
+            self.pub_subnet.publish(msg)
+        for setting, reason in step.dvfs:
+            self.pub_dvfs.publish(self._dvfs_msg(setting, reason, stamp))
 
-    def _send_level(self, app_id: str, level: int, reason: str) -> None:
-        msg = SubnetCommand(app_id=app_id, level=int(level), reason=reason)
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.pub_subnet.publish(msg)
-        self._commanded[app_id] = level
-
-    def _send_dvfs(self, setting: DvfsSetting, reason: str, only_changes: bool) -> None:
-        if only_changes and self.platform_msg is not None:
-            now = next((d for d in self.platform_msg.domains if d.name == setting.domain), None)
-            same_f = setting.freq_hz is None or (now is not None and int(now.current_frequency) == setting.freq_hz)
-            same_c = setting.online_cores is None or (now is not None and now.online_cores == setting.online_cores)
-            if same_f and same_c:
-                return
+    @staticmethod
+    def _dvfs_msg(setting: DvfsSetting, reason: str, stamp) -> DvfsCommand:
         msg = DvfsCommand(domain=setting.domain, frequency=float(setting.freq_hz or 0),
                           online_cores=-1 if setting.online_cores is None else int(setting.online_cores),
                           reason=reason)
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.pub_dvfs.publish(msg)
+        msg.header.stamp = stamp
+        return msg
 
-    def _hold_safe(self, why: str) -> None:
-        for app_id in self.levels:
-            self._send_level(app_id, self.safe_level, f"watchdog: {why}")
-        if self.platform_msg is not None:
-            for d in self.platform_msg.domains:
-                if d.name == self.app_domain and d.available_frequencies:
-                    self._send_dvfs(DvfsSetting(d.name, int(max(d.available_frequencies))), f"watchdog: {why}",
-                                    only_changes=False)
+    @property
+    def active_policy(self) -> str:
+        return self.supervisor.active_policy
+
+    @property
+    def policy_name(self) -> str:
+        return self.supervisor.policy_name
 
     def _publish_diagnostics(self) -> None:
-        values: dict[str, Any] = {"policy": self.active_policy or f"{self.policy_name} (waiting for platform state)",
-                                  "targets": len(self.targets), "rejected_targets": self.rejected_targets}
-        if self.platform_msg is not None and self.platform_msg.simulated:
-            values["board"] = self.platform_msg.board
-        if self.last_decision is not None:
-            values.update({f"reason_{a}": r for a, r in self.last_decision.reasons.items()})
-            values.update({f"gives_way_{a}": r for a, r in self.last_decision.gives_way.items()})
-        if self.policy_error:
-            level, message = P.ERROR, f"no policy: {self.policy_error}"
-        elif self.watchdog_reason:
-            level, message = P.WARN, f"watchdog: {self.watchdog_reason}; holding safe setting"
+        sup = self.supervisor
+        values: dict[str, Any] = {"policy": sup.active_policy or f"{sup.policy_name} (waiting for platform state)",
+                                  "targets": len(sup.targets), "rejected_targets": self.rejected_targets}
+        if sup.platform is not None and sup.platform.simulated:
+            values["board"] = self.board
+        if sup.last_decision is not None:
+            values.update({f"reason_{a}": r for a, r in sup.last_decision.reasons.items()})
+            values.update({f"gives_way_{a}": r for a, r in sup.last_decision.gives_way.items()})
+        if sup.policy_error:
+            level, message = P.ERROR, f"no policy: {sup.policy_error}"
+        elif sup.watchdog_reason:
+            level, message = P.WARN, f"watchdog: {sup.watchdog_reason}; holding safe setting"
         else:
             level, message = P.OK, "managing"
         self.pub_diag.publish(P.diagnostic(self, "dynofa manager", level, message, values))
@@ -235,15 +157,7 @@ class ManagerNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """``ros2 run dynofa_ros manager_node``."""
-    rclpy.init(args=args)
-    node = ManagerNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    sys.exit(P.spin_node(ManagerNode, args))
 
 
 if __name__ == "__main__":

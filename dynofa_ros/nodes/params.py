@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import rclpy
+import rclpy.executors
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.node import Node
 
 
@@ -22,7 +26,11 @@ def declare(node: Node, name: str, default: Any, description: str, *, read_only:
     if float_range is not None:
         desc.floating_point_range = [FloatingPointRange(from_value=float(float_range[0]),
                                                         to_value=float(float_range[1]), step=0.0)]
-    return node.declare_parameter(name, default, desc).value
+    try:
+        return node.declare_parameter(name, default, desc).value
+    except InvalidParameterTypeException as exc:
+        empty = " (an empty list is not allowed)" if isinstance(default, list) else ""
+        raise ValueError(f"parameter {name!r} must have the type of {default!r}{empty}: {exc}") from None
 
 
 def check_choice(name: str, value: Any, choices: Sequence[str]) -> str | None:
@@ -48,6 +56,31 @@ def diagnostic(node: Node, name: str, level: bytes, message: str, values: dict[s
 def stamp_s(stamp: Any) -> float:
     """builtin_interfaces/Time as float seconds."""
     return stamp.sec + stamp.nanosec * 1e-9
+
+
+def spin_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
+    """``ros2 run`` entry point: init rclpy, build the node, spin until Ctrl-C/shutdown; returns the exit code.
+
+    A constructor that fails on bad configuration (ValueError / FileNotFoundError: missing library, corrupt
+    checkpoint, bad parameter) gives one line on stderr and exit code 1 instead of a traceback.
+    """
+    rclpy.init(args=args)
+    try:
+        try:
+            node = factory()
+        except (ValueError, FileNotFoundError) as exc:
+            name = getattr(factory, "__name__", "node")
+            print(f"{name}: cannot start: {exc}", file=sys.stderr)
+            return 1
+        try:
+            rclpy.spin(node)
+        except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+            pass
+        finally:
+            node.destroy_node()
+        return 0
+    finally:
+        rclpy.try_shutdown()
 
 
 OK, WARN, ERROR, STALE = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR, DiagnosticStatus.STALE

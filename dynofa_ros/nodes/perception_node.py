@@ -7,52 +7,38 @@ Topics (relative, remap from launch):
        (only rendered while someone subscribes), ``/diagnostics`` (~1 Hz)
 
 Newest frame wins: the subscription callback only parks the frame; a worker thread runs inference on the
-newest parked frame, and every frame replaced before it was processed counts as dropped.
+newest parked frame, and every frame replaced before it was processed counts as dropped. A frame whose
+processing fails (bad input, or anything else: CUDA out of memory, an OpenCV error) is logged, counted and
+skipped; the worker carries on, and /diagnostics says ERROR while failures keep coming.
 """
 
 from __future__ import annotations
 
-import math
+import sys
 import threading
 import time
-from collections import deque
 from typing import Any
 
-import cv2
 import numpy as np
-import rclpy
-import rclpy.executors
-import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage, Image
 
 from dynofa_ros.msg import ClassificationResult, PerformanceReport, PlatformState, SubnetCommand
 from dynofa_ros.nodes import params as P
+from dynofa_ros.nodes.convert import msg_to_state
 from dynofa_ros.nodes.image_conv import array_to_image, compressed_to_bytes, image_to_array
 from dynofa_ros.nodes.qos import QOS_NAMES, image_qos, reliable
+from dynofa_ros.platform.sim.emulation import dvfs_slowdown, stretch_frame
+from dynofa_ros.report.annotate import annotate
 from dynofa_ros.supernet.library import default_library_path
-from dynofa_ros.supernet.runtime import MODES, DynamicNetwork
+from dynofa_ros.supernet.preprocess import decode_compressed
+from dynofa_ros.supernet.runtime import MODES, DynamicNetwork, Prediction, set_torch_threads
+from dynofa_ros.supernet.stats import FrameStats
 
 TRANSPORTS = ("raw", "compressed")
-ANNOTATE_MIN_WIDTH = 320  # small frames (CIFAR-10: 32 px) are upscaled so the text is readable
-
-
-def annotate(frame: np.ndarray, encoding: str, lines: list[str]) -> np.ndarray:
-    """BGR copy of ``frame`` (upscaled to >= 320 px wide) with ``lines`` drawn top-left."""
-    conv = {"rgb8": cv2.COLOR_RGB2BGR, "rgba8": cv2.COLOR_RGBA2BGR, "bgra8": cv2.COLOR_BGRA2BGR,
-            "mono8": cv2.COLOR_GRAY2BGR}
-    bgr = cv2.cvtColor(frame, conv[encoding]) if encoding in conv else np.array(frame)
-    if bgr.shape[1] < ANNOTATE_MIN_WIDTH:
-        scale = ANNOTATE_MIN_WIDTH / bgr.shape[1]
-        bgr = cv2.resize(bgr, (ANNOTATE_MIN_WIDTH, max(1, round(bgr.shape[0] * scale))),
-                         interpolation=cv2.INTER_NEAREST)
-    for i, line in enumerate(lines):
-        org = (8, 22 + 22 * i)
-        cv2.putText(bgr, line, org, cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(bgr, line, org, cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
-    return bgr
 
 
 class PerceptionNode(Node):
@@ -63,8 +49,8 @@ class PerceptionNode(Node):
         library = P.declare(self, "library", "", "subnet library JSON ('' = shipped default)", read_only=True)
         device = P.declare(self, "device", "cpu", "torch device: cpu or cuda[:N]", read_only=True)
         mode = P.declare(self, "mode", "cache", "runtime mode", read_only=True, choices=MODES)
-        threads = P.declare(self, "threads", 0, "torch intra-op threads (0 = torch default)", read_only=True,
-                            int_range=(0, 256))
+        threads = P.declare(self, "threads", 0, "torch intra-op threads, process-wide: give every perception "
+                            "node of a process the same (0 = torch default)", read_only=True, int_range=(0, 256))
         self.app_id = P.declare(self, "app_id", "app0", "application id used in commands and reports",
                                 read_only=True)
         self.transport = P.declare(self, "input_transport", "raw", "subscribe image (raw) or image/compressed",
@@ -79,9 +65,10 @@ class PerceptionNode(Node):
             errors.append(f"device must be cpu or cuda[:N], got {device!r}")
         if errors:
             raise ValueError("; ".join(errors))
+        if threads:
+            set_torch_threads(threads)
         self.library_path = library or str(default_library_path())
-        self.net = DynamicNetwork.from_library(self.library_path, device=device, mode=mode,
-                                               threads=threads or None)
+        self.net = DynamicNetwork.from_library(self.library_path, device=device, mode=mode)
         self.device = device
         n_levels = len(self.net.levels)
         level = P.declare(self, "level", n_levels - 1, "active subnet level (0 = fastest); settable live",
@@ -91,24 +78,24 @@ class PerceptionNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._cond = threading.Condition()
-        self._pending: tuple[Any, float] | None = None
+        self._msg_type = Image if self.transport == "raw" else CompressedImage
+        self._pending: bytes | None = None  # serialized: only the frame that gets processed is deserialized
         self._stop = threading.Event()
-        self.frames_processed = 0
+        self.stats = FrameStats()
         self.frames_dropped = 0
         self.frames_bad = 0
-        self._latency_ema = float("nan")
-        self._last_latency = float("nan")
-        self._done_times: deque[float] = deque(maxlen=30)
+        self.frames_failed = 0
+        self._failed_at_last_diag = 0
+        self._last_failure = ""
         self._slowdown = 1.0
+        self._annotated_subscribers = 0  # refreshed by the 1 Hz diagnostics timer, not per frame
 
         self.pub_result = self.create_publisher(ClassificationResult, "classification", reliable())
         self.pub_report = self.create_publisher(PerformanceReport, "performance_report", reliable(50))
         self.pub_annotated = self.create_publisher(Image, "image/annotated", image_qos("sensor_data"))
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", reliable())
-        if self.transport == "raw":
-            self.create_subscription(Image, "image", self._on_image, image_qos(qos))
-        else:
-            self.create_subscription(CompressedImage, "image/compressed", self._on_image, image_qos(qos))
+        self.create_subscription(self._msg_type, "image" if self.transport == "raw" else "image/compressed",
+                                 self._on_image, image_qos(qos), raw=True)
         self.create_subscription(SubnetCommand, "subnet_command", self._on_command, reliable())
         if self.emulate_domain:
             self.create_subscription(PlatformState, "platform_state", self._on_platform, reliable())
@@ -149,19 +136,15 @@ class PerceptionNode(Node):
         self.set_parameters([Parameter("level", Parameter.Type.INTEGER, int(msg.level))])
 
     def _on_platform(self, msg: PlatformState) -> None:
-        if not msg.simulated:
-            return  # a real board slows the real processor: nothing to emulate
-        dom = next((d for d in msg.domains if d.name == self.emulate_domain), None)
-        if dom is not None and dom.current_frequency > 0:
-            top = max(dom.available_frequencies, default=dom.max_frequency) or dom.current_frequency
-            self._slowdown = max(1.0, top / dom.current_frequency)
+        if msg.simulated:  # a real board slows the real processor: nothing to emulate
+            self._slowdown = dvfs_slowdown(msg_to_state(msg), self.emulate_domain)
 
     # -- frames -------------------------------------------------------------------------------------
-    def _on_image(self, msg: Image | CompressedImage) -> None:
+    def _on_image(self, data: bytes) -> None:
         with self._cond:
             if self._pending is not None:
                 self.frames_dropped += 1
-            self._pending = (msg, time.perf_counter())
+            self._pending = data
             self._cond.notify()
 
     def _run(self) -> None:
@@ -170,12 +153,20 @@ class PerceptionNode(Node):
                 if self._pending is None:
                     self._cond.wait(0.1)
                 item, self._pending = self._pending, None
-            if item is not None:
-                self.process(item[0])
+            if item is None:
+                continue
+            try:
+                self.process(deserialize_message(item, self._msg_type))
+            except Exception as exc:  # one failed frame (CUDA OOM, cv2.error...) must not stop the app
+                self.frames_failed += 1
+                self._last_failure = f"{type(exc).__name__}: {exc}"
+                self.get_logger().error(f"frame failed, skipped: {self._last_failure}", throttle_duration_sec=5.0)
 
-    def _decode(self, msg: Image | CompressedImage) -> tuple[np.ndarray, str]:
+    @staticmethod
+    def _decode(msg: Image | CompressedImage) -> tuple[np.ndarray, str]:
+        """The frame as an array and its encoding; compressed frames are decoded here, once, to bgr8."""
         if isinstance(msg, CompressedImage):
-            return compressed_to_bytes(msg), "jpeg"
+            return decode_compressed(compressed_to_bytes(msg)), "bgr8"
         return image_to_array(msg), msg.encoding
 
     def process(self, msg: Image | CompressedImage) -> ClassificationResult | None:
@@ -183,63 +174,57 @@ class PerceptionNode(Node):
         start = time.perf_counter()
         try:
             frame, encoding = self._decode(msg)
-            inference = self.net.run_frames(frame, encoding)
+            pred = self.net.classify(frame, encoding, self.top_k)
         except ValueError as exc:
             self.frames_bad += 1
             self.get_logger().warning(f"skipped bad frame (stamp {P.stamp_s(msg.header.stamp):.3f}): {exc}",
                                       throttle_duration_sec=1.0)
             return None
-        probs = torch.softmax(inference.logits[0].float(), dim=0)
-        scores, classes = probs.topk(self.top_k)
-        scores, classes = scores.tolist(), classes.tolist()
-        latency = time.perf_counter() - start
-        if self._slowdown > 1.0:  # simulated board below its top frequency: emulate the slower processor
-            time.sleep(latency * (self._slowdown - 1.0))
-            latency = time.perf_counter() - start
-        now = time.perf_counter()
-        self._done_times.append(now)
-        self.frames_processed += 1
-        self._last_latency = latency
-        ema = self._latency_ema
-        self._latency_ema = latency if math.isnan(ema) else 0.9 * ema + 0.1 * latency
-        level = self.net.levels[inference.level]
-        names = self.net.spec.class_names
-
-        result = ClassificationResult(header=msg.header, app_id=self.app_id, class_ids=classes,
-                                      labels=[names[c] for c in classes], scores=scores,
-                                      level=inference.level, latency=latency)
+        # simulated board below its top frequency: emulate the slower processor
+        latency = stretch_frame(start, self._slowdown)
+        self.stats.update(latency, time.perf_counter())
+        level = self.net.levels[pred.level]
+        result = ClassificationResult(header=msg.header, app_id=self.app_id, class_ids=list(pred.class_ids),
+                                      labels=list(pred.labels), scores=list(pred.scores), level=pred.level,
+                                      latency=latency)
         self.pub_result.publish(result)
         self.pub_report.publish(PerformanceReport(
-            header=msg.header, app_id=self.app_id, level=inference.level, level_name=level.name,
-            latency=latency, latency_smoothed=self._latency_ema, throughput=self.throughput(),
+            header=msg.header, app_id=self.app_id, level=pred.level, level_name=pred.level_name,
+            latency=latency, latency_smoothed=self.stats.latency_ema_s, throughput=self.stats.throughput_hz,
             expected_accuracy=float("nan") if level.top1 is None else level.top1,
-            frames_processed=self.frames_processed, frames_dropped=self.frames_dropped, device=self.device,
+            frames_processed=self.stats.processed, frames_dropped=self.frames_dropped, device=self.device,
             energy_per_frame=float("nan")))
-        if self.pub_annotated.get_subscription_count() > 0:
-            image = frame if encoding != "jpeg" else cv2.imdecode(frame, cv2.IMREAD_COLOR)
-            lines = [f"{names[classes[0]]} {scores[0]:.2f}", f"level {inference.level} ({level.name})",
-                     f"{latency * 1e3:.1f} ms"]
-            bgr = annotate(image, "bgr8" if encoding == "jpeg" else encoding, lines)
-            self.pub_annotated.publish(array_to_image(bgr, "bgr8", msg.header))
+        if self._annotated_subscribers > 0:
+            self._publish_annotated(frame, encoding, pred, latency, msg)
         return result
 
-    def throughput(self) -> float:
-        """Processed frames per second over the last (up to) 30 frames."""
-        times = self._done_times
-        if len(times) < 2 or times[-1] <= times[0]:
-            return 0.0
-        return (len(times) - 1) / (times[-1] - times[0])
+    def _publish_annotated(self, frame: np.ndarray, encoding: str, pred: Prediction, latency: float,
+                           msg: Image | CompressedImage) -> None:
+        lines = [f"{pred.label} {pred.score:.2f}", f"level {pred.level} ({pred.level_name})",
+                 f"{latency * 1e3:.1f} ms"]
+        self.pub_annotated.publish(array_to_image(annotate(frame, encoding, lines), "bgr8", msg.header))
+
+    @property
+    def frames_processed(self) -> int:
+        return self.stats.processed
 
     def _publish_diagnostics(self) -> None:
-        idle = not self._done_times or time.perf_counter() - self._done_times[-1] > 2.0
-        level, message = (P.WARN, "no frames in the last 2 s") if idle else (P.OK, "running")
-        if self.frames_bad and not idle:
-            message = f"running; {self.frames_bad} bad frames skipped"
-        values = {"app_id": self.app_id, "frame_rate_hz": f"{self.throughput():.2f}",
-                  "latency_ms": f"{self._last_latency * 1e3:.2f}", "level": self.net.active_index,
-                  "level_name": self.net.active.name, "frames_processed": self.frames_processed,
+        self._annotated_subscribers = self.pub_annotated.get_subscription_count()
+        last = self.stats.last_t
+        idle = last is None or time.perf_counter() - last > 2.0
+        failed_now = self.frames_failed - self._failed_at_last_diag
+        self._failed_at_last_diag = self.frames_failed
+        if failed_now:
+            level, message = P.ERROR, f"{failed_now} frames failed in the last second; last: {self._last_failure}"
+        elif idle:
+            level, message = P.WARN, "no frames in the last 2 s"
+        else:
+            level, message = P.OK, f"running; {self.frames_bad} bad frames skipped" if self.frames_bad else "running"
+        values = {"app_id": self.app_id, "frame_rate_hz": f"{self.stats.throughput_hz:.2f}",
+                  "latency_ms": f"{self.stats.last_latency_s * 1e3:.2f}", "level": self.net.active_index,
+                  "level_name": self.net.active.name, "frames_processed": self.stats.processed,
                   "frames_dropped": self.frames_dropped, "frames_bad": self.frames_bad,
-                  "emulated_slowdown": f"{self._slowdown:.2f}"}
+                  "frames_failed": self.frames_failed, "emulated_slowdown": f"{self._slowdown:.2f}"}
         self.pub_diag.publish(P.diagnostic(self, f"dynofa perception: {self.app_id}", level, message, values,
                                            hardware_id=self.device))
 
@@ -254,15 +239,7 @@ class PerceptionNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """``ros2 run dynofa_ros perception_node``."""
-    rclpy.init(args=args)
-    node = PerceptionNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    sys.exit(P.spin_node(PerceptionNode, args))
 
 
 if __name__ == "__main__":

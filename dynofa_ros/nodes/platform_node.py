@@ -9,11 +9,11 @@ cycle (latency × frame rate) that the perception apps report.
 
 from __future__ import annotations
 
+import math
 import re
+import sys
 from typing import Any
 
-import rclpy
-import rclpy.executors
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from sensor_msgs.msg import Temperature
@@ -23,6 +23,8 @@ from dynofa_ros.nodes import params as P
 from dynofa_ros.nodes.convert import state_to_msg
 from dynofa_ros.nodes.qos import reliable
 from dynofa_ros.platform.base import Platform
+from dynofa_ros.platform.sim import SimulatedBoard
+from dynofa_ros.platform.sim.emulation import DutyCycleLoad
 from dynofa_ros.platform.types import DvfsSetting
 
 PLATFORMS = ("sim", "real")
@@ -31,7 +33,7 @@ PLATFORMS = ("sim", "real")
 def make_platform(kind: str, board_config: str = "", mode: str = "", sysfs_root: str = "/") -> tuple[Platform, str]:
     """(platform, board name) for ``sim`` (real-time simulated Xavier NX) or ``real`` (LinuxPlatform)."""
     if kind == "sim":
-        from dynofa_ros.platform.sim import RealTimeClock, SimulatedBoard
+        from dynofa_ros.platform.sim import RealTimeClock
 
         board = SimulatedBoard.from_config(board_config or None, mode=mode or None, clock=RealTimeClock())
         return board, f"{board.config.name} mode {board.mode.name}"
@@ -55,7 +57,8 @@ class PlatformNode(Node):
         kind = P.declare(self, "platform", "sim", "board backend", read_only=True, choices=PLATFORMS)
         board_config = P.declare(self, "board_config", "", "simulated board YAML ('' = shipped Xavier NX)",
                                  read_only=True)
-        mode = P.declare(self, "mode", "", "simulated nvpmodel mode ('' = the YAML's default)", read_only=True)
+        mode = P.declare(self, "board_mode", "", "simulated nvpmodel mode ('' = the YAML's default)",
+                         read_only=True)
         sysfs_root = P.declare(self, "sysfs_root", "/", "root of sysfs/procfs (real board)", read_only=True)
         rate = P.declare(self, "rate_hz", 10.0, "state publish rate [Hz]", read_only=True, float_range=(0.1, 200.0))
         self.app_domain = P.declare(self, "app_domain", "cpu0",
@@ -67,7 +70,7 @@ class PlatformNode(Node):
         self.domains = {d.name: d for d in self.platform.domains()}
         if self.platform.simulated and self.app_domain not in self.domains:
             raise ValueError(f"app_domain {self.app_domain!r} is not a domain of the board: {sorted(self.domains)}")
-        self._duty: dict[str, float] = {}
+        self.load = DutyCycleLoad()
         self.commands_applied = 0
         self.commands_rejected = 0
         self.last_state = None
@@ -75,31 +78,26 @@ class PlatformNode(Node):
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", reliable())
         self._pub_temp: dict[str, Any] = {}
         self.create_subscription(DvfsCommand, "dvfs_command", self._on_command, reliable())
-        if self.platform.simulated:
+        if isinstance(self.platform, SimulatedBoard):  # only a simulated board takes a background load
             self.create_subscription(PerformanceReport, "performance_report", self._on_report, reliable(50))
         self.create_timer(1.0 / rate, self._tick)
         self.create_timer(1.0, self._publish_diagnostics)
         sim = "SIMULATED board (no real hardware is read or changed)" if self.platform.simulated else "real board"
         self.get_logger().info(f"{self.board}: {sim}; domains {sorted(self.domains)}")
 
-    def _on_report(self, msg: PerformanceReport) -> None:
-        duty = float(msg.latency_smoothed) * float(msg.throughput)
-        if duty == duty:  # not NaN
-            self._duty[msg.app_id] = min(1.0, max(0.0, duty))
-            self.platform.set_load(self.app_domain, min(1.0, sum(self._duty.values())))
+    def _on_report(self, msg: PerformanceReport) -> None:  # simulated boards only (subscribed for them)
+        load = self.load.update(msg.app_id, float(msg.latency_smoothed), float(msg.throughput))
+        if load is not None:
+            self.platform.set_load(self.app_domain, load)
 
-    def check_command(self, msg: DvfsCommand) -> str | None:
-        """Why ``msg`` cannot be applied, or None."""
-        info = self.domains.get(msg.domain)
-        if info is None:
-            return f"unknown domain {msg.domain!r}; domains: {sorted(self.domains)}"
-        if msg.frequency != msg.frequency or msg.frequency < 0:
-            return f"frequency {msg.frequency} is not a valid number of Hz"
-        if msg.frequency > 0 and info.frequencies_hz and int(msg.frequency) not in info.frequencies_hz:
-            return (f"{msg.frequency:.0f} Hz is not offered by {msg.domain} "
-                    f"({info.frequencies_hz[0]}..{info.frequencies_hz[-1]} Hz)")
-        if msg.online_cores < -1 or (info.cores and msg.online_cores > len(info.cores)):
-            return f"online_cores {msg.online_cores} outside -1..{len(info.cores)}"
+    @staticmethod
+    def check_command(msg: DvfsCommand) -> str | None:
+        """Why ``msg`` is malformed (NaN/inf/negative numbers), or None; what the board offers is the
+        platform's to check (``apply`` refuses with the reason)."""
+        if not math.isfinite(msg.frequency) or msg.frequency < 0:
+            return f"frequency {msg.frequency} is not a valid number of Hz (finite, >= 0; 0 = unchanged)"
+        if msg.online_cores < -1:
+            return f"online_cores {msg.online_cores} must be >= 0 (-1 = unchanged)"
         return None
 
     def _on_command(self, msg: DvfsCommand) -> None:
@@ -111,7 +109,7 @@ class PlatformNode(Node):
             reason = "; ".join(r for _, r in result.refused) or None
         if reason is not None:
             self.commands_rejected += 1
-            self.get_logger().warning(f"rejected DvfsCommand for {msg.domain!r}: {reason}")
+            self.get_logger().warning(f"rejected DvfsCommand for {msg.domain!r}: {reason}", throttle_duration_sec=5.0)
         else:
             self.commands_applied += 1
 
@@ -119,7 +117,8 @@ class PlatformNode(Node):
         state = self.platform.read()
         self.last_state = state
         stamp = self.get_clock().now().to_msg()
-        self.pub_state.publish(state_to_msg(state, self.board, stamp))
+        domains = {d.name: d for d in self.platform.domains()}  # writability changes on monitoring-only boards
+        self.pub_state.publish(state_to_msg(state, domains, self.board, stamp))
         for zone, temp in state.temperatures_c.items():
             pub = self._pub_temp.get(zone)
             if pub is None:
@@ -147,15 +146,7 @@ class PlatformNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """``ros2 run dynofa_ros platform_node``."""
-    rclpy.init(args=args)
-    node = PlatformNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    sys.exit(P.spin_node(PlatformNode, args))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """Frame sources for the camera node (no ROS): video file, image folder, OpenCV camera, CIFAR-10 test set.
 
 Every source yields ``(rgb, label)``: an H×W×3 uint8 RGB frame and its true class (-1 when unknown).
+With an ``on_error`` callback, an unreadable image or a failed video read is reported to it and skipped
+instead of ending the source.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -14,36 +16,63 @@ import numpy as np
 from dynofa_ros.offline.data import IMG_EXTENSIONS, decode_image, load_cifar10
 
 SOURCE_KINDS = ("cifar10", "folder", "video", "camera")
+MAX_VIDEO_ERRORS = 30  # consecutive failed reads that end a video/camera source
+OnError = Callable[[str], None]
 
 
-def _video_frames(capture: cv2.VideoCapture, what: str, loop: bool) -> Iterator[tuple[np.ndarray, int]]:
+def _video_frames(capture: cv2.VideoCapture, what: str, loop: bool, on_error: OnError | None
+                  ) -> Iterator[tuple[np.ndarray, int]]:
     if not capture.isOpened():
         raise FileNotFoundError(f"cannot open {what}")
+    errors = 0
     try:
         while True:
-            ok, bgr = capture.read()
-            if not ok:
-                if loop and capture.get(cv2.CAP_PROP_FRAME_COUNT) > 0:
+            try:
+                ok, bgr = capture.read()
+                if not ok and loop and capture.get(cv2.CAP_PROP_FRAME_COUNT) > 0:
                     capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
                     ok, bgr = capture.read()
                 if not ok:
                     return
-            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), -1
+                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            except cv2.error as exc:
+                if on_error is None:
+                    raise
+                errors += 1
+                on_error(f"{what}: frame read failed, skipped: {exc}")
+                if errors >= MAX_VIDEO_ERRORS:
+                    on_error(f"{what}: {errors} reads failed in a row; source ended")
+                    return
+                continue
+            errors = 0
+            yield rgb, -1
     finally:
         capture.release()
 
 
-def _folder_frames(root: Path, loop: bool) -> Iterator[tuple[np.ndarray, int]]:
+def _folder_frames(root: Path, loop: bool, on_error: OnError | None) -> Iterator[tuple[np.ndarray, int]]:
     """Images under ``root`` (sorted); ImageFolder sub-directories give the label index."""
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMG_EXTENSIONS)
     if not files:
         raise FileNotFoundError(f"no images ({', '.join(IMG_EXTENSIONS)}) under {root}")
     while True:
+        good = 0
         for path in files:
             rel = path.relative_to(root).parts
             label = classes.index(rel[0]) if len(rel) > 1 and rel[0] in classes else -1
-            yield decode_image(path.read_bytes(), str(path)), label
+            try:
+                rgb = decode_image(path.read_bytes(), str(path))
+            except (OSError, ValueError) as exc:
+                if on_error is None:
+                    raise
+                on_error(f"skipped image: {exc}")
+                continue
+            good += 1
+            yield rgb, label
+        if not good and on_error is not None:  # every image failed: looping would spin forever
+            on_error(f"no readable image under {root}; source ended")
+            return
         if not loop:
             return
 
@@ -59,20 +88,21 @@ def _cifar10_frames(seed: int, loop: bool) -> Iterator[tuple[np.ndarray, int]]:
 
 
 def open_source(kind: str, path: str = "", camera_index: int = 0, loop: bool = True,
-                seed: int = 0) -> Iterator[tuple[np.ndarray, int]]:
-    """An iterator of ``(rgb, label)`` frames; FileNotFoundError/ValueError for a bad source."""
+                seed: int = 0, on_error: OnError | None = None) -> Iterator[tuple[np.ndarray, int]]:
+    """An iterator of ``(rgb, label)`` frames; FileNotFoundError/ValueError for a bad source. With ``on_error``,
+    unreadable frames are reported to it and skipped (else they raise)."""
     if kind == "cifar10":
         return _cifar10_frames(seed, loop)
     if kind == "folder":
         if not Path(path).is_dir():
             raise FileNotFoundError(f"image folder not found: {path!r}")
-        return _folder_frames(Path(path), loop)
+        return _folder_frames(Path(path), loop, on_error)
     if kind == "video":
         if not Path(path).is_file():
             raise FileNotFoundError(f"video file not found: {path!r}")
-        return _video_frames(cv2.VideoCapture(path), f"video {path}", loop)
+        return _video_frames(cv2.VideoCapture(path), f"video {path}", loop, on_error)
     if kind == "camera":
-        return _video_frames(cv2.VideoCapture(camera_index), f"camera {camera_index}", loop=False)
+        return _video_frames(cv2.VideoCapture(camera_index), f"camera {camera_index}", False, on_error)
     raise ValueError(f"unknown source {kind!r}; choose one of {SOURCE_KINDS}")
 
 

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from dynofa_ros.supernet.preprocess import normalisation
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE_NAME = "cifar10-uint8.npz"
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -186,9 +188,8 @@ def load_image_folder(root: Path | str, size: int = 32) -> tuple[np.ndarray, np.
 def _norm_constants(device: torch.device, mean: tuple[float, ...], std: tuple[float, ...]
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     # cached: building them per batch would be a blocking host-to-device copy every step
-    scale = torch.tensor([1.0 / (255.0 * s) for s in std]).view(1, 3, 1, 1)
-    shift = torch.tensor([-m / s for m, s in zip(mean, std, strict=True)]).view(1, 3, 1, 1)
-    return scale.to(device), shift.to(device)
+    scale, shift = normalisation(mean, std)
+    return scale.view(1, 3, 1, 1).to(device), shift.view(1, 3, 1, 1).to(device)
 
 
 def to_input(images: torch.Tensor, resolution: int, mean: Sequence[float], std: Sequence[float],

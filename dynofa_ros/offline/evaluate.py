@@ -14,6 +14,7 @@ from tqdm import tqdm
 from dynofa_ros.offline.calibrate import as_uint8_tensor, recalibrate_bn
 from dynofa_ros.offline.data import to_input
 from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.runtime import extract_subnet
 from dynofa_ros.supernet.spec import SupernetSpec
 
 
@@ -58,8 +59,7 @@ def evaluate_arch(supernet: nn.Module, arch: SubnetArch, images_uint8: np.ndarra
 
 def subnet_cost(supernet: nn.Module, arch: SubnetArch) -> tuple[int, int]:
     """(MACs, parameters) of the extracted sub-network at ``arch.resolution`` (``ofa``'s counters)."""
-    arch.apply(supernet)
-    subnet = supernet.get_active_subnet(preserve_weight=False)
+    subnet = extract_subnet(supernet, arch)
     macs = count_net_flops(subnet, (1, 3, arch.resolution, arch.resolution))
     return int(macs), int(count_parameters(subnet))
 

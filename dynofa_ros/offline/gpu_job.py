@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import random
-import statistics
 import sys
 import time
 import traceback
@@ -30,17 +29,19 @@ from torch import nn
 
 from dynofa_ros.offline.data import load_cifar10, stratified_split, subset
 from dynofa_ros.offline.evaluate import evaluate_arch, subnet_cost
+from dynofa_ros.offline.timing import Timing, cuda_sync, time_calls
 from dynofa_ros.offline.train import (
     STATE_NAME,
     add_training_arguments,
     config_from_args,
-    export_checkpoint,
     initial_supernet,
+    load_train_state,
     resolve_device,
     train_supernet,
-    write_shipped_checkpoint,
 )
 from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.checkpoint import save_supernet
+from dynofa_ros.supernet.runtime import extract_subnet
 from dynofa_ros.supernet.spec import SupernetSpec
 
 
@@ -101,17 +102,9 @@ def batch1_latency(net: nn.Module, resolution: int, device: torch.device, warmup
                    runs: int = 30) -> dict[str, float]:
     """Median and p90 seconds of ``runs`` batch-1 fp32 forward passes after ``warmup`` passes."""
     x = torch.randn(1, 3, resolution, resolution, device=device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    times = []
     with torch.inference_mode():
-        for i in range(warmup + runs):
-            sync()
-            t0 = time.perf_counter()
-            net(x)
-            sync()
-            if i >= warmup:
-                times.append(time.perf_counter() - t0)
-    return {"p50_s": statistics.median(times), "p90_s": float(np.percentile(times, 90))}
+        timing = Timing.of(time_calls(lambda: net(x), warmup, runs, sync=cuda_sync(device)), warmup)
+    return {"p50_s": timing.p50_s, "p90_s": timing.p90_s}
 
 
 def candidate_archs(spec: SupernetSpec, n: int, seed: int) -> list[SubnetArch]:
@@ -185,16 +178,12 @@ def main(argv: list[str] | None = None) -> int:
             state = args.work_dir / STATE_NAME
             if state.is_file():
                 log(f"training failed; restoring the last completed epoch from {state}")
-                supernet.load_state_dict(torch.load(state, map_location=device, weights_only=True)["model"])
+                supernet.load_state_dict(load_train_state(state, spec, device)["model"])
             raise
 
     with res.step("export", log):
         path = args.out / "supernet.pt"
-        try:
-            export_checkpoint(path, supernet, spec)
-        except Exception as exc:  # the colleague's saver must not cost us the weights
-            log(f"export_checkpoint failed ({exc!r}); writing the documented format directly")
-            write_shipped_checkpoint(path, supernet, spec)
+        save_supernet(path, supernet, spec)
         res.data["checkpoint"] = {"path": path.name, "bytes": path.stat().st_size}
 
     candidates: list[dict[str, Any]] = res.data.setdefault("candidates", [])
@@ -220,8 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             if time.perf_counter() - t0 > args.latency_budget:
                 break
             arch = SubnetArch.from_dict(cand["arch"])
-            arch.apply(supernet)
-            net = supernet.get_active_subnet(preserve_weight=True).to(device).eval()
+            net = extract_subnet(supernet, arch).to(device)
             cand["latency"] = batch1_latency(net, arch.resolution, device, args.latency_warmup, args.latency_runs)
             log(f"latency res {arch.resolution} macs {cand['macs'] / 1e6:.1f}M: "
                 f"p50 {cand['latency']['p50_s'] * 1e3:.2f} ms p90 {cand['latency']['p90_s'] * 1e3:.2f} ms")

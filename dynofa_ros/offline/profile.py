@@ -10,15 +10,11 @@ layers' entries plus one overhead term fitted on directly measured subnets.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
-import platform
 import random
 import statistics
-import subprocess
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -28,9 +24,10 @@ import numpy as np
 import torch
 from ofa.utils.layers import ResidualBlock
 from torch import nn
-from tqdm import tqdm
 
+from dynofa_ros.offline.timing import Timing, processor_name, time_calls, time_interleaved, torch_threads
 from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.runtime import extract_subnet
 from dynofa_ros.supernet.spec import SupernetSpec, build_supernet
 
 CPU_PROFILES: dict[str, int] = {"cpu-1t": 1, "cpu-2t": 2}
@@ -46,67 +43,7 @@ def cpu_threads(profile: str) -> int:
     raise ValueError(f"unknown CPU profile {profile!r}; use cpu-<threads>t, e.g. {sorted(CPU_PROFILES)}")
 
 
-def processor_name() -> str:
-    """CPU model name from ``lscpu`` (falls back to ``platform.processor()`` / machine)."""
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5, env={"LC_ALL": "C"}).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with ``torch.set_num_threads(n)``, restoring the previous count after."""
-    if n <= 0:
-        raise ValueError(f"thread count must be positive, got {n}")
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 # --------------------------------------------------------------------------------------------- timing
-
-
-@dataclass(frozen=True)
-class Timing:
-    """Batch-1 latency statistics of one model, seconds."""
-
-    p50_s: float
-    p90_s: float
-    mean_s: float
-    repeats: int
-    warmup: int
-    rounds: int = 1
-
-    @classmethod
-    def of(cls, samples: np.ndarray, warmup: int, rounds: int = 1) -> Timing:
-        """Statistics of per-call ``samples`` (seconds)."""
-        return cls(float(np.median(samples)), float(np.percentile(samples, 90)), float(np.mean(samples)),
-                   len(samples), warmup, rounds)
-
-    @property
-    def method(self) -> str:
-        passes = f" in {self.rounds} interleaved passes" if self.rounds > 1 else ""
-        return f"extracted subnet, eval mode, {self.warmup} warm-up, median/p90 of {self.repeats}{passes}"
-
-
-def time_calls(fn: Callable[[], object], warmup: int, repeats: int) -> np.ndarray:
-    """Wall time in seconds of each of ``repeats`` calls of ``fn`` after ``warmup`` untimed calls."""
-    if warmup < 0 or repeats < 1:
-        raise ValueError(f"need warmup >= 0 and repeats >= 1, got {warmup}, {repeats}")
-    for _ in range(warmup):
-        fn()
-    samples = np.empty(repeats)
-    for i in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples[i] = time.perf_counter() - start
-    return samples
 
 
 def time_model(model: nn.Module, x: torch.Tensor, threads: int, warmup: int, repeats: int) -> Timing:
@@ -114,12 +51,6 @@ def time_model(model: nn.Module, x: torch.Tensor, threads: int, warmup: int, rep
     model.eval()
     with torch_threads(threads), torch.inference_mode():
         return Timing.of(time_calls(lambda: model(x), warmup, repeats), warmup)
-
-
-def extract_subnet(supernet: nn.Module, arch: SubnetArch) -> nn.Module:
-    """A standalone eval-mode copy of ``arch``'s sub-network (weights copied, BN statistics as stored)."""
-    arch.apply(supernet)
-    return supernet.get_active_subnet(preserve_weight=True).eval()
 
 
 def measure_subnet(supernet: nn.Module, arch: SubnetArch, threads: int, warmup: int = 10,
@@ -353,25 +284,6 @@ def trimmed_mean(samples: np.ndarray, trim: float = 0.25) -> float:
     s = np.sort(np.asarray(samples, dtype=float))
     cut = int(len(s) * trim)
     return float(s[cut: len(s) - cut].mean())
-
-
-def time_interleaved(calls: Sequence[Callable[[], object]], threads: int, warmup: int, repeats: int,
-                     rounds: int, desc: str = "time", progress: bool = True) -> list[np.ndarray]:
-    """Per-call timings of several callables, ``repeats`` each, split over ``rounds`` passes over all of them.
-
-    Interleaving spreads the slow load changes of a shared machine over every callable alike, so a
-    table and the subnets it is checked against see the same conditions. ``warmup`` untimed calls
-    precede each callable's first pass, one its later passes.
-    """
-    if rounds < 1 or repeats < rounds:
-        raise ValueError(f"need 1 <= rounds <= repeats, got rounds={rounds}, repeats={repeats}")
-    samples: list[list[np.ndarray]] = [[] for _ in calls]
-    with torch_threads(threads), torch.inference_mode():
-        for r in range(rounds):
-            n = repeats // rounds + (r < repeats % rounds)
-            for i, fn in enumerate(tqdm(calls, desc=f"{desc} pass {r + 1}/{rounds}", disable=not progress)):
-                samples[i].append(time_calls(fn, warmup if r == 0 else 1, n))
-    return [np.concatenate(s) for s in samples]
 
 
 def subnet_call(supernet: nn.Module, arch: SubnetArch) -> Callable[[], object]:

@@ -45,10 +45,11 @@ from torch import nn
 from dynofa_ros.offline.data import default_cache_dir, load_cifar10, stratified_split, subset, to_input
 from dynofa_ros.offline.evaluate import evaluate_arch
 from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.checkpoint import save_supernet
 from dynofa_ros.supernet.spec import SupernetSpec, build_supernet
 
 STATE_NAME = "train_state.pt"
-SHIPPED_FORMAT = "dynofa-supernet/1"
+STATE_KEYS = ("model", "optimizer", "epoch", "step", "elapsed_s", "cycle_s", "spec")
 
 
 class TrainingDiverged(RuntimeError):
@@ -152,27 +153,29 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def write_shipped_checkpoint(path: Path | str, supernet: nn.Module, spec: SupernetSpec) -> None:
-    """Write the shipped format of docs/ARCHITECTURE.md (floating tensors as fp16)."""
-    state = {k: v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu()
-             for k, v in supernet.state_dict().items()}
-    torch.save({"format": SHIPPED_FORMAT, "spec": spec.to_dict(), "state_dict": state}, path)
-
-
-def export_checkpoint(path: Path | str, supernet: nn.Module, spec: SupernetSpec) -> None:
-    """Save the shipped fp16 checkpoint (``supernet.checkpoint.save_supernet`` when it exists)."""
-    try:
-        from dynofa_ros.supernet.checkpoint import save_supernet
-    except ImportError:
-        save_supernet = write_shipped_checkpoint
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    save_supernet(path, supernet, spec)
-
-
 def _save_state(path: Path, state: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     tmp.replace(path)
+
+
+def load_train_state(path: Path | str, spec: SupernetSpec, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Read a ``train_state.pt`` written by :func:`train_supernet` for ``spec``; ValueError naming the file
+    when it is corrupt, foreign, or of another supernet spec."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"training state not found: {path}")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # truncated zip, bad pickle, foreign objects: several exception types
+        raise ValueError(f"cannot read training state {path} (corrupt, truncated or not a weights-only torch "
+                         f"file): {type(exc).__name__}: {exc}") from exc
+    missing = [k for k in STATE_KEYS if k not in state] if isinstance(state, dict) else list(STATE_KEYS)
+    if missing:
+        raise ValueError(f"{path} is not a dynofa training state (missing {missing})")
+    if state["spec"] != spec.to_dict():
+        raise ValueError(f"{path} was trained with a different supernet spec")
+    return state
 
 
 def _quick_val(supernet: nn.Module, spec: SupernetSpec, val: tuple[torch.Tensor, torch.Tensor],
@@ -209,9 +212,7 @@ def train_supernet(supernet: nn.Module, spec: SupernetSpec, train_x: np.ndarray,
     if resume:
         if not state_path.is_file():
             raise FileNotFoundError(f"nothing to resume: {state_path} does not exist")
-        state = torch.load(state_path, map_location=device, weights_only=True)
-        if state["spec"] != spec.to_dict():
-            raise ValueError(f"{state_path} was trained with a different supernet spec")
+        state = load_train_state(state_path, spec, device)
         supernet.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         epoch, step, elapsed, cycles = state["epoch"], state["step"], state["elapsed_s"], state["cycle_s"]
@@ -355,7 +356,7 @@ def run(args: argparse.Namespace) -> int:
     supernet = initial_supernet(spec, args.init)
     train_supernet(supernet, spec, data.train_x[train_idx], data.train_y[train_idx], data.train_x[split.val],
                    data.train_y[split.val], config, args.out, device, resume=args.resume)
-    export_checkpoint(Path(args.out) / "supernet.pt", supernet, spec)
+    save_supernet(Path(args.out) / "supernet.pt", supernet, spec)
     print(f"wrote {Path(args.out) / 'supernet.pt'}")
     return 0
 

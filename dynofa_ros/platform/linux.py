@@ -74,6 +74,7 @@ class LinuxPlatform(Platform):
         self._saved: SavedState | None = None
         self._saved_domains: list[str] = []  # in capture order
         self._closed = False
+        self._restored_steps: list[dict] = []  # the steps of the last restore (to undo a late write)
         self._uninstall_signals: list[Callable[[], None]] = []
         pstate = intel_pstate_mode(self.root)
         if pstate:
@@ -251,13 +252,16 @@ class LinuxPlatform(Platform):
             return f"{MONITORING_ONLY}: {self._monitoring_reason}"
         try:
             for cpu, online in sorted(plan.items(), key=lambda kv: not kv[1]):  # bring cores up before down
-                self._cores.set_online(cpu, online)
+                if not self._guarded_write(self._cores.set_online, cpu, online):
+                    return "platform closed"
             if s.freq_hz is not None:
                 self._ensure_saved(s.domain)  # a cluster just brought online is captured now
                 if s.domain == "gpu" and self._gpu is not None:
-                    self._gpu.pin(s.freq_hz)
+                    done = self._guarded_write(self._gpu.pin, s.freq_hz)
                 else:
-                    self._policies[s.domain].pin(s.freq_hz // 1000)
+                    done = self._guarded_write(self._policies[s.domain].pin, s.freq_hz // 1000)
+                if not done:
+                    return "platform closed"
         except PermissionError as exc:
             self._enter_monitoring(f"permission denied ({exc})")
             if self._saved is not None and self._current_steps() == self._saved.steps:
@@ -266,6 +270,26 @@ class LinuxPlatform(Platform):
         except (OSError, ValueError) as exc:
             return f"write failed: {exc}"
         return None
+
+    def _guarded_write(self, write: Callable[..., None], *args: object) -> bool:
+        """One write, unless the platform is closed. A signal handler may restore (and close) while this
+        thread is inside ``apply`` holding the lock: a write that landed after that restore is undone."""
+        if self._closed:
+            return False
+        write(*args)
+        if self._closed:
+            self._restore_again()
+            return False
+        return True
+
+    def _restore_again(self) -> None:
+        try:
+            problems = restore_steps(self.root, self._restored_steps, self._allowed)
+        except PermissionError as exc:
+            log.error("cannot undo a write made while restoring (%s)", exc)
+            return
+        for p in problems:
+            log.warning("restore: %s", p)
 
     def _plan(self, s: DvfsSetting) -> tuple[dict[int, bool], str | None]:
         """Core on/off plan for ``s`` and a refusal reason (None when ``s`` can be applied)."""
@@ -321,7 +345,7 @@ class LinuxPlatform(Platform):
 
     def _ensure_saved(self, domain: str) -> None:
         """Record the original state of ``domain`` (and of every core's online flag) before its first write."""
-        if domain in self._saved_domains:
+        if domain in self._saved_domains or self._closed:
             return
         domain_steps = self._capture(domain)
         steps = (self._saved.steps if self._saved is not None else self._online_steps()) + domain_steps
@@ -366,10 +390,13 @@ class LinuxPlatform(Platform):
         self.state_file.unlink(missing_ok=True)
 
     def restore(self) -> None:
-        """Put back every setting this object changed and delete the state file (idempotent)."""
+        """Put back every setting this object changed and delete the state file (idempotent). Closes the
+        platform for writes: an ``apply`` interrupted by the signal handler that called this stops writing."""
         with self._lock:
+            self._closed = True
             if self._saved is None:
                 return
+            self._restored_steps = self._saved.steps
             try:
                 problems = restore_steps(self.root, self._saved.steps, self._allowed)
             except PermissionError as exc:
@@ -386,7 +413,6 @@ class LinuxPlatform(Platform):
     def close(self) -> None:
         """Restore, remove signal handlers, release NVML; later applies are refused."""
         with self._lock:
-            self._closed = True
             self.restore()
             while self._uninstall_signals:
                 self._uninstall_signals.pop()()

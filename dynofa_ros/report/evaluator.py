@@ -17,6 +17,8 @@ class Match:
     predicted: int
     truth: int
     level: int
+    t: float | None = None  # when the result arrived (caller's clock), if given
+
 
     @property
     def correct(self) -> bool:
@@ -27,7 +29,7 @@ class StampMatcher:
     """Pairs results and labels that carry the same stamp, whichever arrives first.
 
     Unmatched entries are kept for the last ``capacity`` stamps per side (frames dropped by an app never get
-    a result; their labels age out).
+    a result, and results of unlabelled sources never get a label: both age out), so memory stays bounded.
     """
 
     def __init__(self, capacity: int = 2000) -> None:
@@ -35,7 +37,7 @@ class StampMatcher:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.capacity = capacity
         self._labels: OrderedDict[Stamp, int] = OrderedDict()
-        self._results: OrderedDict[tuple[Stamp, str], tuple[int, int]] = OrderedDict()
+        self._results: OrderedDict[tuple[Stamp, str], tuple[int, int, float | None]] = OrderedDict()
         self.correct: dict[str, int] = {}
         self.total: dict[str, int] = {}
 
@@ -53,17 +55,23 @@ class StampMatcher:
         done = [key for key in self._results if key[0] == stamp]
         return [self._match(key[1], stamp, *self._results.pop(key)) for key in done]
 
-    def add_result(self, app_id: str, stamp: Stamp, predicted: int, level: int) -> Match | None:
-        """Record an app's top-1 class for a frame; the match if its label is known."""
+    def add_result(self, app_id: str, stamp: Stamp, predicted: int, level: int, t: float | None = None
+                   ) -> Match | None:
+        """Record an app's top-1 class for a frame (arrived at ``t``); the match if its label is known."""
         truth = self._labels.get(stamp)
         if truth is None:
-            self._results[(stamp, app_id)] = (predicted, level)
+            self._results[(stamp, app_id)] = (predicted, level, t)
             self._trim(self._results, self.capacity)
             return None
-        return self._match(app_id, stamp, predicted, level)
+        return self._match(app_id, stamp, predicted, level, t)
 
-    def _match(self, app_id: str, stamp: Stamp, predicted: int, level: int) -> Match:
-        m = Match(app_id, stamp, predicted, self._labels[stamp], level)
+    @property
+    def pending(self) -> tuple[int, int]:
+        """(unmatched results, unmatched labels) held now; each at most ``capacity``."""
+        return len(self._results), len(self._labels)
+
+    def _match(self, app_id: str, stamp: Stamp, predicted: int, level: int, t: float | None) -> Match:
+        m = Match(app_id, stamp, predicted, self._labels[stamp], level, t)
         self.total[app_id] = self.total.get(app_id, 0) + 1
         self.correct[app_id] = self.correct.get(app_id, 0) + int(m.correct)
         return m

@@ -34,10 +34,12 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
 
 
 def save_supernet(path: str | Path, supernet: nn.Module, spec: SupernetSpec) -> None:
-    """Write ``{"format", "spec", "state_dict"}`` with floating tensors in fp16 (atomically)."""
+    """Write ``{"format", "spec", "state_dict"}`` with floating tensors in fp16 (atomically; creates the
+    parent folder)."""
     state = {k: (v.detach().half() if v.is_floating_point() else v.detach()).cpu().contiguous()
              for k, v in supernet.state_dict().items()}
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save({"format": FORMAT, "spec": spec.to_dict(), "state_dict": state}, tmp)
     os.replace(tmp, path)

@@ -78,6 +78,7 @@ class LatencyProfile:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str) -> LatencyProfile:
+        batch = _get(data, "batch", int, where, optional=True)
         rec = cls(
             profile=_get(data, "profile", str, where),
             device=_get(data, "device", str, where),
@@ -87,7 +88,7 @@ class LatencyProfile:
             method=_get(data, "method", str, where),
             processor=_get(data, "processor", str, where, optional=True) or "",
             freq_hz=_get(data, "freq_hz", (int, float), where, optional=True),
-            batch=_get(data, "batch", int, where, optional=True) or 1,
+            batch=1 if batch is None else batch,  # optional; absent means 1, an explicit 0 is an error
         )
         if rec.threads < 1 or rec.batch < 1:
             raise LibraryError(f"{where}: threads and batch must be >= 1")
@@ -153,6 +154,18 @@ class Level:
         }
 
 
+def level_index(levels: Sequence[Level], level: int | str) -> int:
+    """Index of ``level`` (an index or a level name) in ``levels``; LibraryError (a ValueError) if absent."""
+    if isinstance(level, str):
+        for i, lv in enumerate(levels):
+            if lv.name == level:
+                return i
+        raise LibraryError(f"no level named {level!r}; levels: {[lv.name for lv in levels]}")
+    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level < len(levels):
+        raise LibraryError(f"level {level!r} out of range 0..{len(levels) - 1}")
+    return level
+
+
 @dataclass(frozen=True)
 class FileRef:
     """A file next to the library: relative path and SHA-256 of its content."""
@@ -207,7 +220,10 @@ class SubnetLibrary:
                                 ("BN statistics", self.bn_stats, self.bn_stats_path)):
             if not path.is_file():
                 raise LibraryError(f"library {self.name!r}: {what} file not found: {path}")
-            actual = sha256_file(path)
+            try:
+                actual = sha256_file(path)
+            except OSError as exc:
+                raise LibraryError(f"library {self.name!r}: cannot read the {what} file {path}: {exc}") from exc
             if actual != ref.sha256:
                 raise LibraryError(
                     f"library {self.name!r}: {what} file {path} has sha256 {actual}, the library expects "
@@ -216,14 +232,7 @@ class SubnetLibrary:
 
     def index_of(self, level: int | str) -> int:
         """Level index from an index or a level name; LibraryError if there is no such level."""
-        if isinstance(level, str):
-            for i, lv in enumerate(self.levels):
-                if lv.name == level:
-                    return i
-            raise LibraryError(f"no level named {level!r}; levels: {[lv.name for lv in self.levels]}")
-        if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level < len(self.levels):
-            raise LibraryError(f"level {level!r} out of range 0..{len(self.levels) - 1}")
-        return level
+        return level_index(self.levels, level)
 
     # -- (de)serialisation -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -272,6 +281,8 @@ class SubnetLibrary:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise LibraryError(f"{path} is not valid JSON: {exc}") from exc
+        except OSError as exc:  # PermissionError and the like: the file exists but cannot be read
+            raise LibraryError(f"cannot read subnet library file {path}: {exc}") from exc
         lib = cls.from_dict(data, path.resolve().parent, where=str(path))
         if verify:
             lib.verify_files()

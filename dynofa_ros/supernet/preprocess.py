@@ -22,6 +22,15 @@ COMPRESSED_ENCODINGS = ("jpeg", "png")
 Frame = np.ndarray | bytes | bytearray | memoryview
 
 
+def normalisation(mean: Sequence[float], std: Sequence[float]) -> tuple[Tensor, Tensor]:
+    """Per-channel float32 ``(scale, bias)`` with ``(x / 255 - mean) / std == x * scale + bias`` for uint8 ``x``
+    (shared by this preprocessor and the training input path)."""
+    if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std):
+        raise ValueError("mean and std need three values each, std positive")
+    std_t = torch.tensor(std, dtype=torch.float32)
+    return 1.0 / (255.0 * std_t), -torch.tensor(mean, dtype=torch.float32) / std_t
+
+
 def decode_compressed(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
     """Decode JPEG/PNG bytes to an H×W×3 uint8 BGR array; ValueError if they do not decode."""
     buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.reshape(-1)
@@ -66,12 +75,8 @@ class Preprocessor:
     """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], crop: bool = True) -> None:
-        if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std):
-            raise ValueError("mean and std need three values each, std positive")
-        std_t = torch.tensor(std, dtype=torch.float32)
-        # (x / 255 - mean) / std == x * scale + bias
-        self._scale = (1.0 / (255.0 * std_t)).view(3, 1, 1)
-        self._bias = (-torch.tensor(mean, dtype=torch.float32) / std_t).view(3, 1, 1)
+        scale, bias = normalisation(mean, std)
+        self._scale, self._bias = scale.view(3, 1, 1), bias.view(3, 1, 1)
         self.crop = crop
         self._buffers: dict[tuple[int, int], np.ndarray] = {}
 

@@ -15,6 +15,7 @@ entirely on one level and no frame is dropped.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -24,14 +25,18 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.bn import BnCopyPlan, BnStats, active_bn_channels, apply_bn_stats, load_bn_stats
 from dynofa_ros.supernet.checkpoint import load_supernet
-from dynofa_ros.supernet.library import Level, LibraryError, SubnetLibrary, default_library_path
+from dynofa_ros.supernet.library import Level, LibraryError, SubnetLibrary, default_library_path, level_index
 from dynofa_ros.supernet.preprocess import Frame, Preprocessor
 from dynofa_ros.supernet.spec import SupernetSpec
 
+log = logging.getLogger(__name__)
+
 MODES = ("cache", "inplace")
 DEFAULT_MODE = "cache"
+_threads_set: int | None = None  # last value set_torch_threads applied
 
 
 @dataclass(frozen=True)
@@ -44,20 +49,39 @@ class Inference:
 
 @dataclass(frozen=True)
 class Prediction:
-    """Top-1 class of one frame; ``latency_s`` covers preprocessing + inference of its batch."""
+    """Top-k classes of one frame, best first, with softmax probabilities as scores;
+    ``latency_s`` covers preprocessing + inference of its batch."""
 
-    class_id: int
-    label: str
-    score: float
+    class_ids: tuple[int, ...]
+    labels: tuple[str, ...]
+    scores: tuple[float, ...]
     level: int
     level_name: str
     latency_s: float
 
+    @property
+    def class_id(self) -> int:
+        """Top-1 class index."""
+        return self.class_ids[0]
 
-def extract_subnet(supernet: nn.Module, level: Level, stats: BnStats) -> nn.Module:
-    """Static ``ofa`` subnet of ``level`` with its BN statistics baked in (eval mode)."""
-    level.arch.apply(supernet)
-    apply_bn_stats(supernet, stats)
+    @property
+    def label(self) -> str:
+        """Top-1 class name."""
+        return self.labels[0]
+
+    @property
+    def score(self) -> float:
+        """Top-1 softmax probability."""
+        return self.scores[0]
+
+
+def extract_subnet(supernet: nn.Module, level: Level | SubnetArch, stats: BnStats | None = None) -> nn.Module:
+    """Standalone eval-mode copy of a level's (or an arch's) ``ofa`` subnet, weights copied, with ``stats``
+    baked in as its BN statistics (None: the supernet's running statistics as they are)."""
+    arch = level.arch if isinstance(level, Level) else level
+    arch.apply(supernet)
+    if stats is not None:
+        apply_bn_stats(supernet, stats)
     return supernet.get_active_subnet(preserve_weight=True).eval()
 
 
@@ -98,18 +122,33 @@ def _check_level_stats(supernet: nn.Module, levels: Sequence[Level], bn_stats: S
                                f"(layers/channel counts differ at {bad[:5]})")
 
 
+def set_torch_threads(threads: int) -> None:
+    """Set torch's intra-op thread count. Process-wide: every network in the process shares it, so set
+    it once per process (warns when it changes a value an earlier call set)."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be an int >= 1, got {threads!r}")
+    global _threads_set
+    if _threads_set is not None and _threads_set != threads:
+        log.warning("torch threads changed from %d to %d: the setting is process-wide and now applies "
+                    "to every network in this process", _threads_set, threads)
+    torch.set_num_threads(threads)
+    _threads_set = threads
+
+
 class DynamicNetwork:
-    """A supernet and its library levels, switchable between frames."""
+    """A supernet and its library levels, switchable between frames.
+
+    ``threads`` (optional) calls :func:`set_torch_threads`: it is a process-wide setting applied only when
+    given, not a per-network one; with several networks in one process, set it once (or leave it None).
+    """
 
     def __init__(self, supernet: nn.Module, spec: SupernetSpec, levels: Sequence[Level],
                  bn_stats: Sequence[BnStats], device: str | torch.device = "cpu", mode: str = DEFAULT_MODE,
-                 threads: int | None = None, initial_level: int = 0) -> None:
+                 threads: int | None = None, initial_level: int | str = 0) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
         if threads is not None:
-            if threads < 1:
-                raise ValueError(f"threads must be >= 1, got {threads}")
-            torch.set_num_threads(threads)
+            set_torch_threads(threads)
         if not levels:
             raise ValueError("a dynamic network needs at least one level")
         self.spec = spec
@@ -117,7 +156,7 @@ class DynamicNetwork:
         self.mode = mode
         self.device = torch.device(device)
         self.preprocessor = Preprocessor(spec.mean, spec.std)
-        self._check_index(initial_level)
+        initial_level = self.index_of(initial_level)
         supernet = supernet.to(self.device).eval()
         _check_level_stats(supernet, self.levels, bn_stats)
         self._lock = threading.Lock()
@@ -135,7 +174,7 @@ class DynamicNetwork:
 
     @classmethod
     def from_library(cls, library: str | Path | SubnetLibrary | None = None, device: str | torch.device = "cpu",
-                     mode: str = DEFAULT_MODE, threads: int | None = None, initial_level: int = 0,
+                     mode: str = DEFAULT_MODE, threads: int | None = None, initial_level: int | str = 0,
                      verify: bool = True) -> DynamicNetwork:
         """Load a library (path, record, or None for :func:`default_library_path`) and its files."""
         if not isinstance(library, SubnetLibrary):
@@ -147,19 +186,9 @@ class DynamicNetwork:
                    mode=mode, threads=threads, initial_level=initial_level)
 
     # -- levels ----------------------------------------------------------------------------------
-    def _check_index(self, level: int) -> int:
-        if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level < len(self.levels):
-            raise ValueError(f"level {level!r} out of range 0..{len(self.levels) - 1}")
-        return level
-
     def index_of(self, level: int | str) -> int:
-        """Level index from an index or a level name (ValueError if unknown)."""
-        if isinstance(level, str):
-            for i, lv in enumerate(self.levels):
-                if lv.name == level:
-                    return i
-            raise ValueError(f"no level named {level!r}; levels: {[lv.name for lv in self.levels]}")
-        return self._check_index(level)
+        """Level index from an index or a level name (LibraryError, a ValueError, if unknown)."""
+        return level_index(self.levels, level)
 
     @property
     def active_index(self) -> int:
@@ -228,17 +257,21 @@ class DynamicNetwork:
             batch = self.preprocessor(frames, encoding, self.levels[index].arch.resolution)
             return Inference(self.module()(batch.to(self.device, non_blocking=True)), index)
 
-    def classify_batch(self, frames: Sequence[Frame], encoding: str = "rgb8") -> list[Prediction]:
-        """Top-1 class per frame (raw H×W×C uint8 arrays, or jpeg/png bytes), all on one level."""
+    def classify_batch(self, frames: Sequence[Frame], encoding: str = "rgb8", top_k: int = 1) -> list[Prediction]:
+        """Top-``top_k`` classes per frame (raw H×W×C uint8 arrays, or jpeg/png bytes), all on one level."""
+        n_classes = len(self.spec.class_names)
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= n_classes:
+            raise ValueError(f"top_k must be an int in 1..{n_classes}, got {top_k!r}")
         start = time.perf_counter()
         result = self.run_frames(frames, encoding)
-        scores, classes = torch.softmax(result.logits.float(), dim=1).max(dim=1)
+        scores, classes = torch.softmax(result.logits.float(), dim=1).topk(top_k, dim=1)
         scores, classes = scores.tolist(), classes.tolist()  # one device sync for the batch
         latency = time.perf_counter() - start
         name = self.levels[result.level].name
-        return [Prediction(c, self.spec.class_names[c], s, result.level, name, latency)
+        names = self.spec.class_names
+        return [Prediction(tuple(c), tuple(names[i] for i in c), tuple(s), result.level, name, latency)
                 for c, s in zip(classes, scores, strict=True)]
 
-    def classify(self, frame: Frame, encoding: str = "rgb8") -> Prediction:
-        """Top-1 class of one frame."""
-        return self.classify_batch([frame], encoding)[0]
+    def classify(self, frame: Frame, encoding: str = "rgb8", top_k: int = 1) -> Prediction:
+        """Top-``top_k`` classes of one frame (best first)."""
+        return self.classify_batch([frame], encoding, top_k)[0]

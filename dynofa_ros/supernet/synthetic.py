@@ -10,7 +10,8 @@ import torch
 
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.bn import collect_bn_stats
-from dynofa_ros.supernet.library import Level, SubnetLibrary, write_library
+from dynofa_ros.supernet.library import Level, SubnetLibrary, default_library_path, write_library
+from dynofa_ros.supernet.runtime import extract_subnet
 from dynofa_ros.supernet.spec import SupernetSpec, build_supernet
 
 TINY_SPEC = SupernetSpec(resolutions=(32, 40, 48))
@@ -49,8 +50,25 @@ def random_library(directory: str | Path, spec: SupernetSpec = TINY_SPEC, archs:
         images = torch.rand(calib_images, 3, r, r, generator=generator) * 4 - 2
         set_running_statistics(supernet, [(images[j:j + 8], None) for j in range(0, calib_images, 8)])
         stats.append(collect_bn_stats(supernet, arch))
-        subnet = supernet.get_active_subnet(preserve_weight=True)
+        subnet = extract_subnet(supernet, arch)
         levels.append(Level(f"L{i}", arch, None, int(count_net_flops(subnet, (1, 3, r, r))),
                             int(count_parameters(subnet))))
     return write_library(directory, "synthetic-random-weights", supernet, spec, levels, stats,
                          eval_set="none (random weights)", calibration=f"{calib_images} random noise images per level")
+
+
+def shipped_or_synthetic(path: str | Path | None, tmp_dir: str | Path | None) -> tuple[Path, bool]:
+    """The library to use and whether it is synthetic: ``path`` when given (FileNotFoundError if it is
+    missing), else :func:`default_library_path`; when there is none, a 4-level random-weight library
+    (default spec, 40-64 px) built in ``tmp_dir``, or FileNotFoundError when ``tmp_dir`` is None."""
+    if path is not None and str(path):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"subnet library file not found: {path}")
+        return Path(path), False
+    try:
+        return default_library_path(), False
+    except FileNotFoundError:
+        if tmp_dir is None:
+            raise
+    random_library(tmp_dir, spec=SupernetSpec(), n_levels=4)
+    return Path(tmp_dir) / "library.json", True

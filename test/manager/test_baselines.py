@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from dynofa_ros.manager.baselines import GovernorPolicy, StaticPolicy, SubnetOnlyPolicy
 from dynofa_ros.manager.controller import ControllerConfig
+from dynofa_ros.manager.models import AppSpec
 from dynofa_ros.manager.policy import POLICY_NAMES, make_policy
 from dynofa_ros.manager.records import AppReport, AppTarget
 
@@ -76,5 +79,6 @@ def test_factory_builds_every_name_and_rejects_unknown(board, gpu_domain, make_a
         make_policy("magic", [make_app()], [gpu_domain], board)
     with pytest.raises(ValueError, match="unknown governor"):
         make_policy("governor:turbo", [make_app()], [gpu_domain], board)
+    unmeasured = AppSpec("cam", "gpu", tuple(replace(lv, latency_s={}) for lv in make_app().levels))
     with pytest.raises(ValueError, match="needs a board model"):
-        make_policy("joint", [make_app()], [gpu_domain])
+        make_policy("joint", [unmeasured], [gpu_domain])

@@ -117,3 +117,19 @@ def test_rejects_unknown_apps(board, gpu_domain, make_app, make_state) -> None:
         ctl.update(0.0, [AppReport("x", 0.0, 0, 0.01)], {"cam": AppTarget("cam", 0.03)}, make_state())
     with pytest.raises(ValueError, match="unknown domain"):
         JointController([make_app()], [], board)
+
+
+def test_reports_from_before_a_frequency_change_are_not_read_as_slowdown(
+        board, gpu_domain, make_app, make_state) -> None:
+    app = make_app()
+    ctl = JointController([app], [gpu_domain], board, ControllerConfig(settle_s=0.01))
+    target = {"cam": AppTarget("cam", 0.05)}
+    ctl.update(0.0, [], target, make_state(0.0, 400 * MHZ))
+    # frames that ran at 400 MHz (10 ms) arrive with the first state showing 100 MHz (model: 40 ms)
+    old = [AppReport("cam", 0.9 + i * 0.01, 0, 0.010, device="gpu") for i in range(5)]
+    settling = [AppReport("cam", 1.005, 0, 0.010, device="gpu")]
+    ctl.update(1.0, old + settling, target, make_state(1.0, 100 * MHZ))
+    assert ctl.filters["cam"].mean == pytest.approx(1.0)
+    new = [AppReport("cam", 1.1 + i * 0.01, 0, 0.048, device="gpu") for i in range(5)]
+    ctl.update(1.2, new, target, make_state(1.2, 100 * MHZ))
+    assert ctl.filters["cam"].mean > 1.1  # frames after the change still count

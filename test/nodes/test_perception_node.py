@@ -7,11 +7,11 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 from builtin_interfaces.msg import Time  # noqa: E402
-from dynofa_ros.msg import ClassificationResult, PerformanceReport, SubnetCommand  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
+from dynofa_ros.msg import ClassificationResult, PerformanceReport, SubnetCommand  # noqa: E402
 from dynofa_ros.nodes.image_conv import array_to_image  # noqa: E402
 from dynofa_ros.nodes.perception_node import PerceptionNode  # noqa: E402
 from dynofa_ros.nodes.qos import image_qos, reliable  # noqa: E402
@@ -135,13 +135,38 @@ def test_annotated_image_and_diagnostics_are_published(system):
     diags: list[DiagnosticArray] = []
     tester.create_subscription(Image, "image/annotated", annotated.append, image_qos("sensor_data"))
     tester.create_subscription(DiagnosticArray, "/diagnostics", diags.append, reliable())
-    assert spin_until(executor, lambda: node.pub_annotated.get_subscription_count() > 0)
+    # the node refreshes its subscriber count with the 1 Hz diagnostics, not per frame
+    assert spin_until(executor, lambda: node._annotated_subscribers > 0, 5.0)
     assert _send_and_wait(executor, pub, results, _image(4), 0)
     assert spin_until(executor, lambda: annotated and diags, 5.0)
     img = annotated[-1]
     assert img.encoding == "bgr8" and img.width >= 320 and img.header.stamp.sec == 104
     values = {kv.key: kv.value for kv in diags[-1].status[0].values}
     assert {"frame_rate_hz", "latency_ms", "level", "frames_dropped"} <= set(values)
+
+
+def test_worker_survives_a_failing_frame_and_reports_error(system, capfd):
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    executor, node, tester, results, _, pub = system
+    diags: list[DiagnosticArray] = []
+    tester.create_subscription(DiagnosticArray, "/diagnostics", diags.append, reliable())
+    classify = node.net.classify
+
+    def fail_once(*args, **kwargs):
+        node.net.classify = classify
+        raise RuntimeError("CUDA out of memory (injected)")
+
+    node.net.classify = fail_once
+    pub.publish(_image(1))
+    assert spin_until(executor, lambda: node.frames_failed == 1, 10.0)
+    assert spin_until(executor, lambda: any(d.status[0].level == d.status[0].ERROR for d in diags), 5.0)
+    status = next(d.status[0] for d in diags if d.status[0].level == d.status[0].ERROR)
+    assert "RuntimeError: CUDA out of memory (injected)" in status.message
+    assert "frame failed, skipped" in capfd.readouterr().err
+    assert node._worker.is_alive()
+    assert _send_and_wait(executor, pub, results, _image(2), 0)  # the next frame is classified
+    assert [r.header.stamp.sec for r in results] == [102] and node.frames_processed == 1
 
 
 def test_compressed_input_from_the_camera_node(ros_context, tiny_library, tmp_path):

@@ -43,3 +43,22 @@ def test_resize_keeps_zero_sides():
     assert resize(img, 640, 480).shape == (480, 640, 3)
     assert resize(img, 0, 0) is img
     assert resize(img, 64, 0).shape == (32, 64, 3)
+
+
+def test_corrupt_images_are_skipped_with_on_error(tmp_path):
+    (tmp_path / "a").mkdir()
+    cv2.imwrite(str(tmp_path / "a" / "0.png"), np.zeros((4, 4, 3), np.uint8))
+    (tmp_path / "a" / "1.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="cannot decode"):
+        list(open_source("folder", str(tmp_path), loop=False))
+    errors: list[str] = []
+    it = open_source("folder", str(tmp_path), loop=True, on_error=errors.append)
+    assert [next(it)[1] for _ in range(3)] == [0, 0, 0]
+    assert len(errors) == 2 and "1.png" in errors[0]
+
+
+def test_a_folder_of_corrupt_images_ends_instead_of_spinning(tmp_path):
+    (tmp_path / "x.jpg").write_bytes(b"garbage")
+    errors: list[str] = []
+    assert list(open_source("folder", str(tmp_path), loop=True, on_error=errors.append)) == []
+    assert "no readable image" in errors[-1]

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from dynofa_ros.offline.data import default_tarball, load_image_folder
-from dynofa_ros.offline.train import TrainConfig, export_checkpoint, train_supernet
+from dynofa_ros.offline.train import TrainConfig, train_supernet
+from dynofa_ros.supernet.checkpoint import save_supernet
 from dynofa_ros.supernet.spec import SupernetSpec, build_supernet
 
 PER_CLASS = 30
@@ -55,7 +56,7 @@ def tiny_trained(cifar_tiny_dir: Path, tiny_spec: SupernetSpec,
     config = TrainConfig(epochs=1, batch_size=16, n_calib=16, eval_every=0)
     train_supernet(supernet, tiny_spec, images[::18][:16], labels[::18][:16], images[1:20:2], labels[1:20:2],
                    config, work, log_fn=lambda _: None)
-    export_checkpoint(work / "supernet.pt", supernet, tiny_spec)
+    save_supernet(work / "supernet.pt", supernet, tiny_spec)
     return supernet.eval(), work / "supernet.pt"
 
 

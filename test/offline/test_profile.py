@@ -18,19 +18,18 @@ from dynofa_ros.offline.profile import (
     LatencyLUT,
     LinearLatencyModel,
     Measured,
-    Timing,
     build_lut,
     build_unit,
     cpu_threads,
-    extract_subnet,
     fit_overhead,
     layout_for,
     measure_subnet,
     prediction_error,
-    torch_threads,
     trimmed_mean,
 )
+from dynofa_ros.offline.timing import Timing, torch_threads
 from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.runtime import extract_subnet
 from dynofa_ros.supernet.spec import SupernetSpec, build_supernet
 
 SPEC = SupernetSpec()

@@ -16,14 +16,14 @@ from dynofa_ros.offline.train import (
     STATE_NAME,
     DeviceAugmenter,
     TrainConfig,
-    export_checkpoint,
     initial_supernet,
+    load_train_state,
     lr_at,
     param_groups,
     plan_epochs,
     train_supernet,
 )
-from dynofa_ros.supernet.checkpoint import load_supernet
+from dynofa_ros.supernet.checkpoint import load_supernet, save_supernet
 from dynofa_ros.supernet.spec import SupernetSpec, build_supernet
 
 
@@ -87,12 +87,29 @@ def test_training_lowers_loss_resumes_and_exports(cifar_tiny_dir: Path, tiny_spe
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
         train_supernet(supernet, tiny_spec, x, y, x, y, config, tmp_path / "empty", resume=True)
 
-    export_checkpoint(tmp_path / "supernet.pt", supernet, tiny_spec)
+    save_supernet(tmp_path / "supernet.pt", supernet, tiny_spec)
     loaded, spec = load_supernet(tmp_path / "supernet.pt")
     assert spec == tiny_spec
     weight = "first_conv.conv.weight"
     torch.testing.assert_close(loaded.state_dict()[weight], supernet.state_dict()[weight], atol=1e-3, rtol=1e-2)
     assert (tmp_path / "supernet.pt").stat().st_size < 14e6
+
+
+def test_corrupt_or_foreign_train_state_is_a_clear_error(tiny_spec: SupernetSpec, tmp_path: Path) -> None:
+    path = tmp_path / STATE_NAME
+    path.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ValueError, match="cannot read training state .*corrupt"):
+        load_train_state(path, tiny_spec)
+    torch.save({"state_dict": {}}, path)  # e.g. a checkpoint, not a training state
+    with pytest.raises(ValueError, match=r"not a dynofa training state \(missing \['model'"):
+        load_train_state(path, tiny_spec)
+    torch.save([1, 2], path)
+    with pytest.raises(ValueError, match="not a dynofa training state"):
+        load_train_state(path, tiny_spec)
+    x = np.zeros((32, 32, 32, 3), np.uint8)
+    with pytest.raises(ValueError, match="not a dynofa training state"):
+        train_supernet(build_supernet(tiny_spec), tiny_spec, x, np.zeros(32), x, np.zeros(32),
+                       TrainConfig(epochs=1, batch_size=32), tmp_path, resume=True, log_fn=lambda _: None)
 
 
 def test_rejects_too_few_images(tiny_spec: SupernetSpec, tmp_path: Path) -> None:

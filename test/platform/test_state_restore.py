@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from dynofa_ros.platform.cpufreq import CpufreqPolicy
 from dynofa_ros.platform.linux import LinuxPlatform
 from dynofa_ros.platform.state import (
     SavedState,
@@ -33,6 +34,7 @@ SETTINGS = [DvfsSetting("cpu0", freq_hz=729_600_000), DvfsSetting("gpu", freq_hz
             DvfsSetting("cpu4", online_cores=0), DvfsSetting("cpu2", freq_hz=1_907_200_000, online_cores=1)]
 PRELUDE = """
 import os, signal, sys, time
+from dynofa_ros.platform.cpufreq import CpufreqPolicy
 from dynofa_ros.platform.linux import LinuxPlatform
 from dynofa_ros.platform.types import DvfsSetting
 """
@@ -70,6 +72,43 @@ def test_close_restores_and_removes_state_file(make_board, tmp_path: Path) -> No
     assert controlled(t) == before and not state_file.exists()
     assert p.apply([DvfsSetting("cpu0", freq_hz=729_600_000)]).refused[0][1] == "platform closed"
     p.close()  # idempotent
+
+
+def test_restore_from_a_signal_mid_apply_stops_the_writes(make_board, tmp_path: Path, monkeypatch) -> None:
+    """A signal handler runs restore() in the thread that is inside apply() (the lock is re-entrant)."""
+    t = make_board("xavier-nx-jp4")
+    before = controlled(t)
+    state_file = tmp_path / "state.json"
+    p = LinuxPlatform(t.root, state_file=state_file, use_nvml=False)
+    set_online = p._cores.set_online
+
+    def signal_after_write(cpu: int, online: bool) -> None:
+        set_online(cpu, online)
+        p.restore()  # what the handler does when the signal lands right after this write
+
+    monkeypatch.setattr(p._cores, "set_online", signal_after_write)
+    result = p.apply([DvfsSetting("cpu2", freq_hz=1_907_200_000, online_cores=1),
+                      DvfsSetting("gpu", freq_hz=510_000_000)])
+    assert [reason for _, reason in result.refused] == ["platform closed"] * 2
+    assert controlled(t) == before and not state_file.exists()
+
+
+def test_a_write_landing_after_a_signal_restore_is_undone(make_board, tmp_path: Path, monkeypatch) -> None:
+    t = make_board("xavier-nx-jp4")
+    before = controlled(t)
+    state_file = tmp_path / "state.json"
+    p = LinuxPlatform(t.root, state_file=state_file, use_nvml=False)
+    assert p.apply([DvfsSetting("cpu0", freq_hz=729_600_000)]).ok
+    pin = CpufreqPolicy.pin
+
+    def signal_before_write(self: CpufreqPolicy, khz: int) -> None:
+        p.restore()  # the signal lands after apply checked it was open, before the write
+        pin(self, khz)
+
+    monkeypatch.setattr(CpufreqPolicy, "pin", signal_before_write)
+    result = p.apply([DvfsSetting("cpu0", freq_hz=1_190_400_000)])
+    assert result.refused[0][1] == "platform closed"
+    assert controlled(t) == before and not state_file.exists()
 
 
 def test_userspace_setspeed_original_is_restored(make_board, tmp_path: Path) -> None:

@@ -67,6 +67,9 @@ def test_missing_library_file(tmp_path: Path) -> None:
         (lambda d: d["levels"][0].update(params=-1), "params must be a finite non-negative"),
         (lambda d: d["levels"][0].update(latency=[{"profile": "p", "device": "cpu", "threads": 1, "p50_s": 0.2,
                                                     "p90_s": 0.1, "method": "m"}]), "p90_s 0.1 is below p50_s"),
+        (lambda d: d["levels"][0].update(latency=[{"profile": "p", "device": "cpu", "threads": 1, "p50_s": 0.1,
+                                                    "p90_s": 0.2, "method": "m", "batch": 0}]),
+         "threads and batch must be >= 1"),
         (lambda d: d["supernet"]["checkpoint"].update(sha256="abc"), "not a hex SHA-256"),
         (lambda d: d["supernet"]["spec"].update(family="resnet9"), "unsupported supernet family"),
         (lambda d: d["supernet"]["spec"].update(colour="red"), "unknown supernet spec fields"),
@@ -82,6 +85,25 @@ def test_not_json(library_copy: Path) -> None:
     library_copy.write_text("{ not json")
     with pytest.raises(LibraryError, match="not valid JSON"):
         SubnetLibrary.load(library_copy)
+
+
+def test_unreadable_library_is_a_library_error(library_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_read_text = Path.read_text
+
+    def denied(self: Path, *args, **kwargs) -> str:
+        if self == library_copy:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    with pytest.raises(LibraryError, match="cannot read subnet library file .*Permission denied"):
+        SubnetLibrary.load(library_copy)
+
+
+def test_absent_batch_means_one(library_copy: Path) -> None:
+    _edit(library_copy, lambda d: d["levels"][0].update(latency=[{"profile": "p", "device": "cpu", "threads": 1,
+                                                                   "p50_s": 0.1, "p90_s": 0.2, "method": "m"}]))
+    assert SubnetLibrary.load(library_copy, verify=False).levels[0].latency[0].batch == 1
 
 
 def test_index_of(library_copy: Path) -> None:

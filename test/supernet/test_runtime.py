@@ -15,7 +15,7 @@ from dynofa_ros.supernet.bn import apply_bn_stats, load_bn_stats, save_bn_stats
 from dynofa_ros.supernet.checkpoint import load_supernet
 from dynofa_ros.supernet.library import LibraryError, SubnetLibrary, sha256_file
 from dynofa_ros.supernet.preprocess import Preprocessor
-from dynofa_ros.supernet.runtime import MODES, DynamicNetwork, Prediction
+from dynofa_ros.supernet.runtime import MODES, DynamicNetwork, Prediction, set_torch_threads
 
 FRAME = np.random.default_rng(1).integers(0, 256, (44, 52, 3), dtype=np.uint8)
 
@@ -120,6 +120,23 @@ def test_classify(network: DynamicNetwork) -> None:
     assert len(batch) == 2 and batch[1].class_id == prediction.class_id
 
 
+def test_classify_top_k(network: DynamicNetwork) -> None:
+    network.activate(2)
+    top3 = network.classify(FRAME, "rgb8", top_k=3)
+    probs = torch.softmax(network.run_frames([FRAME], "rgb8").logits.float(), dim=1)[0]
+    expected = probs.argsort(descending=True)[:3].tolist()
+    assert list(top3.class_ids) == expected
+    assert top3.labels == tuple(network.spec.class_names[i] for i in expected)
+    assert np.allclose(top3.scores, probs[expected].tolist(), atol=1e-6)
+    assert list(top3.scores) == sorted(top3.scores, reverse=True)
+    assert (top3.class_id, top3.label, top3.score) == (top3.class_ids[0], top3.labels[0], top3.scores[0])
+    everything = network.classify_batch([FRAME], top_k=len(network.spec.class_names))[0]
+    assert abs(sum(everything.scores) - 1.0) < 1e-5
+    for bad in (0, 11, True, 2.0):
+        with pytest.raises(ValueError, match="top_k must be"):
+            network.classify(FRAME, top_k=bad)
+
+
 @pytest.mark.parametrize("level", [4, -1, True, 1.0, "L9"])
 def test_bad_levels(network: DynamicNetwork, level) -> None:
     with pytest.raises(ValueError, match="out of range|no level named"):
@@ -143,10 +160,24 @@ def test_bad_arguments(tiny_library_dir: Path) -> None:
     path = tiny_library_dir / "library.json"
     with pytest.raises(ValueError, match="unknown mode 'turbo'"):
         DynamicNetwork.from_library(path, mode="turbo")
-    with pytest.raises(ValueError, match="threads must be >= 1"):
+    with pytest.raises(ValueError, match="threads must be an int >= 1"):
         DynamicNetwork.from_library(path, threads=0)
     with pytest.raises(ValueError, match="out of range"):
         DynamicNetwork.from_library(path, initial_level=9)
+
+
+def test_threads_are_process_wide_and_set_only_when_given(tiny_library_dir: Path, caplog) -> None:
+    before = torch.get_num_threads()
+    try:
+        DynamicNetwork.from_library(tiny_library_dir / "library.json", threads=1)
+        torch.set_num_threads(2)
+        DynamicNetwork.from_library(tiny_library_dir / "library.json")  # no threads given: left alone
+        assert torch.get_num_threads() == 2
+        with caplog.at_level("WARNING"):
+            set_torch_threads(2)
+        assert torch.get_num_threads() == 2 and "process-wide" in caplog.text
+    finally:
+        torch.set_num_threads(before)
 
 
 def _rewrite_bn(library_json: Path, per_level) -> None:

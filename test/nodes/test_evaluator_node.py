@@ -1,0 +1,44 @@
+"""Evaluator node: live accuracy by stamp, bounded memory when the source has no labels."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("rclpy")
+from builtin_interfaces.msg import Time  # noqa: E402
+
+from dynofa_ros.msg import ClassificationResult  # noqa: E402
+from dynofa_ros.nodes.evaluator_node import EvaluatorNode  # noqa: E402
+
+
+def _msg(sec: int, class_id: int, app_id: str = "app0") -> ClassificationResult:
+    msg = ClassificationResult(app_id=app_id, class_ids=[class_id], scores=[1.0], level=0)
+    msg.header.stamp = Time(sec=sec)
+    return msg
+
+
+def test_matches_results_to_labels_in_either_order(ros_context):
+    node = EvaluatorNode(context=ros_context)
+    try:
+        node._on_result(_msg(1, 3))
+        node._on_label(_msg(1, 3, "ground_truth"))
+        node._on_label(_msg(2, 4, "ground_truth"))
+        node._on_result(_msg(2, 5))
+        series = node.log.apps["app0"]
+        assert series.correct == [True, False] and len(series.correct_t) == 2
+        assert node.matcher.pending == (0, 2)
+    finally:
+        node.destroy_node()
+
+
+def test_memory_stays_bounded_with_an_unlabelled_source(ros_context):
+    node = EvaluatorNode(context=ros_context)
+    try:
+        capacity = node.matcher.capacity
+        for sec in range(capacity + 500):  # a video/camera source: every label is -1
+            node._on_label(_msg(sec, -1, "ground_truth"))
+            node._on_result(_msg(sec, 1))
+        assert node.matcher.pending == (capacity, 0)
+        assert node.log.apps["app0"].correct == []
+    finally:
+        node.destroy_node()
