@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, tuple[list[str], str, str]] = {
     "contention": (["bench_manager.py", "--real-contention", "--no-plots"], "manager.md",
                    "real CPU contention run: frames to recover, accuracy given up"),
     "compare": (["bench_compare.py"], "compare.md", "Dynamic-OFA vs width-only and static networks"),
+    "gpu": (["bench_gpu.py"], "gpu.md", "per-level batch-1 GPU latency and switch time on CUDA (skips without a GPU)"),
     "offline": ([], "offline.md", "shipped library: levels, LUT error, accuracy (written by `dynofa pipeline`)"),
 }
 DEFAULT = ("switch", "node", "manager")
