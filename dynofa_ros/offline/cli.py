@@ -50,6 +50,8 @@ COMMANDS = (
     Command("build-library", "dynofa_ros.offline.library_build",
             "calibrate, test and re-measure the chosen levels; write library.json, supernet.pt, bn_stats.pt"),
     Command("plot", "dynofa_ros.offline.plots", "plot val accuracy vs CPU latency, the Pareto front and the levels"),
+    Command("compare", "dynofa_ros.offline.compare",
+            "compare the library's levels with width-only and static baselines: top-1, latency, fronts"),
     Command("pipeline", __name__, "run profile -> search -> build-library -> plot from a trained checkpoint"),
 )
 
