@@ -19,6 +19,10 @@ ROSDEP_KEYS = {
     "sensor_msgs": "sensor_msgs",
     "diagnostic_msgs": "diagnostic_msgs",
     "builtin_interfaces": "builtin_interfaces",
+    "rcl_interfaces": "rcl_interfaces",
+    "ament_index_python": "ament_index_python",
+    "cv_bridge": "cv_bridge",  # optional at run time: used when it imports
+    "rosbags": "python3-rosbags-pip",
     "numpy": "python3-numpy",
     "cv2": "python3-opencv",
     "yaml": "python3-yaml",
