@@ -34,6 +34,9 @@ class ControllerConfig:
     tune_cores: bool = True  # also choose the number of online cores of CPU domains
     accuracy_weight_w: float = 0.0  # W one unit of top-1 is worth (0: pure energy under min_accuracy)
     settle_s: float = 0.005  # reports stamped less than this after a seen DVFS change are not trusted
+    park_idle: bool = True  # domains no app runs on (and no known load) go to their lowest frequency
+    park_cores: bool = True  # ... and CPU clusters without cpu0 take their cores offline
+    park_max_util: float = 0.05  # a measured utilisation above this is a known load: do not park
 
     def __post_init__(self) -> None:
         for name in ("confidence_z", "switch_cost_w", "hysteresis", "switch_margin", "accuracy_weight_w",
@@ -43,6 +46,8 @@ class ControllerConfig:
                 raise ValueError(f"ControllerConfig.{name} must be finite and >= 0, got {v}")
         if not 0 < self.max_util <= 1:
             raise ValueError(f"ControllerConfig.max_util must be in (0, 1], got {self.max_util}")
+        if not 0 <= self.park_max_util <= 1:
+            raise ValueError(f"ControllerConfig.park_max_util must be in [0, 1], got {self.park_max_util}")
 
 
 def _rank(t: AppTarget) -> tuple[float, float, str]:
@@ -104,6 +109,7 @@ class JointController:
         self._targets: dict[str, AppTarget] = {}
         self._seen: dict[str, tuple[int, int]] = {}  # domain -> (freq, cores) in the last platform state
         self._changed_at: dict[str, float] = {}  # domain -> stamp of the first state showing its new setting
+        self._parked: dict[str, DvfsSetting] = {}  # idle domain -> the setting it was parked at
 
     # -- online estimation -------------------------------------------------------------------------
     def observe(self, reports: Sequence[AppReport], platform: PlatformState) -> None:
@@ -167,7 +173,37 @@ class JointController:
             choice = self._choose_domain(dom_name, apps, targets, ranks, caps.get(dom_name))
             self._current[dom_name] = choice
             self._emit(decision, dom_name, apps, choice, targets, caps.get(dom_name))
+        if self.config.park_idle:
+            self._park_idle(decision, platform)
         return decision
+
+    def _park_idle(self, decision: Decision, platform: PlatformState) -> None:
+        """Lowest frequency (and, for CPU clusters without cpu0, no online cores) for the domains no app runs
+        on and that show a measured utilisation of at most ``park_max_util``; a parked domain that shows a load
+        (or stops reporting utilisation) gets its top frequency (and cores) back."""
+        used = {a.domain for a in self.apps}
+        for name, info in sorted(self._domains.items()):
+            if name in used or not info.writable or not info.frequencies_hz:
+                continue
+            st = platform.domains.get(name)
+            util = st.utilisation if st is not None else math.nan
+            parked = self._parked.get(name)
+            if not util <= self.config.park_max_util:  # a load, or unknown utilisation: leave the domain alone
+                if parked is not None:
+                    del self._parked[name]
+                    cores = max(1, len(info.cores)) if parked.online_cores is not None else None
+                    decision.dvfs.append(DvfsSetting(name, info.frequencies_hz[-1], cores))
+                    decision.reasons[name] = f"load {util:.0%} on {name}, which no app runs on: unparked"
+                continue
+            if parked is None:
+                offline = self.config.park_cores and info.kind == "cpu" and info.cores and 0 not in info.cores
+                parked = DvfsSetting(name, info.frequencies_hz[0], 0 if offline else None)
+            at = st is not None and st.cur_hz == parked.freq_hz and parked.online_cores in (None, st.online_cores)
+            if name not in self._parked or not at:
+                self._parked[name] = parked
+                decision.dvfs.append(parked)
+                decision.reasons[name] = (f"no app on this domain: parked at {parked.freq_hz / 1e6:.0f} MHz"
+                                          f"{', cores offline' if parked.online_cores == 0 else ''}")
 
     def _thermal_caps(self, platform: PlatformState) -> dict[str, int]:
         if self.thermal is None:

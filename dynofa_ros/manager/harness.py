@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from dynofa_ros.manager.controller import ControllerConfig
 from dynofa_ros.manager.models import AppSpec, BoardModel, LevelPoint
 from dynofa_ros.manager.policy import make_policy
 from dynofa_ros.manager.records import AppReport, AppTarget
@@ -115,11 +116,12 @@ def run_scenario(
     noise_sigma: float = 0.03,
     label: str | None = None,
     model_error: tuple[float, float] = (1.0, 1.0),
+    config: ControllerConfig | None = None,
 ) -> RunResult:
     """Run ``policy_name`` through ``scenario``; ``min_accuracy`` (app → top-1) overrides targets' floors;
     ``label`` names the run in the result (default ``policy_name``); frame times get log-normal noise of
     sigma ``noise_sigma``; ``model_error`` = (latency, power) factors applied to the policy's board model
-    (the simulated frames keep the true model)."""
+    (the simulated frames keep the true model); ``config`` tunes the joint / dvfs-only controller."""
     board = SimulatedBoard.from_config(None, mode=scenario.mode, ambient_c=scenario.ambient_c, seed=seed,
                                        noise_sigma=noise_sigma)
     if scenario.preheat_s > 0:
@@ -133,6 +135,7 @@ def run_scenario(
     policy = make_policy(
         policy_name, apps, domains, policy_model, fixed_levels=fixed_levels,
         trip_points_c={z.name: z.trip_c for z in zones}, zone_domains={z.name: z.heated_by for z in zones},
+        config=config,
     )
     period = GOVERNOR_PERIOD_S if policy_name.startswith("governor:") else scenario.control_period_s
 

@@ -115,6 +115,21 @@ class MeasuredModel:
         return self.idle_w + self.busy_w * util * x**3
 
 
+@dataclass(frozen=True)
+class SplitModel:
+    """A :class:`BoardModel` taking latency from one model and power from another (e.g. measured level
+    latency on a simulated board whose frames are the host's real ones stretched by ``f_top / f``)."""
+
+    latency: BoardModel
+    power: BoardModel
+
+    def latency_s(self, level: LevelPoint, domain: str, freq_hz: int, cores: int) -> float:
+        return self.latency.latency_s(level, domain, freq_hz, cores)
+
+    def power_w(self, domain: str, freq_hz: int, util: float, cores: int) -> float:
+        return self.power.power_w(domain, freq_hz, util, cores)
+
+
 def serve_order(priority: int, weight: float, app_id: str) -> tuple[float, float, str]:
     """Sort key of the order in which a shared domain serves apps: higher priority, then weight, first."""
     return (-priority, -weight, app_id)

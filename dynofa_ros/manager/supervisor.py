@@ -14,7 +14,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from dynofa_ros.manager.models import AppSpec, BoardModel, LevelPoint
+from dynofa_ros.manager.controller import ControllerConfig
+from dynofa_ros.manager.models import AppSpec, BoardModel, LevelPoint, MeasuredModel, SplitModel
 from dynofa_ros.manager.policy import POLICY_NAMES, Policy, make_policy
 from dynofa_ros.manager.records import AppReport, AppTarget, Decision, LevelCommand
 from dynofa_ros.platform.types import DomainInfo, DvfsSetting, PlatformState
@@ -140,12 +141,12 @@ class Supervisor:
 
     def _build_policy(self, simulated: bool) -> list[Event]:
         setup = self.sim_model if simulated else None
-        model = setup.model if setup else None
+        model, config = self._sim_model(setup) if setup else (None, None)
         thermal = {"trip_points_c": setup.trip_points_c, "zone_domains": setup.zone_domains} if setup else {}
         events = []
         try:
             try:
-                self.policy = make_policy(self.policy_name, self.apps, self.domains, model, **thermal)
+                self.policy = make_policy(self.policy_name, self.apps, self.domains, model, config=config, **thermal)
                 self.active_policy = self.policy_name
             except (NotImplementedError, ValueError) as exc:
                 events.append(Event("error", f"policy {self.policy_name!r} unavailable here ({exc}); "
@@ -159,6 +160,18 @@ class Supervisor:
         events.append(Event("info", f"policy {self.active_policy} ready{sim}; "
                                     f"domains {[d.name for d in self.domains]}"))
         return events
+
+    def _sim_model(self, setup: ModelSetup) -> tuple[BoardModel, ControllerConfig | None]:
+        """On a simulated board the apps' frames are the host's real ones stretched by ``f_top / f`` (see
+        ``platform/sim/emulation.py``): latency is predicted from the levels' measured latency with that law
+        (cores not modelled) and power from the board's model. The board's own latency model (Xavier work
+        from MACs) is used only when the levels carry no measured latency for the app domain: its per-level
+        shape differs from the host's, so the app's slowdown would jump at every level switch."""
+        try:
+            measured = MeasuredModel.for_apps(self.apps, self.domains)
+        except ValueError:
+            return setup.model, None
+        return SplitModel(measured, setup.model), ControllerConfig(tune_cores=False)
 
     # -- control -----------------------------------------------------------------------------------
     def check_watchdog(self, now: float) -> str:

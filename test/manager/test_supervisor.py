@@ -132,3 +132,41 @@ def test_bad_inputs_raise_clear_errors():
         simulated_board_model("/nonexistent/board.yaml")
     with pytest.raises(ValueError, match="unknown mode"):
         simulated_board_model("", "99W")
+
+
+def test_simulated_board_keeps_slack_after_a_level_switch():
+    """Demo regression: the host's frames (overhead-dominated, not MAC-proportional) stretched by f_top/f.
+    With the board's MAC-based latency model the slowdown jumped at the level switch and the absolute
+    confidence margin doubled the bound, pushing cpu0 back towards the top although L1 had ample slack."""
+    from dynofa_ros.manager.models import LevelPoint
+    from dynofa_ros.platform.sim import SimulatedBoard
+
+    table = [(0.7775, 6.79e6, 0.00660), (0.7845, 8.61e6, 0.00695), (0.7972, 15.96e6, 0.00832),
+             (0.8039, 20.61e6, 0.00985), (0.8224, 49.55e6, 0.02192)]  # the shipped library, cpu-1t
+    levels = tuple(LevelPoint(i, f"L{i}", a, m, {"cpu-1t": t}) for i, (a, m, t) in enumerate(table))
+    board = SimulatedBoard.from_config(None, mode="15W_6CORE")
+    doms = board.domains()
+    top = max(next(d for d in doms if d.name == "cpu0").frequencies_hz)
+    sup = Supervisor("joint", {"a": levels}, "cpu0", 0.0, sim_model=simulated_board_model("", "15W_6CORE"),
+                     initial_targets={"a": AppTarget("a", 0.025, 0.80)})
+    level, freq_at_change = len(levels) - 1, 0
+    for k in range(1, 30 * 12):
+        t = k / 30
+        board.idle(1 / 30)
+        state = board.read()
+        latency = levels[level].latency_s["cpu-1t"] * top / state.domains["cpu0"].cur_hz
+        sup.add_report(AppReport("a", t, level, latency, device="cpu0"), t)
+        sup.set_platform(state, doms, t)
+        if k % 15:
+            continue
+        if k == 30 * 5:
+            sup.set_target(AppTarget("a", 0.015, 0.78))
+        step = sup.step(t)
+        level = step.levels["a"].level if "a" in step.levels else level
+        assert board.apply([s for s, _ in step.dvfs]).ok
+        if k == 30 * 5:
+            freq_at_change = board.read().domains["cpu0"].cur_hz
+    final = board.read().domains["cpu0"].cur_hz
+    assert levels[level].top1 >= 0.78 and final <= freq_at_change < top
+    assert levels[level].latency_s["cpu-1t"] * top / final < 0.015
+    assert abs(sup.policy.filters["a"].mean - 1.0) < 0.05  # measured latency model: no jump at the switch
