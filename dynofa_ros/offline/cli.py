@@ -49,6 +49,8 @@ COMMANDS = (
             "accuracy predictor + evolutionary search under a sweep of latency limits; Pareto front"),
     Command("build-library", "dynofa_ros.offline.library_build",
             "calibrate, test and re-measure the chosen levels; write library.json, supernet.pt, bn_stats.pt"),
+    Command("measure", "dynofa_ros.offline.measure",
+            "re-measure a library's levels on this machine and update their CPU latency records"),
     Command("plot", "dynofa_ros.offline.plots", "plot val accuracy vs CPU latency, the Pareto front and the levels"),
     Command("compare", "dynofa_ros.offline.compare",
             "compare the library's levels with width-only and static baselines: top-1, latency, fronts"),

@@ -73,6 +73,16 @@ def cpu_latency(supernet: Any, archs: Sequence[SubnetArch], profiles: Sequence[s
             for timings in zip(*per_profile, strict=True)]
 
 
+def add_timing_arguments(parser: argparse.ArgumentParser) -> None:
+    """CPU profiles and timing options shared by ``build-library`` and ``measure``."""
+    parser.add_argument("--profiles", nargs="+", default=list(CPU_PROFILES), metavar="PROFILE",
+                        help="CPU profiles to measure each level on (default: %(default)s)")
+    parser.add_argument("--warmup", type=int, default=20, help="warm-up runs per measurement (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=100, help="timed runs per measurement (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved passes over the levels the repeats "
+                        "are split into (default: %(default)s)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dynofa build-library``."""
     parser.add_argument("--checkpoint", type=Path, required=True, help="trained supernet checkpoint")
@@ -83,12 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default="cifar10-ofa-mbv3-w1.0", help="library name (default: %(default)s)")
     parser.add_argument("--levels", type=int, default=7,
                         help="levels to pick from the Pareto front, spread in latency (default: %(default)s)")
-    parser.add_argument("--profiles", nargs="+", default=list(CPU_PROFILES), metavar="PROFILE",
-                        help="CPU profiles to measure each level on (default: %(default)s)")
-    parser.add_argument("--warmup", type=int, default=20, help="warm-up runs per measurement (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=100, help="timed runs per measurement (default: %(default)s)")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved passes over the levels the repeats "
-                        "are split into (default: %(default)s)")
+    add_timing_arguments(parser)
     parser.add_argument("--n-calib", type=int, default=2000, help="BN calibration images from the training split "
                         "(default: %(default)s)")
     parser.add_argument("--max-test-images", type=int,
