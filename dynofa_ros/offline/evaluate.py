@@ -29,24 +29,29 @@ class SubnetEval:
 
 
 @torch.no_grad()
-def top1(supernet: nn.Module, arch: SubnetArch, images_uint8: np.ndarray | torch.Tensor,
-         labels: np.ndarray | torch.Tensor, spec: SupernetSpec | None = None, batch: int = 500) -> float:
-    """Top-1 accuracy of ``arch`` with the supernet's current BN statistics (no recalibration)."""
-    spec = spec or SupernetSpec()
-    device = next(supernet.parameters()).device
+def accuracy(net: nn.Module, images_uint8: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor,
+             resolution: int, mean: Sequence[float], std: Sequence[float], batch: int = 500) -> float:
+    """Top-1 accuracy of ``net`` (eval mode) on uint8 images fed at ``resolution``."""
+    device = next(net.parameters()).device
     images = as_uint8_tensor(images_uint8, device)
     labels = torch.as_tensor(labels).to(device)
     if len(images) == 0 or len(images) != len(labels):
         raise ValueError(f"need as many labels as images (>0): {len(images)} images, {len(labels)} labels")
-    was_training = supernet.training
-    supernet.eval()
-    arch.apply(supernet)
+    was_training = net.training
+    net.eval()
     correct = torch.zeros((), dtype=torch.long, device=device)
     for i in range(0, len(images), batch):
-        logits = supernet(to_input(images[i:i + batch], arch.resolution, spec.mean, spec.std))
-        correct += (logits.argmax(1) == labels[i:i + batch]).sum()
-    supernet.train(was_training)
+        correct += (net(to_input(images[i:i + batch], resolution, mean, std)).argmax(1) == labels[i:i + batch]).sum()
+    net.train(was_training)
     return correct.item() / len(images)
+
+
+def top1(supernet: nn.Module, arch: SubnetArch, images_uint8: np.ndarray | torch.Tensor,
+         labels: np.ndarray | torch.Tensor, spec: SupernetSpec | None = None, batch: int = 500) -> float:
+    """Top-1 accuracy of ``arch`` with the supernet's current BN statistics (no recalibration)."""
+    spec = spec or SupernetSpec()
+    arch.apply(supernet)
+    return accuracy(supernet, images_uint8, labels, arch.resolution, spec.mean, spec.std, batch)
 
 
 def evaluate_arch(supernet: nn.Module, arch: SubnetArch, images_uint8: np.ndarray | torch.Tensor,

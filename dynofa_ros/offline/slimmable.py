@@ -9,8 +9,8 @@ tensors. Width is continuous in ``[width_min, width_max]`` (the widths a layer c
 ``_make_divisible`` yields); with several ``resolutions`` the network is also trained at several input
 sizes (MutualNet style).
 
-Training (:func:`train_elastic`) follows the supernet's recipe of ``offline/train.py`` and reuses its
-pieces (``TrainConfig``, ``DeviceAugmenter``, ``lr_at``, ``plan_epochs``, ``param_groups``): sandwich
+Training (:func:`train_elastic`) runs the supernet's training loop (``offline/train.py``'s
+:func:`~dynofa_ros.offline.train.sandwich_epochs`) with widths in place of sub-networks: sandwich
 rule (largest on labels with label smoothing; smallest and ``num_random`` random widths on the
 largest's soft targets, in-place distillation), SGD nesterov, warm-up + cosine to the end of the
 time budget, bf16 autocast on CUDA. A static reference is the same record with ``width_min ==
@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,7 +33,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import torchvision
 from ofa.imagenet_classification.elastic_nn.utils import set_running_statistics
 from torch import Tensor, nn
@@ -42,15 +40,8 @@ from torch.func import functional_call
 
 from dynofa_ros.offline.calibrate import as_uint8_tensor
 from dynofa_ros.offline.data import to_input
-from dynofa_ros.offline.train import (
-    DeviceAugmenter,
-    TrainConfig,
-    TrainingDiverged,
-    TrainResult,
-    lr_at,
-    param_groups,
-    plan_epochs,
-)
+from dynofa_ros.offline.evaluate import accuracy
+from dynofa_ros.offline.train import TrainConfig, TrainResult, make_optimizer, sandwich_epochs
 from dynofa_ros.supernet.spec import CIFAR10_MEAN, CIFAR10_STD
 
 LAYOUTS = ("mobilenet_v3_large", "mobilenet_v3_small")
@@ -191,24 +182,6 @@ def calibrate_level(model: SlimmableNet, width: float, resolution: int, images_u
     return net
 
 
-@torch.no_grad()
-def accuracy(net: nn.Module, images_uint8: np.ndarray | Tensor, labels: np.ndarray | Tensor, resolution: int,
-             mean: Sequence[float], std: Sequence[float], batch: int = 500) -> float:
-    """Top-1 accuracy of ``net`` (eval mode) on uint8 images fed at ``resolution``."""
-    device = next(net.parameters()).device
-    images = as_uint8_tensor(images_uint8, device)
-    labels = torch.as_tensor(labels).to(device)
-    if len(images) == 0 or len(images) != len(labels):
-        raise ValueError(f"need as many labels as images (>0): {len(images)} images, {len(labels)} labels")
-    was_training = net.training
-    net.eval()
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    for i in range(0, len(images), batch):
-        correct += (net(to_input(images[i:i + batch], resolution, mean, std)).argmax(1) == labels[i:i + batch]).sum()
-    net.train(was_training)
-    return correct.item() / len(images)
-
-
 def level_grid(config: BaselineConfig, widths: Sequence[float] | None = None) -> list[tuple[float, int]]:
     """(width, resolution) operating points: the given widths (default: 7 evenly spread over the trained range,
     rounded to 0.01, or the one width of a static network) at every trained resolution."""
@@ -251,81 +224,14 @@ def train_elastic(model: SlimmableNet, train_x: np.ndarray, train_y: np.ndarray,
     One JSON record per epoch goes to ``log_path`` (if given). Raises :class:`TrainingDiverged` on a
     non-finite loss.
     """
-    device = torch.device(device)
     cfg = model.config
-    steps_per_epoch = len(train_x) // config.batch_size
-    if steps_per_epoch == 0:
-        raise ValueError(f"{len(train_x)} training images are fewer than one batch of {config.batch_size}")
-    torch.backends.cudnn.benchmark = False
-    model.to(device).train()
-    optimizer = torch.optim.SGD(param_groups(model, config.weight_decay), lr=config.lr, momentum=config.momentum,
-                                nesterov=True)
-    labels = torch.from_numpy(np.asarray(train_y, dtype=np.int64)).to(device)
-    augment = DeviceAugmenter(train_x, device)
-    warmup_steps = max(1, round(config.warmup_epochs * steps_per_epoch))
-    gen = torch.Generator(device=device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-    log_path = Path(log_path) if log_path is not None else None
-    epoch, step, cycles, log, eval_reserve = 0, 0, [], [], 0.0
-    planned = plan_epochs(0, cycles, 0.0, config.time_budget_s, config.epochs)
-    start = time.perf_counter()
-    while epoch < planned:
-        t0 = time.perf_counter()
-        epoch_seed = config.seed * 100_003 + epoch
-        rng = random.Random(epoch_seed)
-        gen.manual_seed(epoch_seed)
-        perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(epoch_seed)).to(device)
-        sums = torch.zeros(2, device=device)
-        for s in range(steps_per_epoch):
-            lr = lr_at(step, config.lr, warmup_steps, planned * steps_per_epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            idx = perm[s * config.batch_size:(s + 1) * config.batch_size]
-            images, target = augment(idx, gen), labels[idx]
-            optimizer.zero_grad(set_to_none=True)
-            largest, *students = sandwich_choices(cfg, config.num_random, rng)
-            model.set_width(largest.width)
-            with autocast:
-                logits = model(to_input(images, largest.resolution, cfg.mean, cfg.std))
-            ce = F.cross_entropy(logits.float(), target, label_smoothing=config.label_smoothing)
-            ce.backward()
-            teacher = F.log_softmax(logits.detach().float(), dim=1)
-            kd_total = torch.zeros((), device=device)
-            for choice in students:
-                model.set_width(choice.width)
-                with autocast:
-                    out = model(to_input(images, choice.resolution, cfg.mean, cfg.std))
-                kd = F.kl_div(F.log_softmax(out.float(), dim=1), teacher, reduction="batchmean", log_target=True)
-                kd.backward()
-                kd_total += kd.detach()
-            if config.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            sums += torch.stack([ce.detach(), kd_total])
-            step += 1
-        loss_ce, loss_kd = (sums / steps_per_epoch).tolist()
-        if not (math.isfinite(loss_ce) and math.isfinite(loss_kd)):
-            raise TrainingDiverged(f"non-finite loss at epoch {epoch} (ce={loss_ce}, kd={loss_kd})")
-        epoch += 1
-        cycles.append(time.perf_counter() - t0)
-        planned = plan_epochs(epoch, cycles, time.perf_counter() - start, config.time_budget_s, config.epochs,
-                              eval_reserve)
-        record: dict[str, Any] = {"epoch": epoch, "step": step, "planned_epochs": planned, "lr": lr,
-                                  "loss_ce_largest": loss_ce, "loss_kd_sum": loss_kd, "train_s": cycles[-1]}
-        if validate is not None and (epoch >= planned or (config.eval_every > 0 and epoch % config.eval_every == 0)):
-            t_eval = time.perf_counter()
-            record.update(validate(model))
-            model.train()
-            record["eval_s"] = eval_reserve = time.perf_counter() - t_eval
-        cycles[-1] = time.perf_counter() - t0
-        record.update(epoch_s=cycles[-1], elapsed_s=time.perf_counter() - start)
-        log.append(record)
-        if log_path is not None:
-            with log_path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
-        log_fn(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+    result = sandwich_epochs(model, make_optimizer(model, config),
+                             lambda rng: sandwich_choices(cfg, config.num_random, rng),
+                             lambda choice: model.set_width(choice.width), train_x, train_y, config,
+                             torch.device(device), cfg.mean, cfg.std, validate=validate,
+                             log_path=Path(log_path) if log_path is not None else None, log_fn=log_fn)
     model.set_width(cfg.width_max)
-    return TrainResult(epoch, step, time.perf_counter() - start, log)
+    return result
 
 
 def end_points_validator(val_x: np.ndarray | Tensor, val_y: np.ndarray | Tensor, calib_x: np.ndarray | Tensor,

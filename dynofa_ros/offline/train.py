@@ -32,7 +32,7 @@ import math
 import random
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,6 +184,117 @@ def _quick_val(supernet: nn.Module, spec: SupernetSpec, val: tuple[torch.Tensor,
             for name, arch in (("largest", SubnetArch.largest(spec)), ("smallest", SubnetArch.smallest(spec)))}
 
 
+@dataclass
+class Progress:
+    """Where a run stands: epochs and steps done, wall time spent, per-epoch wall times (the budget's estimate)."""
+
+    epoch: int = 0
+    step: int = 0
+    elapsed_s: float = 0.0
+    cycle_s: list[float] = field(default_factory=list)
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
+    """SGD nesterov with :func:`param_groups` (no decay on BN parameters and biases)."""
+    return torch.optim.SGD(param_groups(model, config.weight_decay), lr=config.lr, momentum=config.momentum,
+                           nesterov=True)
+
+
+def sandwich_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, choose: Callable[[random.Random], list[Any]],
+                    activate: Callable[[Any], object], train_x: np.ndarray, train_y: np.ndarray, config: TrainConfig,
+                    device: torch.device, mean: Sequence[float], std: Sequence[float], *,
+                    progress: Progress | None = None,
+                    validate: Callable[[Any], dict[str, float]] | None = None,
+                    on_epoch_end: Callable[[Progress], object] | None = None,
+                    log_path: Path | None = None, log_fn: Callable[[str], object] = print) -> TrainResult:
+    """Sandwich-rule epochs (module docstring) on ``model`` in place, from ``progress`` (a resumed run) until
+    ``config.epochs`` or the time budget ends.
+
+    Per step ``choose(rng)`` gives the sub-networks to train (each has a ``resolution``; ``activate(choice)``
+    selects one): the first on the labels with label smoothing, the rest distilled from its soft targets (KL).
+    ``validate(model)`` adds to the record every ``config.eval_every`` epochs and at the last one;
+    ``on_epoch_end(progress)`` follows it (e.g. a checkpoint). One JSON record per epoch is appended to
+    ``log_path`` (if given). Raises :class:`TrainingDiverged` on a non-finite loss.
+    """
+    steps_per_epoch = len(train_x) // config.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(train_x)} training images are fewer than one batch of {config.batch_size}")
+    progress = progress or Progress()
+    torch.backends.cudnn.benchmark = False
+    model.to(device).train()
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    labels = torch.from_numpy(np.asarray(train_y, dtype=np.int64)).to(device)
+    augment = DeviceAugmenter(train_x, device)
+    warmup_steps = max(1, round(config.warmup_epochs * steps_per_epoch))
+    gen = torch.Generator(device=device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    cycles, log, eval_reserve = progress.cycle_s, [], 0.0
+    planned = plan_epochs(progress.epoch, cycles, progress.elapsed_s, config.time_budget_s, config.epochs)
+    start = time.perf_counter() - progress.elapsed_s
+    while progress.epoch < planned:
+        t0 = time.perf_counter()
+        epoch_seed = config.seed * 100_003 + progress.epoch
+        rng = random.Random(epoch_seed)
+        gen.manual_seed(epoch_seed)
+        perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(epoch_seed)).to(device)
+        sums = torch.zeros(2, device=device)
+        for s in range(steps_per_epoch):
+            lr = lr_at(progress.step, config.lr, warmup_steps, planned * steps_per_epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            idx = perm[s * config.batch_size:(s + 1) * config.batch_size]
+            images, target = augment(idx, gen), labels[idx]
+            optimizer.zero_grad(set_to_none=True)
+            largest, *students = choose(rng)
+            activate(largest)
+            with autocast:
+                logits = model(to_input(images, largest.resolution, mean, std, config.channels_last))
+            ce = F.cross_entropy(logits.float(), target, label_smoothing=config.label_smoothing)
+            ce.backward()
+            teacher = F.log_softmax(logits.detach().float(), dim=1)
+            kd_total = torch.zeros((), device=device)
+            for choice in students:
+                activate(choice)
+                with autocast:
+                    out = model(to_input(images, choice.resolution, mean, std, config.channels_last))
+                kd = F.kl_div(F.log_softmax(out.float(), dim=1), teacher, reduction="batchmean", log_target=True)
+                kd.backward()
+                kd_total += kd.detach()
+            if config.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            sums += torch.stack([ce.detach(), kd_total])
+            progress.step += 1
+        loss_ce, loss_kd = (sums / steps_per_epoch).tolist()
+        train_s = time.perf_counter() - t0
+        if not (math.isfinite(loss_ce) and math.isfinite(loss_kd)):
+            raise TrainingDiverged(f"non-finite loss at epoch {progress.epoch} (ce={loss_ce}, kd={loss_kd})")
+        progress.epoch += 1
+        cycles.append(train_s)
+        planned = plan_epochs(progress.epoch, cycles, time.perf_counter() - start, config.time_budget_s,
+                              config.epochs, eval_reserve)
+        record: dict[str, Any] = {"epoch": progress.epoch, "step": progress.step, "planned_epochs": planned,
+                                  "lr": lr, "loss_ce_largest": loss_ce, "loss_kd_sum": loss_kd, "train_s": train_s}
+        if validate is not None and (progress.epoch >= planned
+                                     or (config.eval_every > 0 and progress.epoch % config.eval_every == 0)):
+            t_eval = time.perf_counter()
+            record.update(validate(model))
+            model.train()
+            record["eval_s"] = eval_reserve = time.perf_counter() - t_eval
+        progress.elapsed_s = time.perf_counter() - start
+        if on_epoch_end is not None:
+            on_epoch_end(progress)
+        cycles[-1] = time.perf_counter() - t0
+        record.update(epoch_s=cycles[-1], elapsed_s=time.perf_counter() - start)
+        log.append(record)
+        if log_path is not None:
+            with log_path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+        log_fn(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+    return TrainResult(progress.epoch, progress.step, time.perf_counter() - start, log)
+
+
 def train_supernet(supernet: nn.Module, spec: SupernetSpec, train_x: np.ndarray, train_y: np.ndarray,
                    val_x: np.ndarray, val_y: np.ndarray, config: TrainConfig, work_dir: Path | str,
                    device: torch.device | str = "cpu", resume: bool = False,
@@ -199,100 +310,40 @@ def train_supernet(supernet: nn.Module, spec: SupernetSpec, train_x: np.ndarray,
     work_dir.mkdir(parents=True, exist_ok=True)
     state_path = work_dir / STATE_NAME
     log_path = Path(log_path) if log_path is not None else work_dir / "train_log.jsonl"
-    steps_per_epoch = len(train_x) // config.batch_size
-    if steps_per_epoch == 0:
-        raise ValueError(f"{len(train_x)} training images are fewer than one batch of {config.batch_size}")
-    torch.backends.cudnn.benchmark = False
-    supernet.to(device).train()
-    if config.channels_last:
-        supernet.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(param_groups(supernet, config.weight_decay), lr=config.lr,
-                                momentum=config.momentum, nesterov=True)
-    epoch, step, elapsed, cycles, log = 0, 0, 0.0, [], []
+    supernet.to(device)
+    optimizer = make_optimizer(supernet, config)
+    progress = Progress()
     if resume:
         if not state_path.is_file():
             raise FileNotFoundError(f"nothing to resume: {state_path} does not exist")
         state = load_train_state(state_path, spec, device)
         supernet.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        epoch, step, elapsed, cycles = state["epoch"], state["step"], state["elapsed_s"], state["cycle_s"]
-        log_fn(f"resumed from {state_path} at epoch {epoch} ({elapsed:.0f} s spent)")
+        progress = Progress(state["epoch"], state["step"], state["elapsed_s"], state["cycle_s"])
+        log_fn(f"resumed from {state_path} at epoch {progress.epoch} ({progress.elapsed_s:.0f} s spent)")
     elif log_path.exists():
         log_path.unlink()
 
-    labels = torch.from_numpy(np.asarray(train_y, dtype=np.int64)).to(device)
-    augment = DeviceAugmenter(train_x, device)
     val = (torch.from_numpy(np.ascontiguousarray(val_x)).to(device), torch.from_numpy(np.asarray(val_y)).to(device))
     calib_pick = np.random.default_rng(config.seed).permutation(len(train_x))[:config.n_calib]
     calib = torch.from_numpy(np.ascontiguousarray(train_x[calib_pick])).to(device)
     largest, smallest = SubnetArch.largest(spec), SubnetArch.smallest(spec)
-    warmup_steps = max(1, round(config.warmup_epochs * steps_per_epoch))
-    gen = torch.Generator(device=device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-    planned = plan_epochs(epoch, cycles, elapsed, config.time_budget_s, config.epochs)
-    eval_reserve = 0.0
-    start = time.perf_counter() - elapsed
-    while epoch < planned:
-        t0 = time.perf_counter()
-        epoch_seed = config.seed * 100_003 + epoch
-        rng = random.Random(epoch_seed)
-        gen.manual_seed(epoch_seed)
-        perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(epoch_seed)).to(device)
-        sums = torch.zeros(2, device=device)
-        for s in range(steps_per_epoch):
-            total_steps = planned * steps_per_epoch
-            lr = lr_at(step, config.lr, warmup_steps, total_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            idx = perm[s * config.batch_size:(s + 1) * config.batch_size]
-            images, target = augment(idx, gen), labels[idx]
-            optimizer.zero_grad(set_to_none=True)
-            largest.apply(supernet)
-            with autocast:
-                logits = supernet(to_input(images, largest.resolution, spec.mean, spec.std, config.channels_last))
-            ce = F.cross_entropy(logits.float(), target, label_smoothing=config.label_smoothing)
-            ce.backward()
-            teacher = F.log_softmax(logits.detach().float(), dim=1)
-            kd_total = torch.zeros((), device=device)
-            for arch in [smallest] + [SubnetArch.sample(spec, rng) for _ in range(config.num_random)]:
-                arch.apply(supernet)
-                with autocast:
-                    out = supernet(to_input(images, arch.resolution, spec.mean, spec.std, config.channels_last))
-                kd = F.kl_div(F.log_softmax(out.float(), dim=1), teacher, reduction="batchmean", log_target=True)
-                kd.backward()
-                kd_total += kd.detach()
-            if config.grad_clip > 0:
-                nn.utils.clip_grad_norm_(supernet.parameters(), config.grad_clip)
-            optimizer.step()
-            sums += torch.stack([ce.detach(), kd_total])
-            step += 1
-        loss_ce, loss_kd = (sums / steps_per_epoch).tolist()
-        train_s = time.perf_counter() - t0
-        if not (math.isfinite(loss_ce) and math.isfinite(loss_kd)):
-            raise TrainingDiverged(f"non-finite loss at epoch {epoch} (ce={loss_ce}, kd={loss_kd}); "
-                                   f"last good state in {state_path}")
-        epoch += 1
-        cycles.append(time.perf_counter() - t0)
-        planned = plan_epochs(epoch, cycles, time.perf_counter() - start, config.time_budget_s,
-                              config.epochs, eval_reserve)
-        record: dict[str, Any] = {"epoch": epoch, "step": step, "planned_epochs": planned, "lr": lr,
-                                  "loss_ce_largest": loss_ce, "loss_kd_sum": loss_kd, "train_s": train_s}
-        if epoch >= planned or (config.eval_every > 0 and epoch % config.eval_every == 0):
-            t_eval = time.perf_counter()
-            record.update(_quick_val(supernet, spec, val, calib, config.n_calib))
-            supernet.train()
-            record["eval_s"] = eval_reserve = time.perf_counter() - t_eval
-        elapsed = time.perf_counter() - start
+
+    def choose(rng: random.Random) -> list[SubnetArch]:
+        return [largest, smallest, *(SubnetArch.sample(spec, rng) for _ in range(config.num_random))]
+
+    def save(p: Progress) -> None:
         _save_state(state_path, {"model": supernet.state_dict(), "optimizer": optimizer.state_dict(),
-                                 "epoch": epoch, "step": step, "elapsed_s": elapsed, "cycle_s": cycles,
+                                 "epoch": p.epoch, "step": p.step, "elapsed_s": p.elapsed_s, "cycle_s": p.cycle_s,
                                  "spec": spec.to_dict(), "config": asdict(config)})
-        cycles[-1] = time.perf_counter() - t0
-        record.update(epoch_s=cycles[-1], elapsed_s=time.perf_counter() - start)
-        log.append(record)
-        with log_path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-        log_fn(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
-    return TrainResult(epoch, step, time.perf_counter() - start, log)
+
+    try:
+        return sandwich_epochs(supernet, optimizer, choose, lambda arch: arch.apply(supernet), train_x, train_y,
+                               config, device, spec.mean, spec.std, progress=progress, on_epoch_end=save,
+                               validate=lambda _: _quick_val(supernet, spec, val, calib, config.n_calib),
+                               log_path=log_path, log_fn=log_fn)
+    except TrainingDiverged as exc:
+        raise TrainingDiverged(f"{exc}; last good state in {state_path}") from None
 
 
 def initial_supernet(spec: SupernetSpec, init: Path | str | None = None) -> nn.Module:
