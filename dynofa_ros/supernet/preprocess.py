@@ -9,13 +9,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-# encoding -> (channel count, source channel for R, G, B)
-RAW_ENCODINGS: dict[str, tuple[int, tuple[int, int, int]]] = {
-    "rgb8": (3, (0, 1, 2)),
-    "bgr8": (3, (2, 1, 0)),
-    "mono8": (1, (0, 0, 0)),
-    "rgba8": (4, (0, 1, 2)),
-    "bgra8": (4, (2, 1, 0)),
+# encoding -> (channel count, OpenCV conversion of the resized image to RGB; None: R, G, B (+ alpha) or gray already)
+RAW_ENCODINGS: dict[str, tuple[int, int | None]] = {
+    "rgb8": (3, None),
+    "bgr8": (3, cv2.COLOR_BGR2RGB),
+    "mono8": (1, None),
+    "rgba8": (4, None),
+    "bgra8": (4, cv2.COLOR_BGRA2RGB),
 }
 COMPRESSED_ENCODINGS = ("jpeg", "png")
 
@@ -70,13 +70,14 @@ def _center_square(frame: np.ndarray) -> np.ndarray:
 class Preprocessor:
     """Resize (centre square crop, INTER_AREA down / INTER_LINEAR up) and normalise with ``mean``/``std``.
 
-    Per frame: one cv2.resize into a reused buffer and three channel copies into the output batch;
-    per batch: one fused multiply-add for the normalisation.
+    Per frame: one cv2.resize into a reused buffer, a BGR->RGB swap on the small resized image where the
+    encoding needs one, and one fused multiply-add (``torch.addcmul``) from the uint8 pixels into the output
+    (gray is broadcast to three channels, alpha is skipped by a view).
     """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], crop: bool = True) -> None:
         scale, bias = normalisation(mean, std)
-        self._scale, self._bias = scale.view(3, 1, 1), bias.view(3, 1, 1)
+        self._scale, self._bias = scale, bias
         self.crop = crop
         self._buffers: dict[tuple[int, int], np.ndarray] = {}
 
@@ -99,7 +100,8 @@ class Preprocessor:
         """Batch of frames (one frame, or a list) to a float32 N×3×R×R tensor.
 
         ``encoding`` is one of rgb8, bgr8, mono8, rgba8, bgra8 for H×W×C uint8 arrays, or jpeg/png for
-        compressed bytes. ``out`` (N×3×R×R float32, CPU) is filled instead of allocating a new tensor.
+        compressed bytes. ``out`` (N×3×R×R float32, CPU) is filled instead of allocating a new tensor; without
+        it every call returns a new tensor (callers may keep it).
         """
         if isinstance(frames, (np.ndarray, bytes, bytearray, memoryview)):
             frames = [frames]
@@ -118,10 +120,12 @@ class Preprocessor:
             if compressed:
                 if not isinstance(frame, (bytes, bytearray, memoryview, np.ndarray)):
                     raise ValueError(f"a {encoding} frame must be bytes, got {type(frame).__name__}")
-                image, order = decode_compressed(frame), RAW_ENCODINGS["bgr8"][1]
+                image, to_rgb = decode_compressed(frame), RAW_ENCODINGS["bgr8"][1]
             else:
-                image, order = _check_raw(frame, encoding), RAW_ENCODINGS[encoding][1]
-            src = torch.from_numpy(self._resized(image, resolution))
-            for c, s in enumerate(order):
-                out[i, c].copy_(src[:, :, s])
-        return out.mul_(self._scale).add_(self._bias)
+                image, to_rgb = _check_raw(frame, encoding), RAW_ENCODINGS[encoding][1]
+            rgb = self._resized(image, resolution)
+            if to_rgb is not None:
+                rgb = cv2.cvtColor(rgb, to_rgb)
+            # (x / 255 - mean) / std in one pass, written through an H×W×3 view of the N×3×R×R output
+            torch.addcmul(self._bias, torch.from_numpy(rgb)[:, :, :3], self._scale, out=out[i].permute(1, 2, 0))
+        return out
