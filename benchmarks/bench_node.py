@@ -79,7 +79,7 @@ class Driver:
 
     def __init__(self, context, frames: list[np.ndarray]) -> None:
         import rclpy
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
         from sensor_msgs.msg import Image
 
         from dynofa_ros.msg import ClassificationResult
@@ -92,7 +92,9 @@ class Driver:
         self.results: dict[int, tuple[float, float]] = {}  # seq -> (receive time, node latency)
         self.event = threading.Event()
         self.node.create_subscription(ClassificationResult, "classification", self._on_result, reliable(100))
-        self.executor = MultiThreadedExecutor(num_threads=2, context=context)
+        # One SingleThreadedExecutor, as the bring-up and rclpy.spin run nodes: rclpy's MultiThreadedExecutor
+        # re-builds wait sets on about half a core here and starved the in-process node (8 fps vs 55 fps).
+        self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
 
     def _on_result(self, msg) -> None:
