@@ -1,4 +1,5 @@
-"""Fixtures shared by every test folder: an isolated ROS 2 context (own domain, localhost discovery)."""
+"""Fixtures shared by every test folder: an isolated ROS 2 context (own domain, localhost discovery) and a
+stand-in manager policy."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 import zlib
 
 import pytest
+
+from dynofa_ros.manager.records import Decision
 
 
 def isolated_domain_id() -> int:
@@ -35,3 +38,20 @@ def ros_context(ros_env):
     yield context
     if context.ok():
         rclpy.shutdown(context=context)
+
+
+class RecordingPolicy:
+    """Stands in for a manager policy: records how many reports each update gets and decides nothing."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def update(self, now: float, reports: list, targets: dict, state: object) -> Decision:
+        self.seen.append(len(reports))
+        return Decision()
+
+
+@pytest.fixture
+def recording_policy() -> RecordingPolicy:
+    """A fresh :class:`RecordingPolicy`; assign it to ``Supervisor.policy``."""
+    return RecordingPolicy()

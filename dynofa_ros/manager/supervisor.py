@@ -110,11 +110,6 @@ class Supervisor:
     def app_ids(self) -> list[str]:
         return [a.app_id for a in self.apps]
 
-    @property
-    def pending_reports(self) -> int:
-        """Reports received since the last :meth:`step`."""
-        return len(self._reports)
-
     # -- inputs ------------------------------------------------------------------------------------
     def add_report(self, report: AppReport, now: float) -> None:
         """One frame report of a managed app (ValueError for an unmanaged one)."""
@@ -148,7 +143,7 @@ class Supervisor:
             try:
                 self.policy = make_policy(self.policy_name, self.apps, self.domains, model, config=config, **thermal)
                 self.active_policy = self.policy_name
-            except (NotImplementedError, ValueError) as exc:
+            except ValueError as exc:
                 events.append(Event("error", f"policy {self.policy_name!r} unavailable here ({exc}); "
                                              f"falling back to {FALLBACK_POLICY!r}"))
                 self.policy = make_policy(FALLBACK_POLICY, self.apps, self.domains, model)

@@ -23,11 +23,6 @@ except ImportError:
     _BRIDGE = None
 
 
-def has_cv_bridge() -> bool:
-    """True when cv_bridge imported (then :func:`image_to_array` uses it)."""
-    return _BRIDGE is not None
-
-
 def _channels(encoding: str) -> int:
     channels = CHANNELS.get(encoding)
     if channels is None:

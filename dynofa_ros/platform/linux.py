@@ -119,11 +119,6 @@ class LinuxPlatform(Platform):
     def monitoring_only(self) -> bool:
         return self._monitoring_reason is not None
 
-    @property
-    def monitoring_reason(self) -> str | None:
-        """Why writes are off (None while this object may write)."""
-        return self._monitoring_reason
-
     def _enter_monitoring(self, reason: str) -> None:
         if self._monitoring_reason is None:
             self._monitoring_reason = reason

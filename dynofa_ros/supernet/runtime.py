@@ -60,11 +60,6 @@ class Prediction:
     latency_s: float
 
     @property
-    def class_id(self) -> int:
-        """Top-1 class index."""
-        return self.class_ids[0]
-
-    @property
     def label(self) -> str:
         """Top-1 class name."""
         return self.labels[0]

@@ -116,19 +116,21 @@ def _sim_state_msg(node) -> PlatformState:
     return state_to_msg(board.read(), domains, "xavier", node.get_clock().now().to_msg())
 
 
-def test_manager_without_a_policy_does_not_accumulate_reports(ros_context, tiny_library):
+def test_manager_without_a_policy_does_not_accumulate_reports(ros_context, tiny_library, recording_policy):
     node = _manager(ros_context, tiny_library, app_domain="npu")  # no domain of the board: no policy at all
     try:
         node._on_platform(_sim_state_msg(node))
         assert node.supervisor.policy_error
-        for period in range(10):
+        for period in range(11):
+            if period == 10:  # a policy now gets only the last period's reports: none piled up
+                node.supervisor.policy = recording_policy
             for i in range(20):
                 report = PerformanceReport(app_id="app0", level=0, latency=0.01, expected_accuracy=0.5)
                 report.header.stamp.sec = period * 20 + i
                 node._on_report(report)
             node._on_platform(_sim_state_msg(node))
             node._control()
-            assert node.supervisor.pending_reports == 0
+        assert recording_policy.seen == [20]
     finally:
         node.destroy_node()
 

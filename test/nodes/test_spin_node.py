@@ -9,7 +9,8 @@ rclpy = pytest.importorskip("rclpy")
 from dynofa_ros.nodes.params import spin_node  # noqa: E402
 
 
-def test_constructor_errors_give_one_line_and_exit_code_1(ros_env, capsys):
+@pytest.mark.usefixtures("ros_env")  # spin_node initialises rclpy on the isolated domain
+def test_constructor_errors_give_one_line_and_exit_code_1(capsys):
     def PerceptionNode():  # stands for a node class
         raise FileNotFoundError("subnet library file not found: /nowhere/library.json")
 
@@ -19,7 +20,8 @@ def test_constructor_errors_give_one_line_and_exit_code_1(ros_env, capsys):
     assert not rclpy.ok()  # shut down again
 
 
-def test_other_errors_are_not_hidden(ros_env):
+@pytest.mark.usefixtures("ros_env")
+def test_other_errors_are_not_hidden():
     def broken():
         raise RuntimeError("a bug")
 

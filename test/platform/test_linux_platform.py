@@ -176,11 +176,11 @@ def test_allow_write_false(make_board, tmp_path: Path) -> None:
         assert s.domains["gpu"].utilisation == pytest.approx(0.6)
 
 
-def test_unreadable_state_file_blocks_writes(make_board, tmp_path: Path) -> None:
+def test_unreadable_state_file_blocks_writes(make_board, tmp_path: Path, caplog) -> None:
     t = make_board("laptop-acpi")
     (tmp_path / "state.json").write_text("{not json")
-    with platform(t, tmp_path) as p:
-        assert p.monitoring_only and "unreadable state file" in p.monitoring_reason
+    with caplog.at_level(logging.WARNING), platform(t, tmp_path) as p:
+        assert p.monitoring_only and "monitoring-only: unreadable state file" in caplog.text
     assert (tmp_path / "state.json").read_text() == "{not json"  # left for a human to check
 
 

@@ -4,6 +4,7 @@ import pytest
 
 from dynofa_ros.platform.base import Platform
 from dynofa_ros.platform.sim import RealTimeClock, SimulatedBoard, xavier_work
+from dynofa_ros.platform.sim.emulation import dvfs_slowdown
 from dynofa_ros.platform.types import DvfsSetting
 
 GPU_MAX = 1_109_250_000
@@ -74,6 +75,8 @@ def test_processor_sharing_between_apps_and_background_load(board):
     board.set_load("gpu", 0.5)
     r = board.run_frame("a", "gpu", work)
     assert r.latency_s == pytest.approx(1.5 * alone)
+    board.clear_load("gpu")
+    assert board.run_frame("a", "gpu", work).latency_s == pytest.approx(alone)
     # CPU: a 2-thread frame on a 2-core cluster with one competing core's worth of load
     cpu_work = xavier_work(50e6, "cpu", board.config)
     board.set_load("cpu0", 0.5)
@@ -108,11 +111,18 @@ def test_energy_integrates_power_over_time(board):
 
 def test_frame_energy_is_its_share_of_dynamic_energy(board):
     work = xavier_work(300e6, "gpu", board.config)
-    a = board.run_frame("a", "gpu", work)
+    dyn = board.power_model.dynamic_power("gpu", board.effective_hz("gpu"), 1.0, 1)  # GPU fully busy
+    alone = board.run_frame("a", "gpu", work)
+    assert alone.energy_j > 0
+    assert alone.energy_j == pytest.approx(dyn * alone.latency_s)  # the whole domain, for the whole frame
+    board.set_load("gpu", 0.5)  # demand 0.5 + 1 + 1: each frame gets 1/2.5 of the dynamic power
     board.submit("a", "gpu", work)
     board.submit("b", "gpu", work)
-    shared = board.advance_to(1.0)
-    assert all(r.energy_j == pytest.approx(a.energy_j) for r in shared)  # same work, same f: same energy
+    shared = board.advance_to(board.now + 1.0)
+    assert len(shared) == 2 and all(r.energy_j > 0 for r in shared)
+    assert shared[0].energy_j == pytest.approx(shared[1].energy_j)  # same work, same f: same energy
+    busy_s = shared[0].end_s - shared[0].start_s
+    assert sum(r.energy_j for r in shared) == pytest.approx(dyn * busy_s * 2 / 2.5)
 
 
 def test_seeded_noise_is_deterministic():
@@ -133,7 +143,7 @@ def test_time_only_moves_forward(board):
         board.submit("a", "cpu0", xavier_work(1e6, "gpu", board.config))
 
 
-def test_realtime_clock_follows_wall_time_and_scales_latency():
+def test_realtime_clock_follows_wall_time_and_emulates_dvfs_slowdown():
     board = SimulatedBoard.from_config(clock=RealTimeClock())
     with pytest.raises(RuntimeError):
         board.advance_to(1.0)
@@ -141,6 +151,6 @@ def test_realtime_clock_follows_wall_time_and_scales_latency():
     board.submit("a", "gpu", work)
     t1 = board.read().stamp_s
     assert board.read().stamp_s >= t1 > 0
-    assert board.latency_scale(work, "gpu") == pytest.approx(1.0)
+    assert dvfs_slowdown(board.read(), "gpu") == pytest.approx(1.0)
     board.apply([DvfsSetting("gpu", freq_hz=510_000_000)])
-    assert board.latency_scale(work, "gpu") > 1.2
+    assert dvfs_slowdown(board.read(), "gpu") == pytest.approx(GPU_MAX / 510_000_000)

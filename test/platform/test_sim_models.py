@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dynofa_ros.platform.sim import BoardConfig, BoardConfigError, SimulatedBoard, work_from_level, xavier_work
+from dynofa_ros.platform.sim import BoardConfig, BoardConfigError, DnnWork, SimulatedBoard, xavier_work
 from dynofa_ros.platform.sim.config import DEFAULT_CONFIG
 from dynofa_ros.platform.sim.latency import frame_time
 from dynofa_ros.platform.sim.power import PowerModel
@@ -61,17 +61,16 @@ def test_xavier_scale_matches_paper_ranges(config):
     assert 0.4 < cpu[0] < 0.8 and 1.2 < cpu[1] < 2.0
 
 
-def test_work_from_level_reproduces_measurement_and_scales_with_macs():
-    work = work_from_level(20e6, 0.015, 2.0e9, kind="cpu", threads=2, parallel_fraction=0.8,
-                           overhead_fraction=0.1)
+def test_work_time_follows_the_model_and_scales_with_macs():
+    work = DnnWork("cpu", cycles=2.7e7, overhead_s=0.0015, parallel_fraction=0.8, macs=20e6)
     board = SimulatedBoard.from_config()
     # on a cluster held at 2.0 GHz (not a table step: use the model directly)
-    assert frame_time(work, [(2.0e9, 2, 1.0)]) == pytest.approx(0.015)
+    assert frame_time(work, [(2.0e9, 2, 1.0)]) == pytest.approx(0.0015 + 2.7e7 * (0.2 + 0.8 / 2) / 2.0e9)
     bigger = work.scaled_to(40e6)
     assert bigger.cycles == pytest.approx(2 * work.cycles) and bigger.overhead_s == work.overhead_s
     assert board.predict_latency(bigger, "cpu0", cores=2) > board.predict_latency(work, "cpu0", cores=2)
     with pytest.raises(ValueError):
-        work_from_level(0, 0.01, 1e9)
+        DnnWork("cpu", cycles=0.0)
 
 
 @pytest.mark.parametrize("mode", ["15W_2CORE", "15W_4CORE", "15W_6CORE", "10W_2CORE", "10W_4CORE", "20W_6CORE"])

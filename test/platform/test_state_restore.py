@@ -176,19 +176,20 @@ def test_signal_handler_chains_previous_handler() -> None:
         signal.signal(signal.SIGUSR1, prev)
 
 
-def test_live_owner_or_other_root_blocks_writes(make_board, tmp_path: Path) -> None:
+def test_live_owner_or_other_root_blocks_writes(make_board, tmp_path: Path, caplog) -> None:
     t = make_board("laptop-acpi")
     before = t.snapshot()
     state_file = tmp_path / "state.json"
     step = write_step(f"{CPU}/cpufreq/policy0/scaling_governor", "powersave")
     save_state(state_file, SavedState(pid=os.getpid(), sysfs_root=str(t.root), steps=[step],
                                       pid_start=process_start_time(os.getpid())))
-    with LinuxPlatform(t.root, state_file=state_file, use_nvml=False) as p:
-        assert p.monitoring_only and f"process {os.getpid()} controls" in p.monitoring_reason
+    with caplog.at_level(logging.WARNING), LinuxPlatform(t.root, state_file=state_file, use_nvml=False) as p:
+        assert p.monitoring_only and f"process {os.getpid()} controls" in caplog.text
         assert p.apply([DvfsSetting("cpu0", freq_hz=800_000_000)]).refused[0][1] == "monitoring-only"
+    caplog.clear()
     save_state(state_file, SavedState(pid=dead_pid(), sysfs_root="/elsewhere", steps=[step]))
-    with LinuxPlatform(t.root, state_file=state_file, use_nvml=False) as p:
-        assert p.monitoring_only and "belongs to root '/elsewhere'" in p.monitoring_reason
+    with caplog.at_level(logging.WARNING), LinuxPlatform(t.root, state_file=state_file, use_nvml=False) as p:
+        assert p.monitoring_only and "belongs to root '/elsewhere'" in caplog.text
     assert t.snapshot() == before and state_file.exists()
 
 

@@ -17,7 +17,7 @@ def _edit(path: Path, change) -> None:
     path.write_text(json.dumps(data))
 
 
-def test_round_trip_keeps_every_field(library_copy: Path, tmp_path: Path) -> None:
+def test_round_trip_keeps_every_field(library_copy: Path) -> None:
     lib = SubnetLibrary.load(library_copy)
     assert [lv.name for lv in lib.levels] == ["L0", "L1", "L2", "L3"]
     profile = LatencyProfile("cpu-1t", "cpu", 1, 0.005, 0.006, "median of 100", processor="x", freq_hz=1.2e9)

@@ -113,11 +113,11 @@ def test_classify(network: DynamicNetwork) -> None:
     network.activate(1)
     prediction = network.classify(FRAME, "rgb8")
     assert isinstance(prediction, Prediction)
-    assert prediction.label == network.spec.class_names[prediction.class_id]
+    assert prediction.label == network.spec.class_names[prediction.class_ids[0]]
     assert 0.0 < prediction.score <= 1.0 and prediction.latency_s > 0
     assert (prediction.level, prediction.level_name) == (1, "L1")
     batch = network.classify_batch([FRAME, FRAME[:, :, ::-1].copy()], "bgr8")
-    assert len(batch) == 2 and batch[1].class_id == prediction.class_id
+    assert len(batch) == 2 and batch[1].class_ids == prediction.class_ids
 
 
 def test_classify_top_k(network: DynamicNetwork) -> None:
@@ -129,7 +129,7 @@ def test_classify_top_k(network: DynamicNetwork) -> None:
     assert top3.labels == tuple(network.spec.class_names[i] for i in expected)
     assert np.allclose(top3.scores, probs[expected].tolist(), atol=1e-6)
     assert list(top3.scores) == sorted(top3.scores, reverse=True)
-    assert (top3.class_id, top3.label, top3.score) == (top3.class_ids[0], top3.labels[0], top3.scores[0])
+    assert (top3.label, top3.score) == (top3.labels[0], top3.scores[0])
     everything = network.classify_batch([FRAME], top_k=len(network.spec.class_names))[0]
     assert abs(sum(everything.scores) - 1.0) < 1e-5
     for bad in (0, 11, True, 2.0):

@@ -3,7 +3,7 @@
 from dynofa_ros.platform.sim.board import FrameResult, SimulatedBoard
 from dynofa_ros.platform.sim.clock import RealTimeClock, SimClock
 from dynofa_ros.platform.sim.config import BoardConfig, BoardConfigError
-from dynofa_ros.platform.sim.latency import DnnWork, frame_time, work_from_level, xavier_work
+from dynofa_ros.platform.sim.latency import DnnWork, frame_time, xavier_work
 
 __all__ = ["BoardConfig", "BoardConfigError", "DnnWork", "FrameResult", "RealTimeClock", "SimClock",
-           "SimulatedBoard", "frame_time", "work_from_level", "xavier_work"]
+           "SimulatedBoard", "frame_time", "xavier_work"]

@@ -163,6 +163,7 @@ class SimulatedBoard(Platform):
         self._load[domain] = fraction
 
     def clear_load(self, domain: str) -> None:
+        """No background load on ``domain`` (``set_load(domain, 0.0)``)."""
         self.set_load(domain, 0.0)
 
     # ----------------------------------------------------------------- frames and time
@@ -244,13 +245,6 @@ class SimulatedBoard(Platform):
             raise ValueError(f"domain {domain!r} has no online cores in mode {self.mode.name}")
         freqs = freq_hz if isinstance(freq_hz, Mapping) else dict.fromkeys(placement, freq_hz)
         return frame_time(work, [(freqs.get(d) or self.effective_hz(d), n, share) for d, n in placement.items()])
-
-    def latency_scale(self, work: DnnWork, domain: str, cores: int | None = None) -> float:
-        """t_model(current frequencies) / t_model(top of each domain's table): multiply a latency measured
-        on the host (taken as the board at its top frequency) by this to emulate the simulated setting."""
-        placement = self._placement(domain, cores)
-        top = {d: self.config.domain(d).frequencies_hz[-1] for d in placement}
-        return self.predict_latency(work, domain, cores=cores) / self.predict_latency(work, domain, top, cores)
 
     def predict_power(self, utilisation: Mapping[str, float],
                       freqs_hz: Mapping[str, int] | None = None) -> dict[str, float]:

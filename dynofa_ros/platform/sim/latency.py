@@ -1,8 +1,7 @@
 """DNN work model: t = overhead + cycles / f, with Amdahl scaling over CPU threads.
 
-A frame's work is held in a :class:`DnnWork`. It comes either from a measured latency of a subnet
-library level (:func:`work_from_level`, relative to the machine that measured it) or from the level's
-MACs and the board's effective MACs per cycle (:func:`xavier_work`, Xavier-NX-like absolute numbers).
+A frame's work is held in a :class:`DnnWork`, built directly or from a level's MACs and the board's
+effective MACs per cycle (:func:`xavier_work`, Xavier-NX-like absolute numbers).
 """
 
 from __future__ import annotations
@@ -38,24 +37,6 @@ class DnnWork:
         if not (self.macs > 0 and macs > 0):
             raise ValueError("scaled_to needs this work's macs and the target macs to be > 0")
         return replace(self, cycles=self.cycles * macs / self.macs, macs=macs)
-
-
-def work_from_level(level_macs: float, measured_latency_s: float, reference_freq_hz: float, *,
-                    kind: DomainKind = "cpu", threads: int = 1, parallel_fraction: float = 0.9,
-                    overhead_fraction: float = 0.0) -> DnnWork:
-    """Work that reproduces ``measured_latency_s`` at ``reference_freq_hz`` on ``threads`` threads.
-
-    ``overhead_fraction`` of the measured latency is taken as frequency-independent. Use the result on
-    the simulated board to emulate that machine's latency as the simulated frequency changes.
-    """
-    if not (level_macs > 0 and measured_latency_s > 0 and reference_freq_hz > 0 and threads >= 1):
-        raise ValueError("level_macs, measured_latency_s, reference_freq_hz must be > 0 and threads >= 1")
-    if not 0.0 <= overhead_fraction < 1.0:
-        raise ValueError(f"overhead_fraction must be in [0, 1), got {overhead_fraction}")
-    p = parallel_fraction if kind == "cpu" else 1.0
-    compute_s = measured_latency_s * (1.0 - overhead_fraction)
-    cycles = compute_s * reference_freq_hz / ((1.0 - p) + p / threads)
-    return DnnWork(kind, cycles, measured_latency_s * overhead_fraction, p, float(level_macs))
 
 
 def xavier_work(macs: float, kind: DomainKind, config: BoardConfig) -> DnnWork:
