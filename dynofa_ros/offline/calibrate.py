@@ -16,6 +16,8 @@ from dynofa_ros.supernet.spec import SupernetSpec
 if TYPE_CHECKING:
     from dynofa_ros.supernet.bn import BnStats
 
+CALIB_SEED = 0
+
 
 def as_uint8_tensor(images: np.ndarray | torch.Tensor, device: torch.device | str) -> torch.Tensor:
     """N x H x W x 3 uint8 images as a tensor on ``device`` (no copy when already there)."""
@@ -26,10 +28,11 @@ def as_uint8_tensor(images: np.ndarray | torch.Tensor, device: torch.device | st
 
 
 def recalibrate_bn(supernet: nn.Module, arch: SubnetArch, images_uint8: np.ndarray | torch.Tensor,
-                   n: int = 2000, batch: int = 500, spec: SupernetSpec | None = None, seed: int = 0) -> None:
+                   n: int = 2000, batch: int = 500, spec: SupernetSpec | None = None) -> None:
     """Activate ``arch`` and set the running mean/var of its BN channels from ``n`` images.
 
-    The images (a seeded random subset when more are given) are fed at ``arch.resolution``.
+    The images (when more are given, the same seeded random subset every time, so a level's statistics are
+    reproducible) are fed at ``arch.resolution``.
     """
     spec = spec or SupernetSpec()
     if n <= 0 or batch <= 0:
@@ -39,7 +42,7 @@ def recalibrate_bn(supernet: nn.Module, arch: SubnetArch, images_uint8: np.ndarr
     device = next(supernet.parameters()).device
     images = as_uint8_tensor(images_uint8, device)
     if len(images) > n:
-        pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
+        pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(CALIB_SEED))[:n]
         images = images[pick.to(device)]
     arch.apply(supernet)
     batches = [(to_input(images[i:i + batch], arch.resolution, spec.mean, spec.std), None)

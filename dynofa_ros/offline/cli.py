@@ -28,13 +28,11 @@ class Command:
     module: str
     help: str
 
-    def functions(self) -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]] | None:
-        """``(add_arguments, run)``, or None while the module does not provide them yet."""
+    def functions(self) -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]:
+        """``(add_arguments, run)`` of the sub-command."""
         if self.module == __name__:
             return globals()[f"_{self.name}_arguments"], globals()[f"_{self.name}_run"]
         mod = importlib.import_module(self.module)
-        if not (hasattr(mod, "add_arguments") and hasattr(mod, "run")):
-            return None
         return mod.add_arguments, mod.run
 
 
@@ -147,10 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     subs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for cmd in COMMANDS:
-        functions = cmd.functions()
-        if functions is None:  # a colleague's module without its sub-command yet
-            continue
-        add_arguments, run = functions
+        add_arguments, run = cmd.functions()
         sub = subs.add_parser(cmd.name, help=cmd.help, description=cmd.help[0].upper() + cmd.help[1:] + ".")
         add_arguments(sub)
         sub.set_defaults(func=run)

@@ -1,9 +1,12 @@
-"""Top-1 accuracy (after BN recalibration), MACs and parameter counts of sub-networks."""
+"""Top-1 accuracy (after BN recalibration), MACs and parameter counts of sub-networks; ``dynofa evaluate``."""
 
 from __future__ import annotations
 
+import argparse
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,7 +16,9 @@ from tqdm import tqdm
 
 from dynofa_ros.offline.calibrate import as_uint8_tensor, recalibrate_bn
 from dynofa_ros.offline.data import to_input
+from dynofa_ros.offline.timing import processor_name
 from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.library import SubnetLibrary
 from dynofa_ros.supernet.runtime import extract_subnet
 from dynofa_ros.supernet.spec import SupernetSpec
 
@@ -82,3 +87,104 @@ def evaluate_many(supernet: nn.Module, archs: Sequence[SubnetArch], images_uint8
         acc = evaluate_arch(supernet, arch, images, labels, calib, spec, n_calib, batch)
         results.append(SubnetEval(arch, acc, *subnet_cost(supernet, arch)))
     return results
+
+
+# ------------------------------------------------------------------------------------- dynofa evaluate
+
+SPLITS = ("test", "val", "train")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``dynofa evaluate``."""
+    from dynofa_ros.offline.search import add_data_arguments
+
+    parser.add_argument("--library", type=Path, default=None, help="library whose levels name the subnets "
+                        "(default: the shipped one)")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="supernet weights (default: the library's)")
+    parser.add_argument("--subnets", nargs="+", default=["levels"], metavar="NAME",
+                        help="level names (L0, L1, ...), 'levels' (all of them), 'largest', 'smallest' "
+                        "(default: %(default)s)")
+    parser.add_argument("--resolutions", nargs="+", type=int, default=None, metavar="PX",
+                        help="evaluate every subnet at each of these input sizes (default: its own)")
+    parser.add_argument("--split", choices=SPLITS, default="test", help="test: the 10 000 test images; val: the "
+                        "held-out training split; train: the training split without augmentation, to see how well "
+                        "the supernet fits (default: %(default)s)")
+    parser.add_argument("--max-images", type=int, default=None, help="a seeded random subset of the split")
+    parser.add_argument("--n-calib", type=int, default=2000, help="BN calibration images from the training split "
+                        "(default: %(default)s)")
+    parser.add_argument("--latency", nargs="*", default=[], metavar="PROFILE",
+                        help="also time batch-1 latency under these CPU profiles (e.g. cpu-1t cpu-2t)")
+    parser.add_argument("--repeats", type=int, default=50, help="timed runs per latency (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=None, help="write the records as JSON here")
+    add_data_arguments(parser)
+
+
+def named_subnets(names: Sequence[str], library: SubnetLibrary) -> list[tuple[str, SubnetArch]]:
+    """``(name, arch)`` for level names, ``levels`` (all), ``largest`` and ``smallest``; ValueError otherwise."""
+    extremes = {"largest": SubnetArch.largest(library.spec), "smallest": SubnetArch.smallest(library.spec)}
+    chosen: list[tuple[str, SubnetArch]] = []
+    for name in names:
+        if name == "levels":
+            chosen += [(lv.name, lv.arch) for lv in library.levels]
+        elif name in extremes:
+            chosen.append((name, extremes[name]))
+        else:
+            chosen.append((name, library.levels[library.index_of(name)].arch))
+    return chosen
+
+
+def run(args: argparse.Namespace) -> int:
+    """``dynofa evaluate``: top-1 (BN recalibrated) of named subnets on a split, optionally latency; a table."""
+    from dynofa_ros.offline.data import load_cifar10, stratified_split, subset
+    from dynofa_ros.offline.profile import cpu_threads, measure_subnets
+    from dynofa_ros.supernet.checkpoint import load_supernet
+    from dynofa_ros.supernet.library import default_library_path
+
+    for p in args.latency:
+        cpu_threads(p)
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    if any(r < 32 for r in args.resolutions or ()):
+        raise ValueError(f"resolutions below 32 px leave nothing for the last stage: {args.resolutions}")
+    library = SubnetLibrary.load(args.library or default_library_path(), verify=args.checkpoint is None)
+    supernet, spec = load_supernet(args.checkpoint or library.checkpoint_path, library.spec)
+    subnets = [(f"{name}@{r}" if args.resolutions else name, replace(arch, resolution=r))
+               for name, arch in named_subnets(args.subnets, library)
+               for r in (args.resolutions or [arch.resolution])]
+    untrained = sorted({a.resolution for _, a in subnets} - set(spec.resolutions))
+    if untrained:
+        print(f"note: {untrained} px are outside the trained resolutions {list(spec.resolutions)}")
+
+    data = load_cifar10(args.data, args.cache_dir)
+    split = stratified_split(data.train_y, args.val_size, args.split_seed)
+    if args.split == "test":
+        pool_x, pool_y = data.test_x, data.test_y
+    else:
+        idx = split.val if args.split == "val" else split.train
+        pool_x, pool_y = data.train_x[idx], data.train_y[idx]
+    pick = subset(np.arange(len(pool_y)), args.max_images, args.split_seed)
+    images, labels = pool_x[pick], pool_y[pick]
+    calib = data.train_x[split.train]
+
+    records = [{"name": name, "arch": arch.to_dict(), "split": args.split, "images": len(labels),
+                "top1": evaluate_arch(supernet, arch, images, labels, calib, spec, min(args.n_calib, len(calib))),
+                **dict(zip(("macs", "params"), subnet_cost(supernet, arch), strict=True))}
+               for name, arch in tqdm(subnets, desc=f"evaluate on {args.split}", unit="net")]
+    for profile in args.latency:
+        timings = measure_subnets(supernet, [a for _, a in subnets], cpu_threads(profile), repeats=args.repeats,
+                                  rounds=min(5, args.repeats))
+        for rec, t in zip(records, timings, strict=True):
+            rec.setdefault("latency", {})[profile] = {"p50_s": t.p50_s, "p90_s": t.p90_s, "method": t.method}
+
+    head = f"{'subnet':<14}{'px':>4}{'MMACs':>8}  top-1 ({args.split}, {len(labels)} images)"
+    print(head + "".join(f"  {p} p50" for p in args.latency))
+    for rec in records:
+        cells = "".join(f"  {rec['latency'][p]['p50_s'] * 1e3:8.2f} ms" for p in args.latency)
+        print(f"{rec['name']:<14}{rec['arch']['resolution']:>4}{rec['macs'] / 1e6:>8.1f}  {rec['top1'] * 100:6.2f} %"
+              + cells)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"checkpoint": str(args.checkpoint or library.checkpoint_path),
+                                        "processor": processor_name(), "records": records}, indent=1) + "\n")
+        print(f"wrote {args.out}")
+    return 0
