@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dynofa_ros.offline.data import IMG_EXTENSIONS, decode_image, load_cifar10
+from dynofa_ros.offline.data import decode_image, list_image_folder, load_cifar10
 
 SOURCE_KINDS = ("cifar10", "folder", "video", "camera")
 MAX_VIDEO_ERRORS = 30  # consecutive failed reads that end a video/camera source
@@ -51,16 +51,11 @@ def _video_frames(capture: cv2.VideoCapture, what: str, loop: bool, on_error: On
 
 
 def _folder_frames(root: Path, loop: bool, on_error: OnError | None) -> Iterator[tuple[np.ndarray, int]]:
-    """Images under ``root`` (sorted); ImageFolder sub-directories give the label index."""
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMG_EXTENSIONS)
-    if not files:
-        raise FileNotFoundError(f"no images ({', '.join(IMG_EXTENSIONS)}) under {root}")
+    """Images under ``root`` (sorted); ImageFolder sub-directories give the label index (-1 for none)."""
+    _, files = list_image_folder(root)
     while True:
         good = 0
-        for path in files:
-            rel = path.relative_to(root).parts
-            label = classes.index(rel[0]) if len(rel) > 1 and rel[0] in classes else -1
+        for path, label in files:
             try:
                 rgb = decode_image(path.read_bytes(), str(path))
             except (OSError, ValueError) as exc:

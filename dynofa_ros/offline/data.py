@@ -8,6 +8,7 @@ order as ``N x H x W x 3`` uint8. Nothing is ever downloaded.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import os
 import tarfile
@@ -157,25 +158,37 @@ def subset(indices: np.ndarray, limit: int | None, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(indices, limit, replace=False))
 
 
-def load_image_folder(root: Path | str, size: int = 32) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Load an ImageFolder tree ``root/<class>/<image>`` as (N x size x size x 3 uint8 RGB, labels, classes).
+def list_image_folder(root: Path | str) -> tuple[tuple[str, ...], list[tuple[Path, int]]]:
+    """``(classes, [(image path, label), ...])`` of an ImageFolder tree ``root/<class>/.../<image>``.
 
-    Classes are the sorted sub-directory names (torchvision ImageFolder semantics).
+    Classes are the sorted sub-directory names (torchvision ImageFolder semantics); images are sorted by path;
+    an image directly under ``root`` has label -1. FileNotFoundError when there is no folder or no image.
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root}")
-    if size <= 0:
-        raise ValueError(f"size must be positive, got {size}")
     classes = tuple(sorted(e.name for e in os.scandir(root) if e.is_dir()))
-    if not classes:
-        raise FileNotFoundError(f"no class sub-directories in {root}")
-    files = [(path, label) for label, c in enumerate(classes)
-             for path in sorted((root / c).rglob("*")) if path.suffix.lower() in IMG_EXTENSIONS]
+    index = {c: i for i, c in enumerate(classes)}
+    files = [(path, index[path.relative_to(root).parts[0]] if path.parent != root else -1)
+             for path in sorted(root.rglob("*")) if path.suffix.lower() in IMG_EXTENSIONS and path.is_file()]
     if not files:
         raise FileNotFoundError(f"no images ({', '.join(IMG_EXTENSIONS)}) under {root}")
+    return classes, files
+
+
+def load_image_folder(root: Path | str, size: int = 32) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Load an ImageFolder tree (:func:`list_image_folder`) as (N x size x size x 3 uint8 RGB, labels, classes).
+
+    Images directly under ``root`` (no class) are left out.
+    """
+    if size <= 0:
+        raise ValueError(f"size must be positive, got {size}")
+    classes, listed = list_image_folder(root)
+    files = [(path, label) for path, label in listed if label >= 0]
+    if not classes or not files:
+        raise FileNotFoundError(f"no class sub-directories with images in {root}")
     images = np.empty((len(files), size, size, 3), np.uint8)
-    for i, (path, _) in enumerate(tqdm(files, desc=f"load {root.name}", unit="img")):
+    for i, (path, _) in enumerate(tqdm(files, desc=f"load {Path(root).name}", unit="img")):
         img = decode_image(path.read_bytes(), str(path))
         interp = cv2.INTER_AREA if min(img.shape[:2]) > size else cv2.INTER_LINEAR
         if img.shape[:2] != (size, size):
@@ -205,3 +218,24 @@ def to_input(images: torch.Tensor, resolution: int, mean: Sequence[float], std: 
     if x.shape[-1] != resolution or x.shape[-2] != resolution:
         x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
     return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``dynofa data``."""
+    parser.add_argument("--data", type=Path, default=None, help=f"CIFAR-10 tarball (default: {default_tarball()})")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="decoded-data cache (default: $DYNOFA_CACHE or <repo>/.cache)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``dynofa data``: decode the tarball into the cache (once) and print what it holds."""
+    data = load_cifar10(args.data, args.cache_dir)
+    cache = (args.cache_dir or default_cache_dir()) / CACHE_NAME
+    for split in ("train", "test"):
+        labels = getattr(data, f"{split}_y")
+        counts = np.bincount(labels, minlength=len(data.class_names))
+        print(f"{split}: {len(labels)} images {tuple(getattr(data, f'{split}_x').shape[1:])} uint8, "
+              f"{counts.min()}-{counts.max()} per class")
+    print(f"classes: {', '.join(data.class_names)}")
+    print(f"cache: {cache} ({cache.stat().st_size / 2**20:.0f} MiB)")
+    return 0
