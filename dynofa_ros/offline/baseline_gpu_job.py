@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -26,8 +25,7 @@ import numpy as np
 import torch
 
 from dynofa_ros.offline.compare import GPU_PROFILE, markdown, run_comparison
-from dynofa_ros.offline.data import load_cifar10, stratified_split, subset
-from dynofa_ros.offline.gpu_job import JobLog, Results, environment
+from dynofa_ros.offline.gpu_job import JobLog, Results, environment, load_job_data
 from dynofa_ros.offline.slimmable import (
     LAYOUTS,
     US_NETS_MIN_WIDTH,
@@ -84,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.init is not None:
-        raise SystemExit("--init is a supernet option; the baseline job always trains from scratch")
+    if args.init is not None or args.resume_from is not None:
+        raise SystemExit("--init and --resume-from are supernet options; the baseline job always trains from scratch")
     args.out.mkdir(parents=True, exist_ok=True)
     log = JobLog(args.out / "job.log")
     device = resolve_device(args.device)
@@ -102,14 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     cifar = None
 
     with res.step("data", log):
-        cifar = load_cifar10(args.data, args.cache_dir, progress=False)
-        split = stratified_split(cifar.train_y, args.val_size, config.seed)
-        train_idx = subset(split.train, args.max_train_images, config.seed)
-        val_idx = subset(split.val, args.eval_limit, config.seed)
-        data.update(train_x=cifar.train_x[train_idx], train_y=cifar.train_y[train_idx],
-                    val_x=cifar.train_x[val_idx], val_y=cifar.train_y[val_idx])
-        res.data["data"] = {k: len(v) for k, v in data.items() if k.endswith("_y")}
-        log(f"data: {res.data['data']}")
+        cifar = load_job_data(args, config.seed, data, res, log, test=False)
 
     checkpoints: list[Path] = []
     for name, (net_config, budget) in networks.items():
@@ -141,9 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / "compare_gpu.md").write_text(table)
         log("\n" + table)
 
-    failed = [name for name, step in res.data["steps"].items() if step["status"] != "ok"]
-    log(f"done in {time.perf_counter() - log.start:.0f} s; failed steps: {failed or 'none'}")
-    return 1 if failed else 0
+    return res.finish(log)
 
 
 if __name__ == "__main__":

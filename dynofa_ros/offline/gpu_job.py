@@ -2,9 +2,11 @@
 evaluate as many subnets as a budget allows (val top-1, MACs, params), their batch-1 latency, and
 the test top-1 of the largest and smallest subnets.
 
-Writes to ``--out`` (at most four files): ``supernet.pt`` (shipped fp16 checkpoint, written right after
-training), ``train_log.jsonl`` (one record per epoch), ``job.log`` (everything printed) and
-``results.json`` (rewritten after every step, so a timeout still leaves the results so far).
+Writes to ``--out`` (six files, each under the device machine's 16 MiB transfer limit): the training state,
+rewritten after every epoch (``supernet.pt``: the shipped fp16 checkpoint; ``momentum.pt``, ``progress.json``:
+what ``--resume-from`` needs to continue the run in a later call), ``train_log.jsonl`` (one record per
+epoch), ``job.log`` (everything printed) and ``results.json`` (rewritten after every step, so a timeout
+still leaves the results so far).
 Every step is guarded: a failure is logged and recorded and the next step still runs.
 """
 
@@ -27,18 +29,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from dynofa_ros.offline.data import load_cifar10, stratified_split, subset
+from dynofa_ros.offline.data import Cifar10Arrays, load_cifar10, stratified_split, subset
 from dynofa_ros.offline.evaluate import evaluate_arch, subnet_cost
 from dynofa_ros.offline.timing import Timing, cuda_sync, time_calls
 from dynofa_ros.offline.train import (
-    STATE_NAME,
     add_training_arguments,
     config_from_args,
     initial_supernet,
-    load_train_state,
     resolve_device,
     train_supernet,
 )
+from dynofa_ros.offline.train_state import PROGRESS, WEIGHTS, load_train_state
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.checkpoint import save_supernet
 from dynofa_ros.supernet.runtime import extract_subnet
@@ -87,6 +88,30 @@ class Results:
         log(f"== {name}: {record['status']} in {record['seconds']} s")
         self.save()
 
+    def finish(self, log: JobLog) -> int:
+        """Log the total time and the failed steps; the job's exit code (1 if any step failed)."""
+        failed = [name for name, step in self.data["steps"].items() if step["status"] != "ok"]
+        log(f"done in {time.perf_counter() - log.start:.0f} s; failed steps: {failed or 'none'}")
+        return 1 if failed else 0
+
+
+def load_job_data(args: argparse.Namespace, seed: int, data: dict[str, np.ndarray], res: Results, log: JobLog,
+                  test: bool = True) -> Cifar10Arrays:
+    """A job's ``data`` step: fill ``data`` with the train/val (and test) arrays, subsets as ``--max-train-images``
+    and ``--eval-limit`` ask, and record their sizes; returns the whole data set."""
+    cifar = load_cifar10(args.data, args.cache_dir, progress=False)
+    split = stratified_split(cifar.train_y, args.val_size, seed)
+    train_idx = subset(split.train, args.max_train_images, seed)
+    val_idx = subset(split.val, args.eval_limit, seed)
+    data.update(train_x=cifar.train_x[train_idx], train_y=cifar.train_y[train_idx],
+                val_x=cifar.train_x[val_idx], val_y=cifar.train_y[val_idx])
+    if test:
+        test_idx = subset(np.arange(len(cifar.test_y)), args.eval_limit, seed)
+        data.update(test_x=cifar.test_x[test_idx], test_y=cifar.test_y[test_idx])
+    res.data["data"] = {k: len(v) for k, v in data.items() if k.endswith("_y")}
+    log(f"data: {res.data['data']}")
+    return cifar
+
 
 def environment(device: torch.device) -> dict[str, Any]:
     """Python/torch versions and the accelerator's name."""
@@ -127,7 +152,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_training_arguments(parser)
     parser.set_defaults(time_budget=390.0, epochs=300, eval_every=10)
     parser.add_argument("--out", type=Path, required=True, help="output folder ($OUT)")
-    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/dynofa-gpu-job"), help="training state")
     parser.add_argument("--eval-budget", type=float, default=60.0, help="seconds for subnet evaluation")
     parser.add_argument("--max-subnets", type=int, default=500, help="most subnets to evaluate")
     parser.add_argument("--subnet-seed", type=int, default=0)
@@ -139,11 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     args.out.mkdir(parents=True, exist_ok=True)
     log = JobLog(args.out / "job.log")
     device = resolve_device(args.device)
-    config = config_from_args(args)
     spec = SupernetSpec()
     res = Results(args.out / "results.json", env=environment(device),
                   args={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
@@ -156,34 +184,25 @@ def main(argv: list[str] | None = None) -> int:
     data: dict[str, np.ndarray] = {}
 
     with res.step("data", log):
-        cifar = load_cifar10(args.data, args.cache_dir, progress=False)
-        split = stratified_split(cifar.train_y, args.val_size, config.seed)
-        train_idx = subset(split.train, args.max_train_images, config.seed)
-        val_idx = subset(split.val, args.eval_limit, config.seed)
-        test_idx = subset(np.arange(len(cifar.test_y)), args.eval_limit, config.seed)
-        data.update(train_x=cifar.train_x[train_idx], train_y=cifar.train_y[train_idx],
-                    val_x=cifar.train_x[val_idx], val_y=cifar.train_y[val_idx],
-                    test_x=cifar.test_x[test_idx], test_y=cifar.test_y[test_idx])
-        res.data["data"] = {k: len(v) for k, v in data.items() if k.endswith("_y")}
-        log(f"data: {res.data['data']}")
+        load_job_data(args, config.seed, data, res, log)
 
     with res.step("train", log):
         try:
             result = train_supernet(supernet, spec, data["train_x"], data["train_y"], data["val_x"],
-                                    data["val_y"], config, args.work_dir, device, log_fn=log,
-                                    log_path=args.out / "train_log.jsonl")
+                                    data["val_y"], config, args.out, device, resume_from=args.resume_from,
+                                    log_fn=log, log_path=args.out / "train_log.jsonl")
             res.data["train"] = {"epochs": result.epochs, "steps": result.steps, "seconds": result.elapsed_s,
                                  "final": result.log[-1] if result.log else None}
         except Exception:
-            state = args.work_dir / STATE_NAME
-            if state.is_file():
-                log(f"training failed; restoring the last completed epoch from {state}")
-                supernet.load_state_dict(load_train_state(state, spec, device)["model"])
+            if (args.out / PROGRESS).is_file():
+                log(f"training failed; restoring the last completed epoch from {args.out}")
+                load_train_state(args.out, supernet, spec)
             raise
 
     with res.step("export", log):
-        path = args.out / "supernet.pt"
-        save_supernet(path, supernet, spec)
+        path = args.out / WEIGHTS
+        if not (args.out / PROGRESS).is_file():  # no epoch completed: ship the starting weights
+            save_supernet(path, supernet, spec)
         res.data["checkpoint"] = {"path": path.name, "bytes": path.stat().st_size}
 
     candidates: list[dict[str, Any]] = res.data.setdefault("candidates", [])
@@ -224,9 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             res.data["test"][name] = {"arch": arch.to_dict(), "test_top1": top1, "images": len(test_y)}
             log(f"test top-1 {name}: {top1:.4f}")
 
-    failed = [name for name, step in res.data["steps"].items() if step["status"] != "ok"]
-    log(f"done in {time.perf_counter() - log.start:.0f} s; failed steps: {failed or 'none'}")
-    return 1 if failed else 0
+    return res.finish(log)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ Recipe, and why:
   higher peak risks divergence in a run that must work first time), linear warm-up over 2 epochs,
   cosine to 0 exactly when the time budget ends (epoch time measured after the first epochs, the
   plan re-estimated every epoch). Gradient-norm clipping at 5 is a cheap safety net.
+* ``schedule="fixed"`` instead spans the cosine over ``epochs`` epochs whatever the budget: a long run split
+  over several budget-limited calls (lent GPUs, 15 minutes each) continues one schedule, with its momentum,
+  from the portable state folder (:mod:`dynofa_ros.offline.train_state`) the previous call left.
 * Weight decay 1e-4, the upper end of the usual MobileNet range: CIFAR-10's 45 000 images with only
   crop+flip augmentation make over-fitting of the largest subnet the main risk; BN parameters and
   biases are not decayed (decay would only shrink scales/shifts, not regularise capacity).
@@ -44,12 +47,11 @@ from torch import nn
 
 from dynofa_ros.offline.data import default_cache_dir, load_cifar10, stratified_split, subset, to_input
 from dynofa_ros.offline.evaluate import evaluate_arch
+from dynofa_ros.offline.train_state import MOMENTUM, PROGRESS, WEIGHTS, Progress, load_train_state, save_train_state
 from dynofa_ros.supernet.arch import SubnetArch
-from dynofa_ros.supernet.checkpoint import save_supernet
 from dynofa_ros.supernet.spec import SupernetSpec, build_supernet
 
-STATE_NAME = "train_state.pt"
-STATE_KEYS = ("model", "optimizer", "epoch", "step", "elapsed_s", "cycle_s", "spec")
+SCHEDULES = ("fit", "fixed")
 
 
 class TrainingDiverged(RuntimeError):
@@ -74,10 +76,13 @@ class TrainConfig:
     n_calib: int = 2000
     seed: int = 0
     channels_last: bool = False
+    schedule: str = "fit"
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 or self.batch_size <= 0 or self.lr <= 0 or self.num_random < 0:
             raise ValueError("epochs, batch_size and lr must be positive, num_random non-negative")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise ValueError(f"time_budget_s must be positive, got {self.time_budget_s}")
 
@@ -153,45 +158,10 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _save_state(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
-
-
-def load_train_state(path: Path | str, spec: SupernetSpec, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Read a ``train_state.pt`` written by :func:`train_supernet` for ``spec``; ValueError naming the file
-    when it is corrupt, foreign, or of another supernet spec."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"training state not found: {path}")
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # truncated zip, bad pickle, foreign objects: several exception types
-        raise ValueError(f"cannot read training state {path} (corrupt, truncated or not a weights-only torch "
-                         f"file): {type(exc).__name__}: {exc}") from exc
-    missing = [k for k in STATE_KEYS if k not in state] if isinstance(state, dict) else list(STATE_KEYS)
-    if missing:
-        raise ValueError(f"{path} is not a dynofa training state (missing {missing})")
-    if state["spec"] != spec.to_dict():
-        raise ValueError(f"{path} was trained with a different supernet spec")
-    return state
-
-
 def _quick_val(supernet: nn.Module, spec: SupernetSpec, val: tuple[torch.Tensor, torch.Tensor],
                calib: torch.Tensor, n_calib: int) -> dict[str, float]:
     return {f"val_top1_{name}": evaluate_arch(supernet, arch, val[0], val[1], calib, spec, n_calib)
             for name, arch in (("largest", SubnetArch.largest(spec)), ("smallest", SubnetArch.smallest(spec)))}
-
-
-@dataclass
-class Progress:
-    """Where a run stands: epochs and steps done, wall time spent, per-epoch wall times (the budget's estimate)."""
-
-    epoch: int = 0
-    step: int = 0
-    elapsed_s: float = 0.0
-    cycle_s: list[float] = field(default_factory=list)
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
@@ -227,6 +197,7 @@ def sandwich_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, choose: 
     labels = torch.from_numpy(np.asarray(train_y, dtype=np.int64)).to(device)
     augment = DeviceAugmenter(train_x, device)
     warmup_steps = max(1, round(config.warmup_epochs * steps_per_epoch))
+    fixed = config.schedule == "fixed"
     gen = torch.Generator(device=device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     cycles, log, eval_reserve = progress.cycle_s, [], 0.0
@@ -234,13 +205,14 @@ def sandwich_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, choose: 
     start = time.perf_counter() - progress.elapsed_s
     while progress.epoch < planned:
         t0 = time.perf_counter()
+        schedule_epochs = config.epochs if fixed else planned
         epoch_seed = config.seed * 100_003 + progress.epoch
         rng = random.Random(epoch_seed)
         gen.manual_seed(epoch_seed)
         perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(epoch_seed)).to(device)
         sums = torch.zeros(2, device=device)
         for s in range(steps_per_epoch):
-            lr = lr_at(progress.step, config.lr, warmup_steps, planned * steps_per_epoch)
+            lr = lr_at(progress.step, config.lr, warmup_steps, schedule_epochs * steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             idx = perm[s * config.batch_size:(s + 1) * config.batch_size]
@@ -275,6 +247,7 @@ def sandwich_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, choose: 
         planned = plan_epochs(progress.epoch, cycles, time.perf_counter() - start, config.time_budget_s,
                               config.epochs, eval_reserve)
         record: dict[str, Any] = {"epoch": progress.epoch, "step": progress.step, "planned_epochs": planned,
+                                  "schedule_epochs": schedule_epochs,
                                   "lr": lr, "loss_ce_largest": loss_ce, "loss_kd_sum": loss_kd, "train_s": train_s}
         if validate is not None and (progress.epoch >= planned
                                      or (config.eval_every > 0 and progress.epoch % config.eval_every == 0)):
@@ -297,31 +270,29 @@ def sandwich_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, choose: 
 
 def train_supernet(supernet: nn.Module, spec: SupernetSpec, train_x: np.ndarray, train_y: np.ndarray,
                    val_x: np.ndarray, val_y: np.ndarray, config: TrainConfig, work_dir: Path | str,
-                   device: torch.device | str = "cpu", resume: bool = False,
+                   device: torch.device | str = "cpu", resume: bool = False, resume_from: Path | str | None = None,
                    log_fn: Callable[[str], object] = print, log_path: Path | str | None = None) -> TrainResult:
-    """Train ``supernet`` in place (see module docstring); state saved to ``work_dir`` every epoch.
+    """Train ``supernet`` in place (see module docstring); its state is saved to ``work_dir`` every epoch.
 
-    Appends one JSON record per epoch to ``log_path`` (default ``work_dir/train_log.jsonl``). With ``resume`` the run
-    continues from ``work_dir/train_state.pt`` (the budget counts the time already spent).
+    Appends one JSON record per epoch to ``log_path`` (default ``work_dir/train_log.jsonl``). With ``resume`` the
+    run continues from the state in ``work_dir`` (the budget counts the time already spent); with ``resume_from``
+    it continues another call's state folder (e.g. the previous GPU call's output) with a budget of its own.
     Raises :class:`TrainingDiverged` on a non-finite loss.
     """
     device = torch.device(device)
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    state_path = work_dir / STATE_NAME
     log_path = Path(log_path) if log_path is not None else work_dir / "train_log.jsonl"
     supernet.to(device)
     optimizer = make_optimizer(supernet, config)
     progress = Progress()
-    if resume:
-        if not state_path.is_file():
-            raise FileNotFoundError(f"nothing to resume: {state_path} does not exist")
-        state = load_train_state(state_path, spec, device)
-        supernet.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        progress = Progress(state["epoch"], state["step"], state["elapsed_s"], state["cycle_s"])
-        log_fn(f"resumed from {state_path} at epoch {progress.epoch} ({progress.elapsed_s:.0f} s spent)")
-    elif log_path.exists():
+    if resume or resume_from is not None:
+        source = Path(resume_from) if resume_from is not None else work_dir
+        progress = load_train_state(source, supernet, spec, optimizer, asdict(config))
+        if resume_from is not None:  # a new call: its own budget and epoch-time estimate
+            progress = Progress(progress.epoch, progress.step)
+        log_fn(f"resumed from {source} at epoch {progress.epoch}, step {progress.step}")
+    if not resume and log_path.exists():
         log_path.unlink()
 
     val = (torch.from_numpy(np.ascontiguousarray(val_x)).to(device), torch.from_numpy(np.asarray(val_y)).to(device))
@@ -332,18 +303,15 @@ def train_supernet(supernet: nn.Module, spec: SupernetSpec, train_x: np.ndarray,
     def choose(rng: random.Random) -> list[SubnetArch]:
         return [largest, smallest, *(SubnetArch.sample(spec, rng) for _ in range(config.num_random))]
 
-    def save(p: Progress) -> None:
-        _save_state(state_path, {"model": supernet.state_dict(), "optimizer": optimizer.state_dict(),
-                                 "epoch": p.epoch, "step": p.step, "elapsed_s": p.elapsed_s, "cycle_s": p.cycle_s,
-                                 "spec": spec.to_dict(), "config": asdict(config)})
-
     try:
         return sandwich_epochs(supernet, optimizer, choose, lambda arch: arch.apply(supernet), train_x, train_y,
-                               config, device, spec.mean, spec.std, progress=progress, on_epoch_end=save,
+                               config, device, spec.mean, spec.std, progress=progress,
+                               on_epoch_end=lambda p: save_train_state(work_dir, supernet, spec, optimizer, p,
+                                                                       asdict(config)),
                                validate=lambda _: _quick_val(supernet, spec, val, calib, config.n_calib),
                                log_path=log_path, log_fn=log_fn)
     except TrainingDiverged as exc:
-        raise TrainingDiverged(f"{exc}; last good state in {state_path}") from None
+        raise TrainingDiverged(f"{exc}; last good state in {work_dir}") from None
 
 
 def initial_supernet(spec: SupernetSpec, init: Path | str | None = None) -> nn.Module:
@@ -358,8 +326,9 @@ def initial_supernet(spec: SupernetSpec, init: Path | str | None = None) -> nn.M
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``dynofa train`` options."""
     add_training_arguments(parser)
-    parser.add_argument("--out", type=Path, default=Path("runs/train"), help="state, log and supernet.pt")
-    parser.add_argument("--resume", action="store_true", help="continue from <out>/train_state.pt")
+    parser.add_argument("--out", type=Path, default=Path("runs/train"), help="supernet.pt + training state and log "
+                        "(default: %(default)s)")
+    parser.add_argument("--resume", action="store_true", help="continue the interrupted run whose state is in <out>")
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -385,18 +354,27 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-train-images", type=int, default=None, help="train on a subset (quick runs)")
     parser.add_argument("--init", type=Path, default=None, help="start from this shipped supernet.pt "
                         "(fresh optimizer and schedule)")
+    parser.add_argument("--schedule", choices=SCHEDULES, default=d.schedule, help="fit: the cosine ends with "
+                        "--time-budget; fixed: it spans --epochs, the budget only ends this call (continue with "
+                        "--resume-from) (default: %(default)s)")
+    parser.add_argument("--resume-from", type=Path, default=None, metavar="DIR",
+                        help="continue the training state another call left in DIR (supernet.pt, momentum.pt, "
+                        "progress.json), e.g. the previous GPU job's output")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The :class:`TrainConfig` described by parsed :func:`add_arguments` options."""
+    """The :class:`TrainConfig` described by parsed :func:`add_arguments` options (ValueError for options that
+    exclude each other)."""
+    if args.init is not None and args.resume_from is not None:
+        raise ValueError("--init starts a new run from a checkpoint, --resume-from continues one: pass only one")
     return TrainConfig(epochs=args.epochs, time_budget_s=args.time_budget, batch_size=args.batch_size,
                        lr=args.lr, warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay,
                        num_random=args.num_random, eval_every=args.eval_every, n_calib=args.n_calib,
-                       seed=args.seed, channels_last=args.channels_last)
+                       seed=args.seed, channels_last=args.channels_last, schedule=args.schedule)
 
 
 def run(args: argparse.Namespace) -> int:
-    """``dynofa train``: train on CIFAR-10 (train split), export ``<out>/supernet.pt``."""
+    """``dynofa train``: train on CIFAR-10 (train split); ``<out>/supernet.pt`` is the trained checkpoint."""
     config = config_from_args(args)
     device = resolve_device(args.device)
     torch.manual_seed(config.seed)
@@ -406,9 +384,9 @@ def run(args: argparse.Namespace) -> int:
     spec = SupernetSpec()
     supernet = initial_supernet(spec, args.init)
     train_supernet(supernet, spec, data.train_x[train_idx], data.train_y[train_idx], data.train_x[split.val],
-                   data.train_y[split.val], config, args.out, device, resume=args.resume)
-    save_supernet(Path(args.out) / "supernet.pt", supernet, spec)
-    print(f"wrote {Path(args.out) / 'supernet.pt'}")
+                   data.train_y[split.val], config, args.out, device, resume=args.resume, resume_from=args.resume_from)
+    print(f"wrote {Path(args.out) / WEIGHTS} (the checkpoint; with {MOMENTUM} and {PROGRESS} the state that "
+          "--resume / --resume-from continue)")
     return 0
 
 

@@ -13,16 +13,16 @@ import torch
 from dynofa_ros.offline import gpu_job
 from dynofa_ros.offline.data import load_image_folder
 from dynofa_ros.offline.train import (
-    STATE_NAME,
     DeviceAugmenter,
     TrainConfig,
     initial_supernet,
-    load_train_state,
     lr_at,
+    make_optimizer,
     param_groups,
     plan_epochs,
     train_supernet,
 )
+from dynofa_ros.offline.train_state import STATE_FILES, Progress, load_train_state, read_progress, save_train_state
 from dynofa_ros.supernet.checkpoint import load_supernet, save_supernet
 from dynofa_ros.supernet.spec import SupernetSpec, build_supernet
 
@@ -71,7 +71,7 @@ def test_training_lowers_loss_resumes_and_exports(cifar_tiny_dir: Path, tiny_spe
     supernet = build_supernet(tiny_spec)
     config = TrainConfig(epochs=3, batch_size=32, lr=0.05, warmup_epochs=1, n_calib=16, eval_every=0)
     first = train_supernet(supernet, tiny_spec, x, y, x[:8], y[:8], config, tmp_path, log_fn=lambda _: None)
-    assert first.epochs == 3 and first.steps == 3 and (tmp_path / STATE_NAME).is_file()
+    assert first.epochs == 3 and first.steps == 3 and all((tmp_path / f).is_file() for f in STATE_FILES)
     losses = [r["loss_ce_largest"] for r in first.log]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
     assert 0.0 <= first.log[-1]["val_top1_largest"] <= 1.0  # the final epoch is always validated
@@ -80,6 +80,7 @@ def test_training_lowers_loss_resumes_and_exports(cifar_tiny_dir: Path, tiny_spe
     resumed = train_supernet(supernet, tiny_spec, x, y, x[:8], y[:8], longer, tmp_path, resume=True,
                              log_fn=lambda _: None)
     assert resumed.epochs == 4 and resumed.steps == 4 and [r["epoch"] for r in resumed.log] == [4]
+    assert read_progress(tmp_path)["epoch"] == 4
     records = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2, 3, 4]
     with pytest.raises(ValueError, match="different supernet spec"):
@@ -95,21 +96,72 @@ def test_training_lowers_loss_resumes_and_exports(cifar_tiny_dir: Path, tiny_spe
     assert (tmp_path / "supernet.pt").stat().st_size < 14e6
 
 
-def test_corrupt_or_foreign_train_state_is_a_clear_error(tiny_spec: SupernetSpec, tmp_path: Path) -> None:
-    path = tmp_path / STATE_NAME
-    path.write_bytes(b"PK\x03\x04 truncated")
-    with pytest.raises(ValueError, match="cannot read training state .*corrupt"):
-        load_train_state(path, tiny_spec)
-    torch.save({"state_dict": {}}, path)  # e.g. a checkpoint, not a training state
-    with pytest.raises(ValueError, match=r"not a dynofa training state \(missing \['model'"):
-        load_train_state(path, tiny_spec)
-    torch.save([1, 2], path)
+def test_fixed_schedule_continues_across_calls_with_its_momentum(cifar_tiny_dir: Path, tiny_spec: SupernetSpec,
+                                                                  tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    images, labels, _ = load_image_folder(cifar_tiny_dir)
+    x, y = images[::9][:32], labels[::9][:32]
+    config = TrainConfig(epochs=4, batch_size=16, lr=0.05, warmup_epochs=1, n_calib=16, eval_every=0,
+                         schedule="fixed")
+    quiet = {"log_fn": lambda _: None}
+    # one run of 4 epochs straight through ...
+    torch.manual_seed(1)
+    straight = train_supernet(build_supernet(tiny_spec), tiny_spec, x, y, x[:8], y[:8], config, tmp_path / "a",
+                              **quiet)
+    # ... and the same schedule as two calls of 2 epochs each, the second in another folder ("machine")
+    torch.manual_seed(1)
+    half = TrainConfig(**{**config.__dict__, "time_budget_s": 1e-9})  # the budget stops each call early
+    first = train_supernet(build_supernet(tiny_spec), tiny_spec, x, y, x[:8], y[:8], half, tmp_path / "b", **quiet)
+    assert first.epochs == 1 and first.log[0]["schedule_epochs"] == 4  # the cosine still spans 4 epochs
+    second_net = build_supernet(tiny_spec)
+    second = train_supernet(second_net, tiny_spec, x, y, x[:8], y[:8], config, tmp_path / "c",
+                            resume_from=tmp_path / "b", **quiet)
+    assert [r["epoch"] for r in second.log] == [2, 3, 4]
+    assert [r["lr"] for r in first.log + second.log] == pytest.approx([r["lr"] for r in straight.log])
+    assert read_progress(tmp_path / "c")["step"] == straight.steps
+
+    momentum = torch.load(tmp_path / "b" / "momentum.pt", weights_only=True)
+    optimizer = make_optimizer(second_net, config)
+    load_train_state(tmp_path / "b", second_net, tiny_spec, optimizer)
+    name, param = next(iter(second_net.named_parameters()))
+    torch.testing.assert_close(optimizer.state[param]["momentum_buffer"], momentum[name].float())
+    assert all(momentum[n].dtype == torch.float16 for n in momentum)
+    assert all((tmp_path / "b" / f).stat().st_size < 16 * 2**20 for f in STATE_FILES)
+
+    with pytest.raises(ValueError, match=r"fixed schedule with epochs=4 \(now 6\)"):
+        train_supernet(build_supernet(tiny_spec), tiny_spec, x, y, x, y, TrainConfig(**{**config.__dict__,
+                       "epochs": 6}), tmp_path / "d", resume_from=tmp_path / "b", **quiet)
+
+
+def test_corrupt_foreign_or_torn_train_state_is_a_clear_error(tiny_spec: SupernetSpec, tmp_path: Path) -> None:
+    net = build_supernet(tiny_spec)
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        load_train_state(tmp_path, net, tiny_spec)
+    save_train_state(tmp_path, net, tiny_spec, make_optimizer(net, TrainConfig()), Progress(1, 2), {})
+    assert load_train_state(tmp_path, net, tiny_spec) == Progress(1, 2, 0.0, [])
+    with pytest.raises(ValueError, match="different supernet spec"):
+        load_train_state(tmp_path, build_supernet(SupernetSpec()), SupernetSpec())
+
+    other = tmp_path / "other"  # a weights file from another run next to this progress record
+    save_train_state(other, net, tiny_spec, make_optimizer(net, TrainConfig()), Progress(), {})
+    (tmp_path / "momentum.pt").write_bytes((other / "momentum.pt").read_bytes() + b"x")
+    with pytest.raises(ValueError, match=r"momentum.pt does not match progress.json"):
+        load_train_state(tmp_path, net, tiny_spec)
+    (tmp_path / "momentum.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="momentum.pt is missing"):
+        load_train_state(tmp_path, net, tiny_spec)
+    (tmp_path / "progress.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_train_state(tmp_path, net, tiny_spec)
+    (tmp_path / "progress.json").write_text(json.dumps({"format": "something else"}))
     with pytest.raises(ValueError, match="not a dynofa training state"):
-        load_train_state(path, tiny_spec)
+        load_train_state(tmp_path, net, tiny_spec)
     x = np.zeros((32, 32, 32, 3), np.uint8)
     with pytest.raises(ValueError, match="not a dynofa training state"):
         train_supernet(build_supernet(tiny_spec), tiny_spec, x, np.zeros(32), x, np.zeros(32),
                        TrainConfig(epochs=1, batch_size=32), tmp_path, resume=True, log_fn=lambda _: None)
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        TrainConfig(schedule="linear")
 
 
 def test_rejects_too_few_images(tiny_spec: SupernetSpec, tmp_path: Path) -> None:
@@ -127,12 +179,13 @@ def test_gpu_job_runs_end_to_end_on_cpu(cifar_tiny_dir: Path, tmp_path: Path) ->
                 tar.add(jpg, arcname=f"cifar10/{'train' if i < 20 else 'test'}/{class_dir.name}/{jpg.name}")
     out = tmp_path / "out"
     rc = gpu_job.main(["--data", str(tarball), "--cache-dir", str(tmp_path / "cache"), "--out", str(out),
-                       "--work-dir", str(tmp_path / "work"), "--device", "cpu", "--val-size", "50",
+                       "--device", "cpu", "--val-size", "50",
                        "--max-train-images", "32", "--batch-size", "32", "--time-budget", "1",
                        "--n-calib", "16", "--eval-limit", "20", "--max-subnets", "3", "--eval-budget", "60",
                        "--latency-budget", "60", "--latency-warmup", "1", "--latency-runs", "3"])
     assert rc == 0
-    assert sorted(p.name for p in out.iterdir()) == ["job.log", "results.json", "supernet.pt", "train_log.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == ["job.log", "momentum.pt", "progress.json", "results.json",
+                                                     "supernet.pt", "train_log.jsonl"]
     results = json.loads((out / "results.json").read_text())
     assert {name: s["status"] for name, s in results["steps"].items()} == dict.fromkeys(
         ["data", "train", "export", "evaluate", "latency", "test"], "ok")

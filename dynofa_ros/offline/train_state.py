@@ -1,0 +1,134 @@
+"""The state of a supernet training run, portable between machines and sessions.
+
+One folder of three files, each under the device machine's 16 MiB transfer limit, so a run can stop on
+one lent GPU and go on, with the same learning-rate schedule and momentum, on the next:
+
+* ``supernet.pt``: the weights in the shipped checkpoint format (fp16, spec inside);
+* ``momentum.pt``: ``{parameter name: fp16 SGD momentum buffer}``;
+* ``progress.json``: epochs/steps done, wall time, per-epoch times, the recipe, the spec, and the SHA-256
+  of the two tensor files. It is written last, so a crash between the writes is caught on load.
+
+Rounding the weights to fp16 once per resume perturbs them by < 0.1 % (relative), far below one SGD step's
+noise; the run itself trains in fp32.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dynofa_ros.supernet.checkpoint import load_supernet, save_supernet
+from dynofa_ros.supernet.library import sha256_file
+from dynofa_ros.supernet.spec import SupernetSpec
+
+WEIGHTS, MOMENTUM, PROGRESS = "supernet.pt", "momentum.pt", "progress.json"
+STATE_FILES = (WEIGHTS, MOMENTUM, PROGRESS)
+STATE_FORMAT = "dynofa-train-state/1"
+# recipe fields a fixed schedule cannot change halfway (the learning rate would jump)
+SCHEDULE_FIELDS = ("schedule", "epochs", "batch_size", "lr", "warmup_epochs")
+
+
+@dataclass
+class Progress:
+    """Where a run stands: epochs and steps done, wall time spent, per-epoch wall times (the budget's estimate)."""
+
+    epoch: int = 0
+    step: int = 0
+    elapsed_s: float = 0.0
+    cycle_s: list[float] = field(default_factory=list)
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def save_train_state(folder: Path | str, supernet: nn.Module, spec: SupernetSpec, optimizer: torch.optim.Optimizer,
+                     progress: Progress, recipe: dict[str, Any]) -> None:
+    """Write the three state files into ``folder`` (``progress.json`` last)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_supernet(folder / WEIGHTS, supernet, spec)
+    momentum = {name: optimizer.state[p]["momentum_buffer"].detach().half().cpu()
+                for name, p in supernet.named_parameters()
+                if optimizer.state.get(p, {}).get("momentum_buffer") is not None}
+    _atomic_save(momentum, folder / MOMENTUM)
+    record = {"format": STATE_FORMAT, "epoch": progress.epoch, "step": progress.step,
+              "elapsed_s": progress.elapsed_s, "cycle_s": progress.cycle_s, "spec": spec.to_dict(),
+              "recipe": recipe, "sha256": {name: sha256_file(folder / name) for name in (WEIGHTS, MOMENTUM)}}
+    tmp_json = folder / (PROGRESS + ".tmp")
+    tmp_json.write_text(json.dumps(record, indent=1) + "\n")
+    tmp_json.replace(folder / PROGRESS)
+
+
+def read_progress(folder: Path | str) -> dict[str, Any]:
+    """``progress.json`` of a state folder, checked against the two tensor files beside it.
+
+    FileNotFoundError when there is no state; ValueError naming the problem when it is corrupt, foreign, or
+    the files do not belong together (a write interrupted halfway).
+    """
+    folder = Path(folder)
+    path = folder / PROGRESS
+    if not path.is_file():
+        raise FileNotFoundError(f"nothing to resume: {folder} holds no {PROGRESS} (a training state is "
+                                f"{', '.join(STATE_FILES)})")
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(record, dict) or record.get("format") != STATE_FORMAT:
+        raise ValueError(f"{path} is not a dynofa training state (format {STATE_FORMAT!r})")
+    for name in (WEIGHTS, MOMENTUM):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder / name} is missing: the training state needs {', '.join(STATE_FILES)}")
+        if sha256_file(folder / name) != record.get("sha256", {}).get(name):
+            raise ValueError(f"{folder / name} does not match {PROGRESS} (SHA-256 differs): the state was written "
+                             "only partly or mixed with another run's files")
+    return record
+
+
+def check_recipe(saved: dict[str, Any], recipe: dict[str, Any], where: Path) -> None:
+    """ValueError when a fixed schedule would change halfway (``SCHEDULE_FIELDS`` differ)."""
+    if "fixed" not in (saved.get("schedule"), recipe.get("schedule")):
+        return  # a budget-fitted schedule is re-planned on every resume anyway
+    changed = [f"{k}={saved.get(k)!r} (now {recipe.get(k)!r})"
+               for k in SCHEDULE_FIELDS if saved.get(k) != recipe.get(k)]
+    if changed:
+        raise ValueError(f"{where} was trained on a fixed schedule with {', '.join(changed)}; pass the same values "
+                         "to continue it, or start a new run with --init")
+
+
+def load_train_state(folder: Path | str, supernet: nn.Module, spec: SupernetSpec,
+                     optimizer: torch.optim.Optimizer | None = None, recipe: dict[str, Any] | None = None) -> Progress:
+    """Load a state folder's weights into ``supernet`` (and momentum into ``optimizer``); its :class:`Progress`.
+
+    ``recipe`` (the new run's, as a dict) is checked with :func:`check_recipe`. Errors as :func:`read_progress`,
+    and ValueError for another supernet spec or a momentum file that does not fit the model.
+    """
+    folder = Path(folder)
+    record = read_progress(folder)
+    if record.get("spec") != spec.to_dict():
+        raise ValueError(f"{folder} was trained with a different supernet spec")
+    if recipe is not None:
+        check_recipe(record.get("recipe", {}), recipe, folder)
+    weights, _ = load_supernet(folder / WEIGHTS, spec)  # CheckpointError is a ValueError
+    try:
+        momentum = torch.load(folder / MOMENTUM, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, bad pickle: several exception types
+        raise ValueError(f"cannot read {folder / MOMENTUM}: {type(exc).__name__}: {exc}") from exc
+    supernet.load_state_dict(weights.state_dict())
+    if optimizer is not None:
+        params = dict(supernet.named_parameters())
+        if not isinstance(momentum, dict) or set(momentum) - set(params) or any(
+                momentum[n].shape != params[n].shape for n in momentum):
+            raise ValueError(f"{folder / MOMENTUM} does not fit this supernet's parameters")
+        for name, buf in momentum.items():
+            optimizer.state[params[name]]["momentum_buffer"] = buf.to(params[name].device, torch.float32)
+    return Progress(int(record["epoch"]), int(record["step"]), float(record["elapsed_s"]),
+                    [float(c) for c in record["cycle_s"]])
