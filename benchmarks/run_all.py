@@ -34,8 +34,11 @@ BENCHMARKS: dict[str, tuple[list[str], str, str]] = {
     "contention": (["bench_manager.py", "--real-contention", "--no-plots"], "manager.md",
                    "real CPU contention run: frames to recover, accuracy given up"),
     "compare": (["bench_compare.py"], "compare.md", "Dynamic-OFA vs width-only and static networks"),
+    "compare-latency": (["bench_compare.py", "--latency-only"], "compare_latency.md",
+                        "Dynamic-OFA vs untrained width-only and static networks: weight-independent CPU latency"),
+    "library": (["bench_library.py"], "library.md", "shipped library vs the accuracy targets: per-level test "
+                "top-1, CPU latency (1 and 2 threads), GPU latency"),
     "gpu": (["bench_gpu.py"], "gpu.md", "per-level batch-1 GPU latency and switch time on CUDA (skips without a GPU)"),
-    "offline": ([], "offline.md", "shipped library: levels, LUT error, accuracy (written by `dynofa pipeline`)"),
 }
 DEFAULT = ("switch", "node", "manager")
 
@@ -56,9 +59,8 @@ def assemble() -> Path:
         "|---|---|---|",
     ]
     seen: set[str] = set()
-    for name, (cmd, _fragment, what) in BENCHMARKS.items():
-        command = f"`make bench BENCH_ARGS='{name}'`" if cmd else "`dynofa pipeline ...`"
-        parts.append(f"| {name} | {command} | {what} |")
+    for name, (_cmd, _fragment, what) in BENCHMARKS.items():
+        parts.append(f"| {name} | `make bench BENCH_ARGS='{name}'` | {what} |")
     for _name, (_cmd, fragment, _what) in BENCHMARKS.items():
         path = FRAGMENTS / fragment
         if fragment in seen or not path.exists():
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.assemble_only:
         for name in args.names:
             cmd = BENCHMARKS[name][0]
-            if not cmd or not (BENCH / cmd[0]).exists():
+            if not (BENCH / cmd[0]).exists():
                 print(f"[bench] {name}: nothing to run here", flush=True)
                 continue
             print(f"[bench] {name}: {' '.join(cmd)}", flush=True)

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""The shipped library against its accuracy and latency targets (issue 8), re-measured on this machine.
+
+Every level's top-1 on the 10 000 CIFAR-10 test images, run the way the perception node runs it (the runtime's
+cache mode with the level's stored BN statistics), beside the top-1 the library records; batch-1 CPU latency at
+1 and 2 threads, all levels timed interleaved in one run; the GPU latency the library records (measured on the
+lent GPU by bench_gpu.py). Goals: largest level >= 92 %, smallest >= 85 %, at least five levels with top-1
+monotone in CPU latency across a >= 3x span, and the recorded top-1 reproduced within 0.1 points.
+Writes library.json/library.md in docs/bench; exit code 1 when a goal is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dynofa_ros.offline.data import load_cifar10, subset, to_input  # noqa: E402
+from dynofa_ros.offline.library_build import cpu_latency  # noqa: E402
+from dynofa_ros.offline.timing import processor_name  # noqa: E402
+from dynofa_ros.supernet.checkpoint import load_supernet  # noqa: E402
+from dynofa_ros.supernet.library import SubnetLibrary, default_library_path  # noqa: E402
+from dynofa_ros.supernet.runtime import DynamicNetwork  # noqa: E402
+
+TARGET_LARGEST, TARGET_SMALLEST, MIN_LEVELS, MIN_SPAN, REPRODUCE_PP = 0.92, 0.85, 5, 3.0, 0.1
+
+
+@torch.no_grad()
+def runtime_top1(net: DynamicNetwork, images: torch.Tensor, labels: torch.Tensor, batch: int = 500) -> list[float]:
+    """Top-1 of every level as the runtime serves it (stored BN statistics, the level's resolution)."""
+    spec, out = net.spec, []
+    for index, level in enumerate(net.levels):
+        net.activate(index)
+        correct = sum(int((net.predict(to_input(images[i:i + batch], level.arch.resolution, spec.mean, spec.std))
+                           .argmax(1) == labels[i:i + batch]).sum()) for i in range(0, len(images), batch))
+        out.append(correct / len(images))
+    return out
+
+
+def goals(levels: list[dict], full_test_set: bool) -> list[tuple[str, str, bool]]:
+    """(goal, measured, passed) rows for the level records (ordered by the library); the recorded top-1 is
+    compared only on the full test set it was measured on."""
+    lat = [lv["cpu-1t"]["p50_s"] for lv in levels]
+    top1 = [lv["top1_now"] for lv in levels]
+    order = sorted(range(len(levels)), key=lambda i: lat[i])
+    monotone = all(top1[a] < top1[b] for a, b in zip(order, order[1:]))
+    span = max(lat) / min(lat)
+    worst = max(abs(lv["top1_now"] - lv["top1_recorded"]) for lv in levels) * 100
+    rows = [
+        (f"largest level top-1 >= {TARGET_LARGEST:.0%}", f"{max(top1):.2%}", max(top1) >= TARGET_LARGEST),
+        (f"smallest level top-1 >= {TARGET_SMALLEST:.0%}", f"{top1[order[0]]:.2%}", top1[order[0]] >= TARGET_SMALLEST),
+        (f">= {MIN_LEVELS} levels, top-1 monotone in cpu-1t latency", f"{len(levels)} levels, "
+         f"{'monotone' if monotone else 'NOT monotone'}", len(levels) >= MIN_LEVELS and monotone),
+        (f"cpu-1t latency span >= {MIN_SPAN:g}x", f"{span:.2f}x", span >= MIN_SPAN),
+    ]
+    if full_test_set:
+        rows.append((f"recorded top-1 reproduced within {REPRODUCE_PP} pp", f"max diff {worst:.2f} pp",
+                     worst <= REPRODUCE_PP))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--library", type=Path, default=None, help="library JSON (default: the shipped one)")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench", help="folder for library.json/.md")
+    parser.add_argument("--repeats", type=int, default=100, help="timed batch-1 runs per level and profile")
+    parser.add_argument("--max-images", type=int, default=None, help="a seeded random N of the test images (quick "
+                        "runs; the recorded top-1 is then not checked)")
+    args = parser.parse_args(argv)
+    path = args.library or default_library_path()
+    library = SubnetLibrary.load(path)
+    data = load_cifar10(progress=False)
+    pick = subset(np.arange(len(data.test_y)), args.max_images)
+    n, full = len(pick), len(pick) == len(data.test_y)
+    images, labels = torch.from_numpy(data.test_x[pick]), torch.from_numpy(data.test_y[pick])
+    t0 = time.perf_counter()
+    top1 = runtime_top1(DynamicNetwork.from_library(library), images, labels)
+    eval_s = time.perf_counter() - t0
+    supernet, _ = load_supernet(library.checkpoint_path, library.spec)
+    profiles = ["cpu-1t", "cpu-2t"]
+    timed = cpu_latency(supernet, [lv.arch for lv in library.levels], profiles, 20, args.repeats, 5)
+    levels = []
+    for lv, now, lat in zip(library.levels, top1, timed, strict=True):
+        gpu = lv.latency_for("gpu")
+        levels.append({"level": lv.name, "resolution": lv.arch.resolution, "depth": list(lv.arch.d), "macs": lv.macs,
+                       "params": lv.params, "top1_recorded": lv.top1, "top1_now": now,
+                       **{p.profile: {"p50_s": p.p50_s, "p90_s": p.p90_s} for p in lat},
+                       "gpu_recorded": None if gpu is None else {"p50_s": gpu.p50_s, "processor": gpu.processor}})
+    rows = goals(levels, full)
+    record = {"library": str(path), "eval_set": f"cifar10-test ({n} images)", "processor": processor_name(),
+              "threads_available": torch.get_num_threads(), "torch": torch.__version__,
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "eval_s": eval_s, "levels": levels,
+              "goals": [{"goal": g, "measured": m, "pass": ok} for g, m, ok in rows]}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "library.json").write_text(json.dumps(record, indent=1) + "\n")
+    gpu_name = next((lv["gpu_recorded"]["processor"] for lv in levels if lv["gpu_recorded"]), "none recorded")
+    lines = [f"### Shipped library vs the accuracy targets (bench_library.py), {record['date']}", "",
+             f"- Machine: {record['processor']}; torch {record['torch']}. Top-1 on {record['eval_set']}, served "
+             "as the perception node serves it (cache mode, stored BN statistics); CPU latency: batch 1, median of "
+             f"{args.repeats} interleaved runs; GPU: the library's record ({gpu_name}, bench_gpu.py).", "",
+             "| level | px | depth | MMACs | top-1 now | top-1 recorded | CPU 1 thread p50 ms | CPU 2 threads p50 ms "
+             "| GPU p50 ms |", "|---|---|---|---|---|---|---|---|---|"]
+    for lv in levels:
+        gpu = f"{lv['gpu_recorded']['p50_s'] * 1e3:.2f}" if lv["gpu_recorded"] else "–"
+        lines.append(f"| {lv['level']} | {lv['resolution']} | {' '.join(map(str, lv['depth']))} | "
+                     f"{lv['macs'] / 1e6:.1f} | {lv['top1_now']:.2%} | {lv['top1_recorded']:.2%} | "
+                     f"{lv['cpu-1t']['p50_s'] * 1e3:.2f} | {lv['cpu-2t']['p50_s'] * 1e3:.2f} | {gpu} |")
+    lines += ["", "| goal | measured | |", "|---|---|---|"]
+    lines += [f"| {g} | {m} | {'PASS' if ok else 'FAIL'} |" for g, m, ok in rows]
+    (args.out / "library.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0 if all(ok for _, _, ok in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
