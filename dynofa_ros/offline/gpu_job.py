@@ -41,7 +41,6 @@ from dynofa_ros.offline.train import (
 )
 from dynofa_ros.offline.train_state import PROGRESS, WEIGHTS, load_train_state
 from dynofa_ros.supernet.arch import SubnetArch
-from dynofa_ros.supernet.checkpoint import save_supernet
 from dynofa_ros.supernet.runtime import extract_subnet
 from dynofa_ros.supernet.spec import SupernetSpec
 
@@ -200,9 +199,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
 
     with res.step("export", log):
-        path = args.out / WEIGHTS
-        if not (args.out / PROGRESS).is_file():  # no epoch completed: ship the starting weights
-            save_supernet(path, supernet, spec)
+        path = args.out / WEIGHTS  # written with the training state after every epoch
+        if not (args.out / PROGRESS).is_file():
+            raise RuntimeError("no training epoch completed: there is no checkpoint to export")
         res.data["checkpoint"] = {"path": path.name, "bytes": path.stat().st_size}
 
     candidates: list[dict[str, Any]] = res.data.setdefault("candidates", [])

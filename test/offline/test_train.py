@@ -178,11 +178,11 @@ def test_gpu_job_runs_end_to_end_on_cpu(cifar_tiny_dir: Path, tmp_path: Path) ->
             for i, jpg in enumerate(sorted(class_dir.iterdir())):
                 tar.add(jpg, arcname=f"cifar10/{'train' if i < 20 else 'test'}/{class_dir.name}/{jpg.name}")
     out = tmp_path / "out"
-    rc = gpu_job.main(["--data", str(tarball), "--cache-dir", str(tmp_path / "cache"), "--out", str(out),
-                       "--device", "cpu", "--val-size", "50",
-                       "--max-train-images", "32", "--batch-size", "32", "--time-budget", "1",
-                       "--n-calib", "16", "--eval-limit", "20", "--max-subnets", "3", "--eval-budget", "60",
-                       "--latency-budget", "60", "--latency-warmup", "1", "--latency-runs", "3"])
+    common = ["--data", str(tarball), "--cache-dir", str(tmp_path / "cache"), "--device", "cpu", "--val-size", "50",
+              "--max-train-images", "32", "--batch-size", "32", "--time-budget", "1", "--n-calib", "16",
+              "--eval-limit", "20", "--eval-budget", "60", "--latency-budget", "60", "--latency-warmup", "1",
+              "--latency-runs", "3"]
+    rc = gpu_job.main([*common, "--out", str(out), "--max-subnets", "3"])
     assert rc == 0
     assert sorted(p.name for p in out.iterdir()) == ["job.log", "momentum.pt", "progress.json", "results.json",
                                                      "supernet.pt", "train_log.jsonl"]
@@ -196,6 +196,17 @@ def test_gpu_job_runs_end_to_end_on_cpu(cifar_tiny_dir: Path, tmp_path: Path) ->
     assert all(0.0 <= c["val_top1"] <= 1.0 and 0 < c["latency"]["p50_s"] <= c["latency"]["p90_s"]
                for c in results["candidates"])
     assert set(results["test"]) == {"largest", "smallest"}
+    # a later call continues the run from this call's output ...
+    assert gpu_job.main([*common, "--out", str(tmp_path / "next"), "--max-subnets", "2",
+                         "--resume-from", str(out)]) == 0
+    assert read_progress(tmp_path / "next")["step"] > read_progress(out)["step"]
+    # ... but not with a schedule that would jump: training fails, nothing is exported, the job says so
+    assert gpu_job.main([*common, "--out", str(tmp_path / "bad"), "--max-subnets", "2", "--resume-from", str(out),
+                         "--schedule", "fixed"]) == 1
+    steps = json.loads((tmp_path / "bad" / "results.json").read_text())["steps"]
+    assert steps["train"]["status"] == steps["export"]["status"] == "error"
+    assert "fixed schedule" in steps["train"]["error"] and not (tmp_path / "bad" / "supernet.pt").exists()
+
     shipped = load_supernet(out / "supernet.pt")[0].state_dict()["classifier.linear.weight"]
     continued = initial_supernet(SupernetSpec(), out / "supernet.pt")
     assert continued.training and torch.equal(continued.state_dict()["classifier.linear.weight"], shipped)
