@@ -145,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
     if args.repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
     if any(r < 32 for r in args.resolutions or ()):
-        raise ValueError(f"resolutions below 32 px leave nothing for the last stage: {args.resolutions}")
+        raise ValueError(f"the network downsamples by 32: resolutions below 32 px are not supported, "
+                         f"got {args.resolutions}")
     library = SubnetLibrary.load(args.library or default_library_path(), verify=args.checkpoint is None)
     supernet, spec = load_supernet(args.checkpoint or library.checkpoint_path, library.spec)
     subnets = [(f"{name}@{r}" if args.resolutions else name, replace(arch, resolution=r))
