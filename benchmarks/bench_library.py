@@ -45,6 +45,10 @@ def runtime_top1(net: DynamicNetwork, images: torch.Tensor, labels: torch.Tensor
     return out
 
 
+def _short(value: float, target: float) -> str:
+    return f"{value:.2%}" + (f" (short by {(target - value) * 100:.2f} points)" if value < target else "")
+
+
 def goals(levels: list[dict], full_test_set: bool) -> list[tuple[str, str, bool]]:
     """(goal, measured, passed) rows for the level records (ordered by the library); the recorded top-1 is
     compared only on the full test set it was measured on."""
@@ -55,8 +59,10 @@ def goals(levels: list[dict], full_test_set: bool) -> list[tuple[str, str, bool]
     span = max(lat) / min(lat)
     worst = max(abs(lv["top1_now"] - lv["top1_recorded"]) for lv in levels) * 100
     rows = [
-        (f"largest level top-1 >= {TARGET_LARGEST:.0%}", f"{max(top1):.2%}", max(top1) >= TARGET_LARGEST),
-        (f"smallest level top-1 >= {TARGET_SMALLEST:.0%}", f"{top1[order[0]]:.2%}", top1[order[0]] >= TARGET_SMALLEST),
+        (f"largest level top-1 >= {TARGET_LARGEST:.0%}", _short(max(top1), TARGET_LARGEST),
+         max(top1) >= TARGET_LARGEST),
+        (f"smallest level top-1 >= {TARGET_SMALLEST:.0%}", _short(top1[order[0]], TARGET_SMALLEST),
+         top1[order[0]] >= TARGET_SMALLEST),
         (f">= {MIN_LEVELS} levels, top-1 monotone in cpu-1t latency", f"{len(levels)} levels, "
          f"{'monotone' if monotone else 'NOT monotone'}", len(levels) >= MIN_LEVELS and monotone),
         (f"cpu-1t latency span >= {MIN_SPAN:g}x", f"{span:.2f}x", span >= MIN_SPAN),
@@ -115,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
                      f"{lv['cpu-1t']['p50_s'] * 1e3:.2f} | {lv['cpu-2t']['p50_s'] * 1e3:.2f} | {gpu} |")
     lines += ["", "| goal | measured | |", "|---|---|---|"]
     lines += [f"| {g} | {m} | {'PASS' if ok else 'FAIL'} |" for g, m, ok in rows]
+    if not all(ok for _, _, ok in rows[:2]):
+        lines += ["", "Why the accuracy targets are missed and what the next GPU run changes: "
+                  "[TRAINING.md](TRAINING.md#against-the-accuracy-targets-issue-8)."]
     (args.out / "library.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0 if all(ok for _, _, ok in rows) else 1
