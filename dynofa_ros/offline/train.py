@@ -23,6 +23,8 @@ Recipe, and why:
 * bf16 autocast on CUDA (no loss scaling needed), fp32 on CPU. The data live on the device as uint8;
   crop (4-px zero padding) and flip are one gather per batch, then normalisation and bilinear
   upsampling on the device. ``cudnn.benchmark`` stays off: it re-tunes every new subnet shape.
+  ``memory_format="auto"`` times a few sandwich steps with contiguous (NCHW) and channels-last (NHWC) tensors
+  before training and keeps the faster (depth-wise convolutions in bf16 can differ a lot between the two).
 * Running BN statistics from training are meaningless for subnets; the quick validation recalibrates
   BN on ``n_calib`` training images before measuring top-1 on the held-out split.
 """
@@ -47,11 +49,13 @@ from torch import nn
 
 from dynofa_ros.offline.data import default_cache_dir, load_cifar10, stratified_split, subset, to_input
 from dynofa_ros.offline.evaluate import evaluate_arch
+from dynofa_ros.offline.timing import cuda_sync, time_calls
 from dynofa_ros.offline.train_state import MOMENTUM, PROGRESS, WEIGHTS, Progress, load_train_state, save_train_state
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.spec import SupernetSpec, build_supernet
 
 SCHEDULES = ("fit", "fixed")
+MEMORY_FORMATS = ("contiguous", "channels_last", "auto")
 
 
 class TrainingDiverged(RuntimeError):
@@ -75,7 +79,7 @@ class TrainConfig:
     eval_every: int = 5
     n_calib: int = 2000
     seed: int = 0
-    channels_last: bool = False
+    memory_format: str = "contiguous"
     schedule: str = "fit"
 
     def __post_init__(self) -> None:
@@ -83,6 +87,8 @@ class TrainConfig:
             raise ValueError("epochs, batch_size and lr must be positive, num_random non-negative")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.memory_format not in MEMORY_FORMATS:
+            raise ValueError(f"memory_format must be one of {MEMORY_FORMATS}, got {self.memory_format!r}")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise ValueError(f"time_budget_s must be positive, got {self.time_budget_s}")
 
@@ -170,6 +176,60 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
                            nesterov=True)
 
 
+def sandwich_step(model: nn.Module, choices: Sequence[Any], activate: Callable[[Any], object], images: torch.Tensor,
+                  target: torch.Tensor, config: TrainConfig, mean: Sequence[float], std: Sequence[float],
+                  channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward/backward of one sandwich step (gradients accumulate; no optimizer step): the first choice on the
+    labels, the others distilled from it. Returns the detached (cross-entropy, summed KL) losses."""
+    autocast = torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=images.device.type == "cuda")
+    largest, *students = choices
+    activate(largest)
+    with autocast:
+        logits = model(to_input(images, largest.resolution, mean, std, channels_last))
+    ce = F.cross_entropy(logits.float(), target, label_smoothing=config.label_smoothing)
+    ce.backward()
+    teacher = F.log_softmax(logits.detach().float(), dim=1)
+    kd_total = torch.zeros((), device=images.device)
+    for choice in students:
+        activate(choice)
+        with autocast:
+            out = model(to_input(images, choice.resolution, mean, std, channels_last))
+        kd = F.kl_div(F.log_softmax(out.float(), dim=1), teacher, reduction="batchmean", log_target=True)
+        kd.backward()
+        kd_total += kd.detach()
+    return ce.detach(), kd_total
+
+
+def set_memory_format(model: nn.Module, channels_last: bool) -> None:
+    """Store ``model``'s 4-D parameters channels-last (NHWC) or contiguous (NCHW)."""
+    model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+def faster_memory_format(step: Callable[[bool], object], model: nn.Module, device: torch.device, trials: int = 3,
+                         log_fn: Callable[[str], object] = print) -> bool:
+    """True when ``step(channels_last=True)`` is faster than with contiguous tensors (median of ``trials`` steps
+    after one warm-up each). A format whose step fails is not chosen; gradients are cleared after."""
+    seconds: dict[bool, float] = {}
+    for channels_last in (False, True):
+        set_memory_format(model, channels_last)
+        try:
+            samples = time_calls(lambda cl=channels_last: step(cl), 1, trials, sync=cuda_sync(device))
+            seconds[channels_last] = float(np.median(samples))
+        except RuntimeError as exc:
+            log_fn(f"memory format probe: {_format_name(channels_last)} failed ({exc})")
+        model.zero_grad(set_to_none=True)
+    if not seconds:
+        raise RuntimeError("a training step fails in both memory formats")
+    chosen = min(seconds, key=seconds.__getitem__)
+    log_fn("memory format probe: " + ", ".join(f"{_format_name(k)} {v * 1e3:.1f} ms/step" for k, v in seconds.items())
+           + f" -> {_format_name(chosen)}")
+    return chosen
+
+
+def _format_name(channels_last: bool) -> str:
+    return "channels_last" if channels_last else "contiguous"
+
+
 def sandwich_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, choose: Callable[[random.Random], list[Any]],
                     activate: Callable[[Any], object], train_x: np.ndarray, train_y: np.ndarray, config: TrainConfig,
                     device: torch.device, mean: Sequence[float], std: Sequence[float], *,
@@ -192,14 +252,21 @@ def sandwich_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, choose: 
     progress = progress or Progress()
     torch.backends.cudnn.benchmark = False
     model.to(device).train()
-    if config.channels_last:
-        model.to(memory_format=torch.channels_last)
     labels = torch.from_numpy(np.asarray(train_y, dtype=np.int64)).to(device)
     augment = DeviceAugmenter(train_x, device)
+    gen = torch.Generator(device=device)
+    if config.memory_format == "auto":
+        gen.manual_seed(config.seed)
+        probe_idx = torch.arange(config.batch_size, device=device)
+        probe = (augment(probe_idx, gen), labels[probe_idx], choose(random.Random(config.seed)))
+        channels_last = faster_memory_format(
+            lambda cl: sandwich_step(model, probe[2], activate, probe[0], probe[1], config, mean, std, cl),
+            model, device, log_fn=log_fn)
+    else:
+        channels_last = config.memory_format == "channels_last"
+    set_memory_format(model, channels_last)
     warmup_steps = max(1, round(config.warmup_epochs * steps_per_epoch))
     fixed = config.schedule == "fixed"
-    gen = torch.Generator(device=device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     cycles, log, eval_reserve = progress.cycle_s, [], 0.0
     planned = plan_epochs(progress.epoch, cycles, progress.elapsed_s, config.time_budget_s, config.epochs)
     start = time.perf_counter() - progress.elapsed_s
@@ -218,25 +285,12 @@ def sandwich_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, choose: 
             idx = perm[s * config.batch_size:(s + 1) * config.batch_size]
             images, target = augment(idx, gen), labels[idx]
             optimizer.zero_grad(set_to_none=True)
-            largest, *students = choose(rng)
-            activate(largest)
-            with autocast:
-                logits = model(to_input(images, largest.resolution, mean, std, config.channels_last))
-            ce = F.cross_entropy(logits.float(), target, label_smoothing=config.label_smoothing)
-            ce.backward()
-            teacher = F.log_softmax(logits.detach().float(), dim=1)
-            kd_total = torch.zeros((), device=device)
-            for choice in students:
-                activate(choice)
-                with autocast:
-                    out = model(to_input(images, choice.resolution, mean, std, config.channels_last))
-                kd = F.kl_div(F.log_softmax(out.float(), dim=1), teacher, reduction="batchmean", log_target=True)
-                kd.backward()
-                kd_total += kd.detach()
+            ce, kd_total = sandwich_step(model, choose(rng), activate, images, target, config, mean, std,
+                                         channels_last)
             if config.grad_clip > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
-            sums += torch.stack([ce.detach(), kd_total])
+            sums += torch.stack([ce, kd_total])
             progress.step += 1
         loss_ce, loss_kd = (sums / steps_per_epoch).tolist()
         train_s = time.perf_counter() - t0
@@ -349,7 +403,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-every", type=int, default=d.eval_every, help="quick val every N epochs (0: end)")
     parser.add_argument("--n-calib", type=int, default=d.n_calib, help="BN calibration images")
     parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--memory-format", choices=MEMORY_FORMATS, default=d.memory_format,
+                        help="tensor layout while training; auto times a few steps in each and keeps the faster "
+                        "(default: %(default)s)")
     parser.add_argument("--val-size", type=int, default=5000, help="held-out split of the training set")
     parser.add_argument("--max-train-images", type=int, default=None, help="train on a subset (quick runs)")
     parser.add_argument("--init", type=Path, default=None, help="start from this shipped supernet.pt "
@@ -370,7 +426,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(epochs=args.epochs, time_budget_s=args.time_budget, batch_size=args.batch_size,
                        lr=args.lr, warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay,
                        num_random=args.num_random, eval_every=args.eval_every, n_calib=args.n_calib,
-                       seed=args.seed, channels_last=args.channels_last, schedule=args.schedule)
+                       seed=args.seed, memory_format=args.memory_format, schedule=args.schedule)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from dynofa_ros.offline.data import load_image_folder
 from dynofa_ros.offline.train import (
     DeviceAugmenter,
     TrainConfig,
+    faster_memory_format,
     initial_supernet,
     lr_at,
     make_optimizer,
@@ -162,6 +164,38 @@ def test_corrupt_foreign_or_torn_train_state_is_a_clear_error(tiny_spec: Superne
                        TrainConfig(epochs=1, batch_size=32), tmp_path, resume=True, log_fn=lambda _: None)
     with pytest.raises(ValueError, match="schedule must be one of"):
         TrainConfig(schedule="linear")
+
+
+def test_memory_format_probe_keeps_the_faster_working_format() -> None:
+    model = torch.nn.Conv2d(3, 4, 3)
+    messages: list[str] = []
+
+    def slow_contiguous(channels_last: bool) -> None:
+        time.sleep(0 if channels_last else 0.02)
+
+    assert faster_memory_format(slow_contiguous, model, torch.device("cpu"), log_fn=messages.append) is True
+    assert "-> channels_last" in messages[-1]
+
+    def channels_last_fails(channels_last: bool) -> None:
+        if channels_last:
+            raise RuntimeError("no NHWC kernel")
+
+    assert faster_memory_format(channels_last_fails, model, torch.device("cpu"), log_fn=messages.append) is False
+    assert "channels_last failed (no NHWC kernel)" in messages[-2] and "-> contiguous" in messages[-1]
+    with pytest.raises(RuntimeError, match="both memory formats"):
+        faster_memory_format(lambda _: channels_last_fails(True), model, torch.device("cpu"), log_fn=messages.append)
+
+
+def test_training_with_the_probed_memory_format(cifar_tiny_dir: Path, tiny_spec: SupernetSpec, tmp_path: Path) -> None:
+    images, labels, _ = load_image_folder(cifar_tiny_dir)
+    messages: list[str] = []
+    config = TrainConfig(epochs=1, batch_size=16, n_calib=16, eval_every=0, memory_format="auto")
+    result = train_supernet(build_supernet(tiny_spec), tiny_spec, images[:32], labels[:32], images[:8], labels[:8],
+                            config, tmp_path, log_fn=messages.append)
+    assert result.steps == 2 and np.isfinite(result.log[0]["loss_ce_largest"])
+    assert any(m.startswith("memory format probe: contiguous") and "channels_last" in m for m in messages)
+    with pytest.raises(ValueError, match="memory_format must be one of"):
+        TrainConfig(memory_format="nhwc")
 
 
 def test_rejects_too_few_images(tiny_spec: SupernetSpec, tmp_path: Path) -> None:
