@@ -1,6 +1,7 @@
 """The one-shot GPU job: decode CIFAR-10, train the supernet within a time budget, export it, then
 evaluate as many subnets as a budget allows (val top-1, MACs, params), their batch-1 latency, and
-the test top-1 of the largest and smallest subnets.
+the test top-1 of the largest and smallest subnets beside their top-1 on as many training images fed without
+augmentation (how well the supernet fits its data: the gap says whether to train longer or regularise).
 
 Writes to ``--out`` (six files, each under the device machine's 16 MiB transfer limit): the training state,
 rewritten after every epoch (``supernet.pt``: the shipped fp16 checkpoint; ``momentum.pt``, ``progress.json``:
@@ -236,11 +237,15 @@ def main(argv: list[str] | None = None) -> int:
     with res.step("test", log):
         test_x, test_y = (torch.from_numpy(data[k]).to(device) for k in ("test_x", "test_y"))
         calib = torch.from_numpy(data["train_x"]).to(device)
+        fit = subset(np.arange(len(data["train_y"])), len(test_y), config.seed)  # as many as the test images
+        fit_x, fit_y = (torch.from_numpy(data[k][fit]).to(device) for k in ("train_x", "train_y"))
         res.data["test"] = {}
         for name, arch in (("largest", SubnetArch.largest(spec)), ("smallest", SubnetArch.smallest(spec))):
             top1 = evaluate_arch(supernet, arch, test_x, test_y, calib, spec, config.n_calib)
-            res.data["test"][name] = {"arch": arch.to_dict(), "test_top1": top1, "images": len(test_y)}
-            log(f"test top-1 {name}: {top1:.4f}")
+            train_top1 = evaluate_arch(supernet, arch, fit_x, fit_y, calib, spec, config.n_calib)
+            res.data["test"][name] = {"arch": arch.to_dict(), "test_top1": top1, "images": len(test_y),
+                                      "train_top1": train_top1}
+            log(f"{name}: test top-1 {top1:.4f}, training images (no augmentation) {train_top1:.4f}")
 
     return res.finish(log)
 

@@ -230,6 +230,7 @@ def test_gpu_job_runs_end_to_end_on_cpu(cifar_tiny_dir: Path, tmp_path: Path) ->
     assert all(0.0 <= c["val_top1"] <= 1.0 and 0 < c["latency"]["p50_s"] <= c["latency"]["p90_s"]
                for c in results["candidates"])
     assert set(results["test"]) == {"largest", "smallest"}
+    assert all(0.0 <= r["train_top1"] <= 1.0 and r["images"] == 20 for r in results["test"].values())
     # a later call continues the run from this call's output ...
     assert gpu_job.main([*common, "--out", str(tmp_path / "next"), "--max-subnets", "2",
                          "--resume-from", str(out)]) == 0
