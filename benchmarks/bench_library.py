@@ -31,6 +31,7 @@ from dynofa_ros.supernet.library import SubnetLibrary, default_library_path  # n
 from dynofa_ros.supernet.runtime import DynamicNetwork  # noqa: E402
 
 TARGET_LARGEST, TARGET_SMALLEST, MIN_LEVELS, MIN_SPAN, REPRODUCE_PP = 0.92, 0.85, 5, 3.0, 0.1
+LATENCY_NOISE = 0.05  # a slower level may time up to 5 % faster than the one before it (shared machines)
 
 
 @torch.no_grad()
@@ -50,26 +51,26 @@ def _short(value: float, target: float) -> str:
 
 
 def goals(levels: list[dict], full_test_set: bool) -> list[tuple[str, str, bool]]:
-    """(goal, measured, passed) rows for the level records (ordered by the library); the recorded top-1 is
-    compared only on the full test set it was measured on."""
+    """(goal, measured, passed) rows for the level records, in the library's order (fastest first). Top-1 must
+    rise level by level while the measured latency does not fall by more than the timing noise; the recorded
+    top-1 is compared only on the full test set it was measured on."""
     lat = [lv["cpu-1t"]["p50_s"] for lv in levels]
     top1 = [lv["top1_now"] for lv in levels]
-    order = sorted(range(len(levels)), key=lambda i: lat[i])
-    monotone = all(top1[a] < top1[b] for a, b in zip(order, order[1:]))
-    span = max(lat) / min(lat)
+    monotone = all(b > a for a, b in zip(top1, top1[1:])) and all(
+        b >= a * (1 - LATENCY_NOISE) for a, b in zip(lat, lat[1:]))
+    span = lat[-1] / lat[0]
     worst = max(abs(lv["top1_now"] - lv["top1_recorded"]) for lv in levels) * 100
     rows = [
-        (f"largest level top-1 >= {TARGET_LARGEST:.0%}", _short(max(top1), TARGET_LARGEST),
-         max(top1) >= TARGET_LARGEST),
-        (f"smallest level top-1 >= {TARGET_SMALLEST:.0%}", _short(top1[order[0]], TARGET_SMALLEST),
-         top1[order[0]] >= TARGET_SMALLEST),
+        (f"largest level top-1 >= {TARGET_LARGEST:.0%}", _short(top1[-1], TARGET_LARGEST), top1[-1] >= TARGET_LARGEST),
+        (f"smallest level top-1 >= {TARGET_SMALLEST:.0%}", _short(top1[0], TARGET_SMALLEST),
+         top1[0] >= TARGET_SMALLEST),
         (f">= {MIN_LEVELS} levels, top-1 monotone in cpu-1t latency", f"{len(levels)} levels, "
          f"{'monotone' if monotone else 'NOT monotone'}", len(levels) >= MIN_LEVELS and monotone),
         (f"cpu-1t latency span >= {MIN_SPAN:g}x", f"{span:.2f}x", span >= MIN_SPAN),
     ]
     if full_test_set:
         rows.append((f"recorded top-1 reproduced within {REPRODUCE_PP} pp", f"max diff {worst:.2f} pp",
-                     worst <= REPRODUCE_PP))
+                     worst <= REPRODUCE_PP + 1e-9))
     return rows
 
 

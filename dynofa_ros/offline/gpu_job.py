@@ -8,7 +8,8 @@ rewritten after every epoch (``supernet.pt``: the shipped fp16 checkpoint; ``mom
 what ``--resume-from`` needs to continue the run in a later call), ``train_log.jsonl`` (one record per
 epoch), ``job.log`` (everything printed) and ``results.json`` (rewritten after every step, so a timeout
 still leaves the results so far).
-Every step is guarded: a failure is logged and recorded and the next step still runs.
+Every step is guarded: a failure is logged and recorded and the next step still runs (the measuring steps are
+skipped when training left no checkpoint).
 """
 
 from __future__ import annotations
@@ -86,6 +87,12 @@ class Results:
             log(f"!! {name} failed:\n{traceback.format_exc()}")
         record["seconds"] = round(time.perf_counter() - t0, 2)
         log(f"== {name}: {record['status']} in {record['seconds']} s")
+        self.save()
+
+    def skip(self, name: str, reason: str, log: JobLog) -> None:
+        """Record a step as skipped (it counts as not ok)."""
+        self.data["steps"][name] = {"status": "skipped", "reason": reason}
+        log(f"== {name}: skipped ({reason})")
         self.save()
 
     def finish(self, log: JobLog) -> int:
@@ -204,6 +211,11 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.out / PROGRESS).is_file():
             raise RuntimeError("no training epoch completed: there is no checkpoint to export")
         res.data["checkpoint"] = {"path": path.name, "bytes": path.stat().st_size}
+
+    if res.data["steps"]["export"]["status"] != "ok":
+        for name in ("evaluate", "latency", "test"):  # nothing trained to measure
+            res.skip(name, "no trained checkpoint (see the train step)", log)
+        return res.finish(log)
 
     candidates: list[dict[str, Any]] = res.data.setdefault("candidates", [])
     with res.step("evaluate", log):

@@ -340,13 +340,19 @@ def train_supernet(supernet: nn.Module, spec: SupernetSpec, train_x: np.ndarray,
     supernet.to(device)
     optimizer = make_optimizer(supernet, config)
     progress = Progress()
+    recipe = {**asdict(config), "train_images": len(train_x)}
+    if resume_from is not None and config.schedule != "fixed":
+        raise ValueError("--resume-from continues a fixed schedule (--schedule fixed); to start a new cycle from "
+                         f"that state's weights, use --init {Path(resume_from) / 'supernet.pt'}")
     if resume or resume_from is not None:
         source = Path(resume_from) if resume_from is not None else work_dir
-        progress = load_train_state(source, supernet, spec, optimizer, asdict(config))
+        progress = load_train_state(source, supernet, spec, optimizer, recipe)
         if resume_from is not None:  # a new call: its own budget and epoch-time estimate
             progress = Progress(progress.epoch, progress.step)
+        if config.schedule == "fixed" and progress.epoch >= config.epochs:
+            raise ValueError(f"the fixed schedule of {config.epochs} epochs in {source} is already complete")
         log_fn(f"resumed from {source} at epoch {progress.epoch}, step {progress.step}")
-    if not resume and log_path.exists():
+    elif log_path.exists():  # a new run
         log_path.unlink()
 
     val = (torch.from_numpy(np.ascontiguousarray(val_x)).to(device), torch.from_numpy(np.asarray(val_y)).to(device))
@@ -361,7 +367,7 @@ def train_supernet(supernet: nn.Module, spec: SupernetSpec, train_x: np.ndarray,
         return sandwich_epochs(supernet, optimizer, choose, lambda arch: arch.apply(supernet), train_x, train_y,
                                config, device, spec.mean, spec.std, progress=progress,
                                on_epoch_end=lambda p: save_train_state(work_dir, supernet, spec, optimizer, p,
-                                                                       asdict(config)),
+                                                                       recipe),
                                validate=lambda _: _quick_val(supernet, spec, val, calib, config.n_calib),
                                log_path=log_path, log_fn=log_fn)
     except TrainingDiverged as exc:

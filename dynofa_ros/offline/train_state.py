@@ -29,8 +29,9 @@ from dynofa_ros.supernet.spec import SupernetSpec
 WEIGHTS, MOMENTUM, PROGRESS = "supernet.pt", "momentum.pt", "progress.json"
 STATE_FILES = (WEIGHTS, MOMENTUM, PROGRESS)
 STATE_FORMAT = "dynofa-train-state/1"
-# recipe fields a fixed schedule cannot change halfway (the learning rate would jump)
-SCHEDULE_FIELDS = ("schedule", "epochs", "batch_size", "lr", "warmup_epochs")
+# recipe fields a fixed schedule cannot change halfway: the learning rate would jump, the number of steps
+# change, or (seed) the validation split would take in images already trained on
+SCHEDULE_FIELDS = ("schedule", "epochs", "batch_size", "lr", "warmup_epochs", "seed", "train_images")
 
 
 @dataclass
@@ -43,28 +44,25 @@ class Progress:
     cycle_s: list[float] = field(default_factory=list)
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
-
-
 def save_train_state(folder: Path | str, supernet: nn.Module, spec: SupernetSpec, optimizer: torch.optim.Optimizer,
                      progress: Progress, recipe: dict[str, Any]) -> None:
-    """Write the three state files into ``folder`` (``progress.json`` last)."""
+    """Write the three state files into ``folder``: all three as ``.partial`` files first, then renamed, with
+    ``progress.json`` last, so an interruption leaves the previous state whole (or, between the renames,
+    a mismatch that :func:`read_progress` reports)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    save_supernet(folder / WEIGHTS, supernet, spec)
+    partial = {name: folder / (name + ".partial") for name in STATE_FILES}
+    save_supernet(partial[WEIGHTS], supernet, spec)
     momentum = {name: optimizer.state[p]["momentum_buffer"].detach().half().cpu()
                 for name, p in supernet.named_parameters()
                 if optimizer.state.get(p, {}).get("momentum_buffer") is not None}
-    _atomic_save(momentum, folder / MOMENTUM)
+    torch.save(momentum, partial[MOMENTUM])
     record = {"format": STATE_FORMAT, "epoch": progress.epoch, "step": progress.step,
               "elapsed_s": progress.elapsed_s, "cycle_s": progress.cycle_s, "spec": spec.to_dict(),
-              "recipe": recipe, "sha256": {name: sha256_file(folder / name) for name in (WEIGHTS, MOMENTUM)}}
-    tmp_json = folder / (PROGRESS + ".tmp")
-    tmp_json.write_text(json.dumps(record, indent=1) + "\n")
-    tmp_json.replace(folder / PROGRESS)
+              "recipe": recipe, "sha256": {name: sha256_file(partial[name]) for name in (WEIGHTS, MOMENTUM)}}
+    partial[PROGRESS].write_text(json.dumps(record, indent=1) + "\n")
+    for name in STATE_FILES:  # progress.json last
+        partial[name].replace(folder / name)
 
 
 def read_progress(folder: Path | str) -> dict[str, Any]:
@@ -96,7 +94,7 @@ def read_progress(folder: Path | str) -> dict[str, Any]:
 def check_recipe(saved: dict[str, Any], recipe: dict[str, Any], where: Path) -> None:
     """ValueError when a fixed schedule would change halfway (``SCHEDULE_FIELDS`` differ)."""
     if "fixed" not in (saved.get("schedule"), recipe.get("schedule")):
-        return  # a budget-fitted schedule is re-planned on every resume anyway
+        return  # an interrupted budget-fitted run resumes in the same call and re-plans its cycle anyway
     changed = [f"{k}={saved.get(k)!r} (now {recipe.get(k)!r})"
                for k in SCHEDULE_FIELDS if saved.get(k) != recipe.get(k)]
     if changed:

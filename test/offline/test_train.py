@@ -121,6 +121,13 @@ def test_fixed_schedule_continues_across_calls_with_its_momentum(cifar_tiny_dir:
     assert [r["epoch"] for r in second.log] == [2, 3, 4]
     assert [r["lr"] for r in first.log + second.log] == pytest.approx([r["lr"] for r in straight.log])
     assert read_progress(tmp_path / "c")["step"] == straight.steps
+    assert not list((tmp_path / "c").glob("*.partial"))
+    with pytest.raises(ValueError, match="schedule of 4 epochs .* is already complete"):
+        train_supernet(build_supernet(tiny_spec), tiny_spec, x, y, x, y, config, tmp_path / "e",
+                       resume_from=tmp_path / "c", **quiet)
+    with pytest.raises(ValueError, match="train_images=32 \\(now 24\\)"):  # the step count would change
+        train_supernet(build_supernet(tiny_spec), tiny_spec, x[:24], y[:24], x, y, config, tmp_path / "e",
+                       resume_from=tmp_path / "b", **quiet)
 
     momentum = torch.load(tmp_path / "b" / "momentum.pt", weights_only=True)
     optimizer = make_optimizer(second_net, config)
@@ -231,16 +238,22 @@ def test_gpu_job_runs_end_to_end_on_cpu(cifar_tiny_dir: Path, tmp_path: Path) ->
                for c in results["candidates"])
     assert set(results["test"]) == {"largest", "smallest"}
     assert all(0.0 <= r["train_top1"] <= 1.0 and r["images"] == 20 for r in results["test"].values())
-    # a later call continues the run from this call's output ...
-    assert gpu_job.main([*common, "--out", str(tmp_path / "next"), "--max-subnets", "2",
-                         "--resume-from", str(out)]) == 0
-    assert read_progress(tmp_path / "next")["step"] > read_progress(out)["step"]
-    # ... but not with a schedule that would jump: training fails, nothing is exported, the job says so
-    assert gpu_job.main([*common, "--out", str(tmp_path / "bad"), "--max-subnets", "2", "--resume-from", str(out),
-                         "--schedule", "fixed"]) == 1
+    # a fixed schedule goes on in a later call, from the state the previous call returned ...
+    fixed = [*common, "--schedule", "fixed", "--epochs", "50", "--max-subnets", "2"]
+    assert gpu_job.main([*fixed, "--out", str(tmp_path / "first")]) == 0
+    assert gpu_job.main([*fixed, "--out", str(tmp_path / "next"), "--resume-from", str(tmp_path / "first")]) == 0
+    assert read_progress(tmp_path / "next")["step"] > read_progress(tmp_path / "first")["step"]
+    # ... but not with a schedule that would jump: training fails, nothing is exported or measured, the job says so
+    bad = [*common, "--epochs", "60", "--schedule", "fixed", "--resume-from", str(tmp_path / "first")]
+    assert gpu_job.main([*bad, "--out", str(tmp_path / "bad")]) == 1
     steps = json.loads((tmp_path / "bad" / "results.json").read_text())["steps"]
     assert steps["train"]["status"] == steps["export"]["status"] == "error"
-    assert "fixed schedule" in steps["train"]["error"] and not (tmp_path / "bad" / "supernet.pt").exists()
+    assert {steps[n]["status"] for n in ("evaluate", "latency", "test")} == {"skipped"}
+    assert "epochs=50 (now 60)" in steps["train"]["error"] and not (tmp_path / "bad" / "supernet.pt").exists()
+    # a budget-fitted cycle is not continued but restarted from the weights (--init)
+    assert gpu_job.main([*common, "--out", str(tmp_path / "fit"), "--resume-from", str(out)]) == 1
+    error = json.loads((tmp_path / "fit" / "results.json").read_text())["steps"]["train"]["error"]
+    assert "use --init" in error
 
     shipped = load_supernet(out / "supernet.pt")[0].state_dict()["classifier.linear.weight"]
     continued = initial_supernet(SupernetSpec(), out / "supernet.pt")
