@@ -23,7 +23,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dynofa_ros.offline.data import load_cifar10, subset, to_input  # noqa: E402
+from dynofa_ros.offline.data import load_cifar10, subset  # noqa: E402
+from dynofa_ros.offline.evaluate import accuracy  # noqa: E402
 from dynofa_ros.offline.library_build import cpu_latency  # noqa: E402
 from dynofa_ros.offline.timing import processor_name  # noqa: E402
 from dynofa_ros.supernet.checkpoint import load_supernet  # noqa: E402
@@ -34,16 +35,11 @@ TARGET_LARGEST, TARGET_SMALLEST, MIN_LEVELS, MIN_SPAN, REPRODUCE_PP = 0.92, 0.85
 LATENCY_NOISE = 0.05  # a slower level may time up to 5 % faster than the one before it (shared machines)
 
 
-@torch.no_grad()
-def runtime_top1(net: DynamicNetwork, images: torch.Tensor, labels: torch.Tensor, batch: int = 500) -> list[float]:
-    """Top-1 of every level as the runtime serves it (stored BN statistics, the level's resolution)."""
-    spec, out = net.spec, []
-    for index, level in enumerate(net.levels):
-        net.activate(index)
-        correct = sum(int((net.predict(to_input(images[i:i + batch], level.arch.resolution, spec.mean, spec.std))
-                           .argmax(1) == labels[i:i + batch]).sum()) for i in range(0, len(images), batch))
-        out.append(correct / len(images))
-    return out
+def runtime_top1(net: DynamicNetwork, images: torch.Tensor, labels: torch.Tensor) -> list[float]:
+    """Top-1 of every level on the network the runtime serves for it (stored BN statistics, its resolution)."""
+    spec = net.spec
+    return [accuracy(net.module(i), images, labels, level.arch.resolution, spec.mean, spec.std)
+            for i, level in enumerate(net.levels)]
 
 
 def _short(value: float, target: float) -> str:

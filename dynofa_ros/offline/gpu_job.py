@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from dynofa_ros.offline.data import Cifar10Arrays, load_cifar10, stratified_split, subset
-from dynofa_ros.offline.evaluate import evaluate_arch, subnet_cost
+from dynofa_ros.offline.evaluate import evaluate_arch, subnet_cost, top1
 from dynofa_ros.offline.timing import Timing, cuda_sync, time_calls
 from dynofa_ros.offline.train import (
     add_training_arguments,
@@ -225,10 +225,10 @@ def main(argv: list[str] | None = None) -> int:
         for arch in candidate_archs(spec, args.max_subnets, args.subnet_seed):
             if len(candidates) >= 2 and time.perf_counter() - t0 > args.eval_budget:
                 break  # largest and smallest always get evaluated
-            top1 = evaluate_arch(supernet, arch, val_x, val_y, calib, spec, config.n_calib)
+            val_top1 = evaluate_arch(supernet, arch, val_x, val_y, calib, spec, config.n_calib)
             macs, params = subnet_cost(supernet, arch)
-            candidates.append({"arch": arch.to_dict(), "val_top1": top1, "macs": macs, "params": params})
-            log(f"subnet {len(candidates)}: res {arch.resolution} d {list(arch.d)} top1 {top1:.4f} "
+            candidates.append({"arch": arch.to_dict(), "val_top1": val_top1, "macs": macs, "params": params})
+            log(f"subnet {len(candidates)}: res {arch.resolution} d {list(arch.d)} top1 {val_top1:.4f} "
                 f"macs {macs / 1e6:.1f}M params {params / 1e6:.2f}M")
             res.save()
 
@@ -253,11 +253,11 @@ def main(argv: list[str] | None = None) -> int:
         fit_x, fit_y = (torch.from_numpy(data[k][fit]).to(device) for k in ("train_x", "train_y"))
         res.data["test"] = {}
         for name, arch in (("largest", SubnetArch.largest(spec)), ("smallest", SubnetArch.smallest(spec))):
-            top1 = evaluate_arch(supernet, arch, test_x, test_y, calib, spec, config.n_calib)
-            train_top1 = evaluate_arch(supernet, arch, fit_x, fit_y, calib, spec, config.n_calib)
-            res.data["test"][name] = {"arch": arch.to_dict(), "test_top1": top1, "images": len(test_y),
+            test_top1 = evaluate_arch(supernet, arch, test_x, test_y, calib, spec, config.n_calib)
+            train_top1 = top1(supernet, arch, fit_x, fit_y, spec)  # BN already calibrated for this arch
+            res.data["test"][name] = {"arch": arch.to_dict(), "test_top1": test_top1, "images": len(test_y),
                                       "train_top1": train_top1}
-            log(f"{name}: test top-1 {top1:.4f}, training images (no augmentation) {train_top1:.4f}")
+            log(f"{name}: test top-1 {test_top1:.4f}, training images (no augmentation) {train_top1:.4f}")
 
     return res.finish(log)
 
