@@ -46,6 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 from dynofa_ros.offline.data import default_cache_dir, load_cifar10, stratified_split, subset, to_input
 from dynofa_ros.offline.evaluate import evaluate_arch
@@ -278,7 +279,9 @@ def sandwich_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, choose: 
         gen.manual_seed(epoch_seed)
         perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(epoch_seed)).to(device)
         sums = torch.zeros(2, device=device)
-        for s in range(steps_per_epoch):
+        steps = tqdm(range(steps_per_epoch), desc=f"epoch {progress.epoch + 1}/{planned}", unit="step",
+                     leave=False, disable=None)  # a bar on a terminal only; logs get the epoch line below
+        for s in steps:
             lr = lr_at(progress.step, config.lr, warmup_steps, schedule_epochs * steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
