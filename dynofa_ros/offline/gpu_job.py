@@ -43,6 +43,7 @@ from dynofa_ros.offline.train import (
 )
 from dynofa_ros.offline.train_state import PROGRESS, WEIGHTS, load_train_state
 from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.library import sha256_file
 from dynofa_ros.supernet.runtime import extract_subnet
 from dynofa_ros.supernet.spec import SupernetSpec
 
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         path = args.out / WEIGHTS  # written with the training state after every epoch
         if not (args.out / PROGRESS).is_file():
             raise RuntimeError("no training epoch completed: there is no checkpoint to export")
-        res.data["checkpoint"] = {"path": path.name, "bytes": path.stat().st_size}
+        res.data["checkpoint"] = {"path": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
     if res.data["steps"]["export"]["status"] != "ok":
         for name in ("evaluate", "latency", "test"):  # nothing trained to measure

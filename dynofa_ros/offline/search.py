@@ -242,11 +242,14 @@ class Point:
                 "cpu": self.cpu, "gpu": self.gpu}
 
 
-def load_gpu_results(path: Path | str, spec: SupernetSpec) -> tuple[list[Point], dict[str, Any]]:
+def load_gpu_results(path: Path | str, spec: SupernetSpec,
+                     checkpoint_sha256: str | None = None) -> tuple[list[Point], dict[str, Any]]:
     """Candidates (val top-1, MACs, params, optional GPU latency) of a GPU job's ``results.json``.
 
-    Returns the points (GPU latency as a measured library record where present) and the job's ``env``
-    and ``args`` as ``{"env": ..., "args": ...}``.
+    Returns the points (GPU latency as a measured library record where present) and the job's ``env``,
+    ``args`` and checkpoint SHA-256 (None in results that predate it) as ``{"env", "args", "sha256"}``.
+    Raises ValueError when the results record another checkpoint than ``checkpoint_sha256``: their val
+    accuracies belong to those weights.
     """
     path = Path(path)
     if not path.is_file():
@@ -255,6 +258,11 @@ def load_gpu_results(path: Path | str, spec: SupernetSpec) -> tuple[list[Point],
         data = json.loads(path.read_text())
         if SupernetSpec.from_dict(data["spec"]) != spec:
             raise ValueError(f"{path} was evaluated with another supernet spec than the checkpoint's")
+        sha = data.get("checkpoint", {}).get("sha256")
+        if checkpoint_sha256 and sha and sha != checkpoint_sha256:
+            raise ValueError(f"{path} evaluated another checkpoint (sha256 {sha[:12]}...) than this one "
+                             f"({checkpoint_sha256[:12]}...): its val accuracies do not hold for these weights; "
+                             "pass that job's checkpoint, or leave out --candidates to evaluate subnets here")
         env, method = data.get("env", {}), data.get("latency_method", "")
         points = []
         for c in data["candidates"]:
@@ -269,7 +277,7 @@ def load_gpu_results(path: Path | str, spec: SupernetSpec) -> tuple[list[Point],
     except (KeyError, TypeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path} is not a GPU job results.json with candidates: {exc!r}") from exc
     unique = {p.arch: p for p in points}
-    return list(unique.values()), {"env": env, "args": data.get("args", {})}
+    return list(unique.values()), {"env": env, "args": data.get("args", {}), "sha256": sha}
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -339,6 +347,7 @@ def run(args: argparse.Namespace) -> int:
     """Fit the predictor, sweep constraints, evaluate and measure every point, write the front."""
     from dynofa_ros.offline.data import load_cifar10, stratified_split, subset
     from dynofa_ros.supernet.checkpoint import load_supernet
+    from dynofa_ros.supernet.library import sha256_file
 
     supernet, spec = load_supernet(args.checkpoint)
     lut = LatencyLUT.load(args.lut)
@@ -348,7 +357,10 @@ def run(args: argparse.Namespace) -> int:
     points: list[Point] = []
     env: dict[str, Any] = {}
     if args.candidates:
-        points, meta = load_gpu_results(args.candidates, spec)
+        points, meta = load_gpu_results(args.candidates, spec, sha256_file(args.checkpoint))
+        if meta["sha256"] is None:
+            print(f"WARNING: {args.candidates} does not record which checkpoint it evaluated; its val accuracies "
+                  f"are only right if that was {args.checkpoint}")
         points, env = [p for p in points if space.contains(p.arch)], meta["env"]
         for ours, theirs in (("val_size", "val_size"), ("split_seed", "seed")):
             if meta["args"].get(theirs, getattr(args, ours)) != getattr(args, ours):

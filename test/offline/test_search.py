@@ -107,7 +107,7 @@ def test_predictor_learns_a_synthetic_accuracy_law() -> None:
         AccuracyPredictor.fit(SPEC, archs[:3], top1[:3])
 
 
-def _gpu_results(tmp_path: Path, n: int = 12, measured: int = 6) -> Path:
+def _gpu_results(tmp_path: Path, n: int = 12, measured: int = 6, sha256: str | None = None) -> Path:
     rng = random.Random(0)
     cands = []
     for i in range(n):
@@ -118,14 +118,15 @@ def _gpu_results(tmp_path: Path, n: int = 12, measured: int = 6) -> Path:
                             "p90_s": 0.0011 * (2 + sum(arch.d) * 0.2 + _cost(arch))}
         cands.append(c)
     path = tmp_path / "results.json"
+    checkpoint = {"path": "supernet.pt"} | ({"sha256": sha256} if sha256 else {})
     path.write_text(json.dumps({"env": {"device": "cuda", "gpu": "NVIDIA H200"}, "spec": SPEC.to_dict(),
-                                "latency_method": "batch 1", "candidates": cands}))
+                                "latency_method": "batch 1", "checkpoint": checkpoint, "candidates": cands}))
     return path
 
 
 def test_gpu_results_parse_and_unmeasured_latency_is_predicted(tmp_path: Path) -> None:
     points, job = load_gpu_results(_gpu_results(tmp_path), SPEC)
-    assert job["env"]["gpu"] == "NVIDIA H200" and job["args"] == {} and len(points) == 12
+    assert job["env"]["gpu"] == "NVIDIA H200" and job["args"] == {} and job["sha256"] is None and len(points) == 12
     assert all(isinstance(p, Point) and p.arch == p.arch.canonical(SPEC) for p in points)
     model = fill_gpu_latency(points)
     assert model is not None and model.error["holdout_mape"] < 1e-6  # the synthetic law is linear
@@ -140,3 +141,11 @@ def test_gpu_results_parse_and_unmeasured_latency_is_predicted(tmp_path: Path) -
         load_gpu_results(tmp_path / "bad.json", SPEC)
     with pytest.raises(FileNotFoundError):
         load_gpu_results(tmp_path / "missing.json", SPEC)
+
+
+def test_gpu_results_of_another_checkpoint_are_refused(tmp_path: Path) -> None:
+    path = _gpu_results(tmp_path, sha256="a" * 64)
+    points, job = load_gpu_results(path, SPEC, "a" * 64)
+    assert job["sha256"] == "a" * 64 and len(points) == 12
+    with pytest.raises(ValueError, match="another checkpoint"):
+        load_gpu_results(path, SPEC, "b" * 64)

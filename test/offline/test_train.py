@@ -26,6 +26,7 @@ from dynofa_ros.offline.train import (
 )
 from dynofa_ros.offline.train_state import STATE_FILES, Progress, load_train_state, read_progress, save_train_state
 from dynofa_ros.supernet.checkpoint import load_supernet, save_supernet
+from dynofa_ros.supernet.library import sha256_file
 from dynofa_ros.supernet.spec import SupernetSpec, build_supernet
 
 
@@ -231,6 +232,7 @@ def test_gpu_job_runs_end_to_end_on_cpu(cifar_tiny_dir: Path, tmp_path: Path) ->
     assert {name: s["status"] for name, s in results["steps"].items()} == dict.fromkeys(
         ["data", "train", "export", "evaluate", "latency", "test"], "ok")
     assert results["data"] == {"train_y": 32, "val_y": 20, "test_y": 20}
+    assert results["checkpoint"]["sha256"] == sha256_file(out / "supernet.pt")  # search checks it
     assert len(results["candidates"]) == 3
     largest, smallest = results["candidates"][:2]
     assert largest["macs"] > smallest["macs"] > 0 and largest["params"] > smallest["params"]
