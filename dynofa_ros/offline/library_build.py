@@ -3,6 +3,8 @@
 For each chosen level: BN statistics calibrated on ``n_calib`` training images, top-1 on the test set,
 MACs/params, batch-1 CPU latency re-measured under every CPU profile, GPU latency carried over from the
 search (measured by the GPU job, or predicted by its regression model: the method string says which).
+With ``--levels-from LIBRARY`` the levels are that library's sub-networks instead (new weights for the same
+architectures, e.g. after more training): GPU latency records carry over, since they do not depend on the weights.
 Levels are ordered by latency; a level not more accurate than a faster one is dropped. The library
 (``library.json``, ``supernet.pt``, ``bn_stats.pt``) is written with ``supernet.library.write_library``
 and loaded back to validate it.
@@ -29,6 +31,7 @@ from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.bn import BnStats
 from dynofa_ros.supernet.checkpoint import load_supernet
 from dynofa_ros.supernet.library import LatencyProfile, Level, SubnetLibrary, write_library
+from dynofa_ros.supernet.spec import SupernetSpec
 
 SIZE_LIMIT_BYTES = 25 * 1024 * 1024
 
@@ -64,6 +67,34 @@ def monotone_levels(latency: Sequence[float], accuracy: Sequence[float]) -> list
     return kept
 
 
+@dataclass
+class LevelSource:
+    """The sub-networks to build levels of, their carried-over (GPU) latency records, the CPU profile that
+    orders them and the supernet spec they belong to."""
+
+    archs: list[SubnetArch]
+    carried: list[tuple[LatencyProfile, ...]]
+    primary: str
+    spec: SupernetSpec
+
+
+def levels_of_search(path: Path, n_levels: int) -> LevelSource:
+    """``n_levels`` sub-networks spread in latency over a search's Pareto front, ordered by its profile."""
+    search = load_search(path)
+    front = [search["points"][i] for i in search["front"]]
+    chosen = [front[i] for i in pick_spread([p["cpu"]["p50_s"] for p in front], n_levels)]
+    gpu = [(LatencyProfile.from_dict(p["gpu"], f"{path}: gpu latency"),) if p.get("gpu") else () for p in chosen]
+    return LevelSource([SubnetArch.from_dict(p["arch"]) for p in chosen], gpu, search["primary_profile"],
+                       SupernetSpec.from_dict(search["spec"]))
+
+
+def levels_of_library(path: Path, primary: str) -> LevelSource:
+    """A library's level sub-networks with their non-CPU (GPU) latency records, ordered by ``primary``."""
+    lib = SubnetLibrary.load(path, verify=False)
+    return LevelSource([lv.arch for lv in lib.levels],
+                       [tuple(p for p in lv.latency if p.device != "cpu") for lv in lib.levels], primary, lib.spec)
+
+
 def cpu_latency(supernet: Any, archs: Sequence[SubnetArch], profiles: Sequence[str], warmup: int,
                 repeats: int, rounds: int) -> list[tuple[LatencyProfile, ...]]:
     """Direct batch-1 latency of each arch under each CPU profile (archs timed interleaved) as records."""
@@ -86,8 +117,12 @@ def add_timing_arguments(parser: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dynofa build-library``."""
     parser.add_argument("--checkpoint", type=Path, required=True, help="trained supernet checkpoint")
-    parser.add_argument("--search", type=Path, default=Path("runs/offline/search.json"),
-                        help="`dynofa search` result (default: %(default)s)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--search", type=Path, default=Path("runs/offline/search.json"),
+                        help="`dynofa search` result whose Pareto front gives the levels (default: %(default)s)")
+    source.add_argument("--levels-from", type=Path, metavar="LIBRARY",
+                        help="library.json whose levels to rebuild with --checkpoint's weights instead (no search: "
+                        "the same sub-networks, re-calibrated, re-tested, re-timed; GPU latency carried over)")
     parser.add_argument("--out", type=Path, default=Path("models/cifar10_mbv3"),
                         help="library folder: library.json, supernet.pt, bn_stats.pt (default: %(default)s)")
     parser.add_argument("--name", default="cifar10-ofa-mbv3-w1.0", help="library name (default: %(default)s)")
@@ -109,16 +144,14 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--levels must be >= 2, got {args.levels}")
     for p in args.profiles:
         cpu_threads(p)
-    search = load_search(args.search)
-    supernet, spec = load_supernet(args.checkpoint)
-    if spec.to_dict() != search["spec"]:
-        raise ValueError(f"{args.checkpoint}'s spec differs from the one {args.search} was searched with")
-    primary = search["primary_profile"]
+    source = (levels_of_library(args.levels_from, args.profiles[0]) if args.levels_from
+              else levels_of_search(args.search, args.levels))
+    archs, primary = source.archs, source.primary
     if primary not in args.profiles:
         raise ValueError(f"the search ranked by {primary}; include it in --profiles")
-    points = search["points"]
-    front = [points[i] for i in search["front"]]
-    chosen = [front[i] for i in pick_spread([p["cpu"]["p50_s"] for p in front], args.levels)]
+    supernet, spec = load_supernet(args.checkpoint)
+    if spec != source.spec:
+        raise ValueError(f"{args.checkpoint}'s spec differs from the one of {args.levels_from or args.search}")
 
     data = load_cifar10(args.data, args.cache_dir)
     split = stratified_split(data.train_y, args.val_size, args.split_seed)
@@ -127,17 +160,14 @@ def run(args: argparse.Namespace) -> int:
     test_x, test_y = data.test_x[test_idx], data.test_y[test_idx]
     n_calib = min(args.n_calib, len(calib))
 
-    archs = [SubnetArch.from_dict(p["arch"]) for p in chosen]
     latencies = cpu_latency(supernet, archs, args.profiles, args.warmup, args.repeats, args.rounds)
     built: list[Candidate] = []
-    for point, arch, latency in zip(tqdm(chosen, desc="calibrate + test levels", unit="level"), archs, latencies,
-                                    strict=True):
+    bar = tqdm(archs, desc="calibrate + test levels", unit="level")
+    for arch, latency, other in zip(bar, latencies, source.carried, strict=True):
         stats = calibrate_bn(supernet, arch, calib, n=n_calib, spec=spec)
         acc = top1(supernet, arch, test_x, test_y, spec)
         macs, params = subnet_cost(supernet, arch)
-        if point.get("gpu"):
-            latency += (LatencyProfile.from_dict(point["gpu"], f"{args.search}: gpu latency"),)
-        built.append(Candidate(Level("", arch, acc, macs, params, latency), stats))
+        built.append(Candidate(Level("", arch, acc, macs, params, latency + other), stats))
 
     lat = [c.level.latency_for(primary).p50_s for c in built]
     kept = [built[i] for i in monotone_levels(lat, [c.level.top1 for c in built])]

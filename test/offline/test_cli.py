@@ -143,6 +143,24 @@ def test_search_and_build_with_gpu_candidates(pipeline_run: Path, tiny_trained: 
     assert main(["plot", "--search", str(tmp_path / "search.json"), "--out", str(tmp_path / "p.png")]) == 0
     assert (tmp_path / "p.png").is_file()
 
+    # new weights for the same levels: no search; the GPU records carry over, the rest is measured again
+    assert main(["build-library", "--checkpoint", str(tiny_trained[1]), "--levels-from",
+                 str(tmp_path / "lib" / "library.json"), "--out", str(tmp_path / "again"), *QUICK_BUILD.split(),
+                 *data]) == 0
+    before = {lv.arch: lv for lv in lib.levels}
+    again = SubnetLibrary.load(tmp_path / "again" / "library.json")
+    assert again.levels and all(lv.arch in before for lv in again.levels)
+    for lv in again.levels:  # same weights, same calibration and test images: the same top-1
+        assert lv.top1 == pytest.approx(before[lv.arch].top1)
+        assert lv.latency_for("gpu") == before[lv.arch].latency_for("gpu")
+    capsys.readouterr()
+    assert main(["build-library", "--checkpoint", str(tiny_trained[1]), "--levels-from",
+                 str(Path(__file__).parents[2] / "models" / "cifar10_mbv3" / "library.json"),
+                 "--out", str(tmp_path / "never"), *data]) == 2
+    assert "spec differs" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["build-library", "--checkpoint", "x.pt", "--search", "s.json", "--levels-from", "l.json"])
+
 
 def test_evaluate_reproduces_the_library_and_sweeps_resolutions(pipeline_run: Path, tiny_cache: Path, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
