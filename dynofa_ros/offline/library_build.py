@@ -4,7 +4,8 @@ For each chosen level: BN statistics calibrated on ``n_calib`` training images, 
 MACs/params, batch-1 CPU latency re-measured under every CPU profile, GPU latency carried over from the
 search (measured by the GPU job, or predicted by its regression model: the method string says which).
 With ``--levels-from LIBRARY`` the levels are that library's sub-networks instead (new weights for the same
-architectures, e.g. after more training): GPU latency records carry over, since they do not depend on the weights.
+architectures, e.g. after more training): latency records of other profiles (GPU, other boards) carry over, since
+they do not depend on the weights.
 Levels are ordered by latency; a level not more accurate than a faster one is dropped. The library
 (``library.json``, ``supernet.pt``, ``bn_stats.pt``) is written with ``supernet.library.write_library``
 and loaded back to validate it.
@@ -88,11 +89,13 @@ def levels_of_search(path: Path, n_levels: int) -> LevelSource:
                        SupernetSpec.from_dict(search["spec"]))
 
 
-def levels_of_library(path: Path, primary: str) -> LevelSource:
-    """A library's level sub-networks with their non-CPU (GPU) latency records, ordered by ``primary``."""
+def levels_of_library(path: Path, profiles: Sequence[str]) -> LevelSource:
+    """A library's level sub-networks with their latency records of profiles other than ``profiles`` (those are
+    measured again), ordered by the first of ``profiles``."""
     lib = SubnetLibrary.load(path, verify=False)
     return LevelSource([lv.arch for lv in lib.levels],
-                       [tuple(p for p in lv.latency if p.device != "cpu") for lv in lib.levels], primary, lib.spec)
+                       [tuple(p for p in lv.latency if p.profile not in profiles) for lv in lib.levels], profiles[0],
+                       lib.spec)
 
 
 def cpu_latency(supernet: Any, archs: Sequence[SubnetArch], profiles: Sequence[str], warmup: int,
@@ -122,7 +125,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="`dynofa search` result whose Pareto front gives the levels (default: %(default)s)")
     source.add_argument("--levels-from", type=Path, metavar="LIBRARY",
                         help="library.json whose levels to rebuild with --checkpoint's weights instead (no search: "
-                        "the same sub-networks, re-calibrated, re-tested, re-timed; GPU latency carried over)")
+                        "the same sub-networks, re-calibrated, re-tested, re-timed; other profiles' latency kept)")
     parser.add_argument("--out", type=Path, default=Path("models/cifar10_mbv3"),
                         help="library folder: library.json, supernet.pt, bn_stats.pt (default: %(default)s)")
     parser.add_argument("--name", default="cifar10-ofa-mbv3-w1.0", help="library name (default: %(default)s)")
@@ -144,7 +147,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--levels must be >= 2, got {args.levels}")
     for p in args.profiles:
         cpu_threads(p)
-    source = (levels_of_library(args.levels_from, args.profiles[0]) if args.levels_from
+    if args.levels_from and Path(args.out).resolve() == Path(args.levels_from).parent.resolve():
+        raise ValueError(f"--out {args.out} is the folder of --levels-from: write the rebuilt library elsewhere, "
+                         "compare, then copy it over")
+    source = (levels_of_library(args.levels_from, args.profiles) if args.levels_from
               else levels_of_search(args.search, args.levels))
     archs, primary = source.archs, source.primary
     if primary not in args.profiles:

@@ -258,7 +258,8 @@ def load_gpu_results(path: Path | str, spec: SupernetSpec,
         data = json.loads(path.read_text())
         if SupernetSpec.from_dict(data["spec"]) != spec:
             raise ValueError(f"{path} was evaluated with another supernet spec than the checkpoint's")
-        sha = data.get("checkpoint", {}).get("sha256")
+        checkpoint = data.get("checkpoint") or {}
+        sha = checkpoint.get("sha256") if isinstance(checkpoint, dict) else None
         if checkpoint_sha256 and sha and sha != checkpoint_sha256:
             raise ValueError(f"{path} evaluated another checkpoint (sha256 {sha[:12]}...) than this one "
                              f"({checkpoint_sha256[:12]}...): its val accuracies do not hold for these weights; "

@@ -124,11 +124,16 @@ def test_search_and_build_with_gpu_candidates(pipeline_run: Path, tiny_trained: 
     assert main(["search", "--checkpoint", str(tiny_trained[1]), "--lut", str(pipeline_run / "profile" /
                  "lut_cpu-1t.json"), "--candidates", str(results), "--out", str(tmp_path / "search.json"),
                  *SEARCH_BUDGET.split(), *data]) == 0
+    assert "does not record which checkpoint" in capsys.readouterr().out
     search = json.loads((tmp_path / "search.json").read_text())
     # only the resolution-40 candidates fit the LUT; those are kept, plus what the search found
     assert {p["source"] for p in search["points"]} <= {"candidate", "search"}
     assert all(p["arch"]["resolution"] == 40 for p in search["points"])
     assert all(p["gpu"]["processor"] == "NVIDIA H200" for p in search["points"])
+    results.write_text(json.dumps({**job, "checkpoint": {"sha256": "0" * 64}}))
+    assert main(["search", "--checkpoint", str(tiny_trained[1]), "--candidates", str(results), "--lut",
+                 str(pipeline_run / "profile" / "lut_cpu-1t.json"), "--val-size", "100", *data]) == 2
+    assert "evaluated another checkpoint" in capsys.readouterr().err
     results.write_text(json.dumps({**job, "args": {"seed": 1, "val_size": 100}}))
     assert main(["search", "--checkpoint", str(tiny_trained[1]), "--candidates", str(results), "--lut",
                  str(pipeline_run / "profile" / "lut_cpu-1t.json"), "--val-size", "100", *data]) == 2
@@ -152,7 +157,10 @@ def test_search_and_build_with_gpu_candidates(pipeline_run: Path, tiny_trained: 
     assert again.levels and all(lv.arch in before for lv in again.levels)
     for lv in again.levels:  # same weights, same calibration and test images: the same top-1
         assert lv.top1 == pytest.approx(before[lv.arch].top1)
-        assert lv.latency_for("gpu") == before[lv.arch].latency_for("gpu")
+        assert lv.latency_for("gpu") == before[lv.arch].latency_for("gpu") and len(lv.latency) == 2
+    assert main(["build-library", "--checkpoint", str(tiny_trained[1]), "--levels-from",
+                 str(tmp_path / "again" / "library.json"), "--out", str(tmp_path / "again"), *data]) == 2
+    assert "folder of --levels-from" in capsys.readouterr().err
     capsys.readouterr()
     assert main(["build-library", "--checkpoint", str(tiny_trained[1]), "--levels-from",
                  str(Path(__file__).parents[2] / "models" / "cifar10_mbv3" / "library.json"),
