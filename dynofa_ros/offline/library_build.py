@@ -93,8 +93,7 @@ def levels_of_library(path: Path, profiles: Sequence[str]) -> LevelSource:
     """A library's level sub-networks with their latency records of profiles other than ``profiles`` (those are
     measured again), ordered by the first of ``profiles``."""
     lib = SubnetLibrary.load(path, verify=False)
-    return LevelSource([lv.arch for lv in lib.levels],
-                       [tuple(p for p in lv.latency if p.profile not in profiles) for lv in lib.levels], profiles[0],
+    return LevelSource([lv.arch for lv in lib.levels], [lv.latency_except(profiles) for lv in lib.levels], profiles[0],
                        lib.spec)
 
 

@@ -25,7 +25,7 @@ def remeasure(library: SubnetLibrary, profiles: list[str], warmup: int, repeats:
     """A copy of ``library`` whose ``profiles`` latency records are measured now, levels timed interleaved."""
     supernet, _ = load_supernet(library.checkpoint_path, library.spec)
     fresh = cpu_latency(supernet, [lv.arch for lv in library.levels], profiles, warmup, repeats, rounds)
-    levels = [dataclasses.replace(lv, latency=tuple(p for p in lv.latency if p.profile not in profiles) + new)
+    levels = [dataclasses.replace(lv, latency=lv.latency_except(profiles) + new)
               for lv, new in zip(library.levels, fresh, strict=True)]
     return dataclasses.replace(library, levels=levels)
 

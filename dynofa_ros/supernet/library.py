@@ -123,6 +123,10 @@ class Level:
         """The latency measured on ``profile`` (e.g. ``"cpu-1t"``), or None."""
         return next((p for p in self.latency if p.profile == profile), None)
 
+    def latency_except(self, profiles: Sequence[str]) -> tuple[LatencyProfile, ...]:
+        """The latency records of every profile but ``profiles`` (those kept when ``profiles`` are re-timed)."""
+        return tuple(p for p in self.latency if p.profile not in profiles)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any], spec: SupernetSpec, where: str) -> Level:
         try:
