@@ -16,7 +16,7 @@ import importlib
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
@@ -60,33 +60,53 @@ COMMANDS = (
 
 
 def _calibrate_arguments(parser: argparse.ArgumentParser) -> None:
+    from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB
     from dynofa_ros.offline.search import add_data_arguments
 
     parser.add_argument("--library", type=Path, required=True, help="library.json whose levels to recalibrate")
-    parser.add_argument("--checkpoint", type=Path, help="supernet weights (default: the library's checkpoint)")
-    parser.add_argument("--n-calib", type=int, default=2000,
+    parser.add_argument("--n-calib", type=int, default=LIBRARY_N_CALIB,
                         help="calibration images from the training split (default: %(default)s)")
+    parser.add_argument("--max-test-images", type=int,
+                        help="re-test on a seeded random N of the test images (quick runs; default: all)")
     add_data_arguments(parser)
 
 
 def _calibrate_run(args: argparse.Namespace) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
     from dynofa_ros.offline.calibrate import calibrate_bn
-    from dynofa_ros.offline.data import load_cifar10, stratified_split
+    from dynofa_ros.offline.data import load_cifar10, stratified_split, subset
+    from dynofa_ros.offline.evaluate import top1
     from dynofa_ros.supernet.bn import save_bn_stats
     from dynofa_ros.supernet.checkpoint import load_supernet
     from dynofa_ros.supernet.library import FileRef, SubnetLibrary, sha256_file
 
-    lib = SubnetLibrary.load(args.library, verify=args.checkpoint is None)
-    supernet, spec = load_supernet(args.checkpoint or lib.checkpoint_path, lib.spec)
+    lib = SubnetLibrary.load(args.library)
+    supernet, spec = load_supernet(lib.checkpoint_path, lib.spec)
     data = load_cifar10(args.data, args.cache_dir)
     calib = data.train_x[stratified_split(data.train_y, args.val_size, args.split_seed).train]
+    test_idx = subset(np.arange(len(data.test_y)), args.max_test_images, args.split_seed)
     n = min(args.n_calib, len(calib))
-    stats = [calibrate_bn(supernet, lv.arch, calib, n=n, spec=spec) for lv in lib.levels]
+    stats, levels = [], []
+    for lv in tqdm(lib.levels, desc="calibrate + test levels", unit="level"):
+        stats.append(calibrate_bn(supernet, lv.arch, calib, n=n, spec=spec))
+        levels.append(replace(lv, top1=top1(supernet, lv.arch, data.test_x[test_idx], data.test_y[test_idx], spec)))
     save_bn_stats(lib.bn_stats_path, stats)
     lib.bn_stats = FileRef(lib.bn_stats.path, sha256_file(lib.bn_stats_path))
     lib.calibration = f"{n} cifar10-train images (seeded random subset of the training split)"
+    lib.eval_set = f"cifar10-test ({len(test_idx)} images)"
+    before, lib.levels = lib.levels, levels
     lib.save(args.library)
-    print(f"recalibrated {len(stats)} levels on {n} images; wrote {lib.bn_stats_path}")
+    for old, lv in zip(before, levels, strict=True):
+        was = "n/a" if old.top1 is None else f"{old.top1 * 100:.2f} %"
+        print(f"{lv.name}: test top-1 {was} -> {lv.top1 * 100:.2f} %")
+    print(f"recalibrated {len(stats)} levels on {n} images, tested on {len(test_idx)}; wrote {args.library} and "
+          f"{lib.bn_stats_path}")
+    top = [lv.top1 for lv in levels]
+    if any(b <= a for a, b in zip(top, top[1:])):
+        print("WARNING: test top-1 no longer rises with the level: rebuild the library (dynofa build-library "
+              "--levels-from) to drop the levels that are not more accurate than a faster one")
     return 0
 
 

@@ -27,6 +27,7 @@ from ofa.utils import count_net_flops, count_parameters
 from torch import nn
 from tqdm import tqdm
 
+from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB
 from dynofa_ros.offline.data import load_cifar10, stratified_split, subset
 from dynofa_ros.offline.profile import CPU_PROFILES, cpu_threads
 from dynofa_ros.offline.search import add_data_arguments
@@ -341,7 +342,7 @@ def plot(result: dict[str, Any], out: Path) -> Path:
 
 
 def run_comparison(library: Path | str, baselines: Sequence[Path | str], profiles: Sequence[str],
-                   data: Any, val_size: int = 5000, split_seed: int = 0, n_calib: int = 2000,
+                   data: Any, val_size: int = 5000, split_seed: int = 0, n_calib: int = LIBRARY_N_CALIB,
                    max_test_images: int | None = None, widths: Sequence[float] | None = None, warmup: int = 20,
                    repeats: int = 100, rounds: int = 5, device: torch.device | str = "cpu",
                    merge: Sequence[Path] = ()) -> dict[str, Any]:
@@ -401,7 +402,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="compare.json files of the same checkpoints measured elsewhere (e.g. the GPU job's): "
                         "their latency profiles are added to the matching points")
     parser.add_argument("--device", default="cpu", help="device for the top-1 evaluation (default: %(default)s)")
-    parser.add_argument("--n-calib", type=int, default=2000, help="BN calibration images (default: %(default)s)")
+    parser.add_argument("--n-calib", type=int, default=LIBRARY_N_CALIB,
+                        help="BN calibration images of the baselines, as many as a library's (default: %(default)s)")
     parser.add_argument("--max-test-images", type=int, help="evaluate on a seeded random N test images (quick runs)")
     parser.add_argument("--warmup", type=int, default=20, help="warm-up runs per network (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=100, help="timed runs per network (default: %(default)s)")

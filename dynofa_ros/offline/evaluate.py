@@ -14,7 +14,7 @@ from ofa.utils import count_net_flops, count_parameters
 from torch import nn
 from tqdm import tqdm
 
-from dynofa_ros.offline.calibrate import as_uint8_tensor, recalibrate_bn
+from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB, as_uint8_tensor, recalibrate_bn
 from dynofa_ros.offline.data import to_input
 from dynofa_ros.offline.timing import processor_name
 from dynofa_ros.supernet.arch import SubnetArch
@@ -110,8 +110,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "held-out training split; train: the training split without augmentation, to see how well "
                         "the supernet fits (default: %(default)s)")
     parser.add_argument("--max-images", type=int, default=None, help="a seeded random subset of the split")
-    parser.add_argument("--n-calib", type=int, default=2000, help="BN calibration images from the training split "
-                        "(default: %(default)s)")
+    parser.add_argument("--n-calib", type=int, default=LIBRARY_N_CALIB,
+                        help="BN calibration images from the training split (default: %(default)s)")
     parser.add_argument("--latency", nargs="*", default=[], metavar="PROFILE",
                         help="also time batch-1 latency under these CPU profiles (e.g. cpu-1t cpu-2t)")
     parser.add_argument("--repeats", type=int, default=50, help="timed runs per latency (default: %(default)s)")

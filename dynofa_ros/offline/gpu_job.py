@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB
 from dynofa_ros.offline.data import Cifar10Arrays, load_cifar10, stratified_split, subset
 from dynofa_ros.offline.evaluate import evaluate_arch, subnet_cost, top1
 from dynofa_ros.offline.timing import Timing, cuda_sync, time_calls
@@ -252,12 +253,13 @@ def main(argv: list[str] | None = None) -> int:
         calib = torch.from_numpy(data["train_x"]).to(device)
         fit = subset(np.arange(len(data["train_y"])), len(test_y), config.seed)  # as many as the test images
         fit_x, fit_y = (torch.from_numpy(data[k][fit]).to(device) for k in ("train_x", "train_y"))
+        n_calib = min(LIBRARY_N_CALIB, len(calib))  # as a library's levels: the test figures compare with them
         res.data["test"] = {}
         for name, arch in (("largest", SubnetArch.largest(spec)), ("smallest", SubnetArch.smallest(spec))):
-            test_top1 = evaluate_arch(supernet, arch, test_x, test_y, calib, spec, config.n_calib)
+            test_top1 = evaluate_arch(supernet, arch, test_x, test_y, calib, spec, n_calib)
             train_top1 = top1(supernet, arch, fit_x, fit_y, spec)  # BN already calibrated for this arch
             res.data["test"][name] = {"arch": arch.to_dict(), "test_top1": test_top1, "images": len(test_y),
-                                      "train_top1": train_top1}
+                                      "n_calib": n_calib, "train_top1": train_top1}
             log(f"{name}: test top-1 {test_top1:.4f}, training images (no augmentation) {train_top1:.4f}")
 
     return res.finish(log)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from dynofa_ros.offline.calibrate import calibrate_bn
+from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB, calibrate_bn
 from dynofa_ros.offline.data import load_cifar10, stratified_split, subset
 from dynofa_ros.offline.evaluate import subnet_cost, top1
 from dynofa_ros.offline.profile import CPU_PROFILES, cpu_threads, measure_subnets, processor_name
@@ -131,8 +131,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--levels", type=int, default=7,
                         help="levels to pick from the Pareto front, spread in latency (default: %(default)s)")
     add_timing_arguments(parser)
-    parser.add_argument("--n-calib", type=int, default=2000, help="BN calibration images from the training split "
-                        "(default: %(default)s)")
+    parser.add_argument("--n-calib", type=int, default=LIBRARY_N_CALIB,
+                        help="BN calibration images from the training split (default: %(default)s)")
     parser.add_argument("--max-test-images", type=int,
                         help="evaluate on a seeded random N of the test images (quick runs)")
     parser.add_argument("--min-span", type=float, default=3.0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,9 +13,11 @@ import pytest
 import torch
 
 from dynofa_ros.offline.cli import COMMANDS, build_parser, main
-from dynofa_ros.offline.data import CACHE_NAME, load_image_folder
+from dynofa_ros.offline.data import CACHE_NAME, load_image_folder, subset
+from dynofa_ros.offline.evaluate import top1
 from dynofa_ros.supernet.arch import SubnetArch
-from dynofa_ros.supernet.bn import load_bn_stats
+from dynofa_ros.supernet.bn import apply_bn_stats, load_bn_stats
+from dynofa_ros.supernet.checkpoint import load_supernet
 from dynofa_ros.supernet.library import SubnetLibrary, sha256_file
 from dynofa_ros.supernet.spec import SupernetSpec
 
@@ -93,14 +96,29 @@ def test_pipeline_writes_a_valid_library(pipeline_run: Path) -> None:
     assert net.predict(torch.zeros(2, 3, 40, 40)).shape == (2, 10)
 
 
-def test_calibrate_rewrites_bn_stats(pipeline_run: Path, tiny_cache: Path) -> None:
-    path = pipeline_run / "lib" / "library.json"
-    before = SubnetLibrary.load(path).bn_stats.sha256
-    assert main(["calibrate", "--library", str(path), "--n-calib", "20", "--val-size", "100",
-                 "--cache-dir", str(tiny_cache)]) == 0
+def test_calibrate_rewrites_bn_stats_and_retests(pipeline_run: Path, tiny_cache: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "lib"
+    shutil.copytree(pipeline_run / "lib", folder)  # the pipeline's own library stays as built
+    path = folder / "library.json"
+    before = SubnetLibrary.load(path)
+    assert main(["calibrate", "--library", str(path), "--n-calib", "20", "--val-size", "100", "--max-test-images",
+                 "50", "--cache-dir", str(tiny_cache)]) == 0
     lib = SubnetLibrary.load(path)  # verifies the new SHA-256
-    assert lib.bn_stats.sha256 != before and lib.bn_stats.sha256 == sha256_file(lib.bn_stats_path)
-    assert lib.calibration.startswith("20 cifar10-train")
+    assert lib.bn_stats.sha256 != before.bn_stats.sha256 and lib.bn_stats.sha256 == sha256_file(lib.bn_stats_path)
+    assert lib.calibration.startswith("20 cifar10-train") and lib.eval_set == "cifar10-test (50 images)"
+    # the recorded top-1 is the one the stored statistics give on those 50 test images ...
+    arrays = np.load(tiny_cache / CACHE_NAME)
+    pick = subset(np.arange(len(arrays["test_y"])), 50, 0)
+    supernet, spec = load_supernet(lib.checkpoint_path)
+    for lv, stats in zip(lib.levels, load_bn_stats(lib.bn_stats_path), strict=True):
+        apply_bn_stats(supernet, stats)
+        assert lv.top1 == top1(supernet, lv.arch, arrays["test_x"][pick], arrays["test_y"][pick], spec)
+    # ... and only the statistics and top-1 changed
+    assert [(lv.name, lv.arch, lv.latency) for lv in lib.levels] == [(lv.name, lv.arch, lv.latency)
+                                                                      for lv in before.levels]
+    out = capsys.readouterr().out
+    assert f"L0: test top-1 {before.levels[0].top1 * 100:.2f} % -> {lib.levels[0].top1 * 100:.2f} %" in out
 
 
 def test_search_and_build_with_gpu_candidates(pipeline_run: Path, tiny_trained: tuple[torch.nn.Module, Path],
