@@ -136,6 +136,14 @@ def plan_epochs(done: int, cycle_s: list[float], elapsed_s: float, budget_s: flo
     return max(done, min(max_epochs, done + more))
 
 
+def plan_from_steps(done: int, step_s: float, steps_per_epoch: int, epoch_start_s: float, budget_s: float,
+                    max_epochs: int, reserve_s: float = 0.0) -> int:
+    """Total epochs that fit the budget, estimated from the step time early in an epoch (``done`` epochs before it,
+    which began ``epoch_start_s`` into the budget); at least that epoch, so its cosine can still end with it."""
+    return max(done + 1, plan_epochs(done, [step_s * steps_per_epoch], epoch_start_s, budget_s, max_epochs,
+                                     reserve_s))
+
+
 class DeviceAugmenter:
     """Holds the zero-padded uint8 training images on the device; random crop + flip by one gather."""
 
@@ -270,6 +278,11 @@ def sandwich_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, choose: 
     fixed = config.schedule == "fixed"
     cycles, log, eval_reserve = progress.cycle_s, [], 0.0
     planned = plan_epochs(progress.epoch, cycles, progress.elapsed_s, config.time_budget_s, config.epochs)
+    # Without a measured epoch, a fitted cosine is planned from steps [1, probe_to) of the first one (step 0 carries
+    # the warm-up), so that an epoch long against the budget (a CPU run) does not end the run mid-cosine.
+    probe_to = max(3, steps_per_epoch // 20)
+    probe_pending = not fixed and config.time_budget_s is not None and not cycles and probe_to < steps_per_epoch
+    sync = cuda_sync(device) or (lambda: None)
     start = time.perf_counter() - progress.elapsed_s
     while progress.epoch < planned:
         t0 = time.perf_counter()
@@ -282,6 +295,16 @@ def sandwich_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, choose: 
         steps = tqdm(range(steps_per_epoch), desc=f"epoch {progress.epoch + 1}/{planned}", unit="step",
                      leave=False, disable=None)  # a bar on a terminal only; logs get the epoch line below
         for s in steps:
+            if probe_pending and s in (1, probe_to):
+                sync()
+                if s == 1:
+                    t_probe = time.perf_counter()
+                else:
+                    probe_pending = False
+                    planned = schedule_epochs = plan_from_steps(
+                        progress.epoch, (time.perf_counter() - t_probe) / (probe_to - 1), steps_per_epoch,
+                        t0 - start, config.time_budget_s, config.epochs)
+                    steps.set_description(f"epoch {progress.epoch + 1}/{planned}")
             lr = lr_at(progress.step, config.lr, warmup_steps, schedule_epochs * steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr

@@ -22,6 +22,7 @@ from dynofa_ros.offline.train import (
     make_optimizer,
     param_groups,
     plan_epochs,
+    plan_from_steps,
     train_supernet,
 )
 from dynofa_ros.offline.train_state import STATE_FILES, Progress, load_train_state, read_progress, save_train_state
@@ -44,6 +45,25 @@ def test_plan_epochs_fits_the_budget_ignoring_the_warmup_epoch() -> None:
     assert plan_epochs(2, [60.0, 10.0], 70.0, 400.0, 20) == 20
     assert plan_epochs(3, [60.0, 10.0, 10.0], 500.0, 400.0, 200) == 3  # over budget: stop now
     assert plan_epochs(2, [1.0, 1.0], 2.0, None, 7) == 7
+
+
+def test_plan_from_early_steps_keeps_at_least_the_current_epoch() -> None:
+    assert plan_from_steps(0, 2.0, 100, 0.0, 450.0, 40) == 2  # 200 s epochs
+    assert plan_from_steps(0, 2.0, 100, 0.0, 100.0, 40) == 1  # not even one fits: the cosine ends with this one
+    assert plan_from_steps(0, 0.01, 100, 0.0, 450.0, 40) == 40
+    assert plan_from_steps(2, 1.0, 100, 250.0, 700.0, 40) == 6  # 2 done + 450 s left / 100 s
+
+
+def test_a_budget_shorter_than_an_epoch_still_anneals_to_zero(cifar_tiny_dir: Path, tiny_spec: SupernetSpec,
+                                                              tmp_path: Path) -> None:
+    images, labels, _ = load_image_folder(cifar_tiny_dir)
+    config = TrainConfig(epochs=40, batch_size=4, lr=0.05, warmup_epochs=0.1, n_calib=8, eval_every=0,
+                         time_budget_s=1e-3)  # 8 steps per epoch; the plan comes from steps 1-2 of the first
+    result = train_supernet(build_supernet(tiny_spec), tiny_spec, images[:32], labels[:32], images[:8], labels[:8],
+                            config, tmp_path, log_fn=lambda _: None)
+    record = result.log[0]
+    assert result.epochs == 1 and record["planned_epochs"] == 1 and record["schedule_epochs"] == 1
+    assert record["lr"] == pytest.approx(lr_at(7, 0.05, 1, 8)) and record["lr"] < 0.003  # the cosine's last step
 
 
 def test_augmenter_crops_inside_the_padding_and_flips() -> None:
