@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB
 from dynofa_ros.offline.compare import GPU_PROFILE, markdown, run_comparison
 from dynofa_ros.offline.gpu_job import JobLog, Results, environment, load_job_data
 from dynofa_ros.offline.slimmable import (
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         library = args.library or default_library_path()
         baselines = checkpoints + list(args.compare_with)
         result = run_comparison(library, baselines, [GPU_PROFILE] if device.type == "cuda" else ["cpu-1t"], cifar,
-                                args.val_size, config.seed, config.n_calib, args.eval_limit, None,
+                                args.val_size, config.seed, LIBRARY_N_CALIB, args.eval_limit, None,
                                 args.compare_warmup, args.compare_repeats, args.compare_rounds, device)
         (args.out / "compare_gpu.json").write_text(json.dumps(result, indent=1))
         table = markdown(result)

@@ -40,7 +40,8 @@ COMMANDS = (
     Command("data", "dynofa_ros.offline.data", "decode the CIFAR-10 tarball into the data cache"),
     Command("train", "dynofa_ros.offline.train", "train the supernet (sandwich rule, in-place distillation)"),
     Command("evaluate", "dynofa_ros.offline.evaluate", "evaluate sub-networks (BN recalibrated) on a split"),
-    Command("calibrate", __name__, "recalibrate the BN statistics of a library's levels and rewrite bn_stats.pt"),
+    Command("calibrate", __name__, "recalibrate the BN statistics of a library's levels (bn_stats.pt) and re-test "
+            "their top-1 (library.json)"),
     Command("profile", "dynofa_ros.offline.profile",
             "build per-layer CPU latency LUTs and report their error against measured subnets"),
     Command("search", "dynofa_ros.offline.search",
@@ -75,9 +76,8 @@ def _calibrate_run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from dynofa_ros.offline.calibrate import calibrate_bn
     from dynofa_ros.offline.data import load_cifar10, stratified_split, subset
-    from dynofa_ros.offline.evaluate import top1
+    from dynofa_ros.offline.library_build import calibrate_and_test, calibration_note, eval_set_note
     from dynofa_ros.supernet.bn import save_bn_stats
     from dynofa_ros.supernet.checkpoint import load_supernet
     from dynofa_ros.supernet.library import FileRef, SubnetLibrary, sha256_file
@@ -90,12 +90,13 @@ def _calibrate_run(args: argparse.Namespace) -> int:
     n = min(args.n_calib, len(calib))
     stats, levels = [], []
     for lv in tqdm(lib.levels, desc="calibrate + test levels", unit="level"):
-        stats.append(calibrate_bn(supernet, lv.arch, calib, n=n, spec=spec))
-        levels.append(replace(lv, top1=top1(supernet, lv.arch, data.test_x[test_idx], data.test_y[test_idx], spec)))
+        level_stats, acc = calibrate_and_test(supernet, lv.arch, calib, n, data.test_x[test_idx],
+                                              data.test_y[test_idx], spec)
+        stats.append(level_stats)
+        levels.append(replace(lv, top1=acc))
     save_bn_stats(lib.bn_stats_path, stats)
     lib.bn_stats = FileRef(lib.bn_stats.path, sha256_file(lib.bn_stats_path))
-    lib.calibration = f"{n} cifar10-train images (seeded random subset of the training split)"
-    lib.eval_set = f"cifar10-test ({len(test_idx)} images)"
+    lib.calibration, lib.eval_set = calibration_note(n), eval_set_note(len(test_idx))
     before, lib.levels = lib.levels, levels
     lib.save(args.library)
     for old, lv in zip(before, levels, strict=True):
@@ -103,6 +104,9 @@ def _calibrate_run(args: argparse.Namespace) -> int:
         print(f"{lv.name}: test top-1 {was} -> {lv.top1 * 100:.2f} %")
     print(f"recalibrated {len(stats)} levels on {n} images, tested on {len(test_idx)}; wrote {args.library} and "
           f"{lib.bn_stats_path}")
+    if len(test_idx) < len(data.test_y):
+        print(f"note: the recorded top-1 is now on {len(test_idx)} of the {len(data.test_y)} test images "
+              "(--max-test-images)")
     top = [lv.top1 for lv in levels]
     if any(b <= a for a, b in zip(top, top[1:])):
         print("WARNING: test top-1 no longer rises with the level: rebuild the library (dynofa build-library "

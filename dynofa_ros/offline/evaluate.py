@@ -167,8 +167,9 @@ def run(args: argparse.Namespace) -> int:
     images, labels = pool_x[pick], pool_y[pick]
     calib = data.train_x[split.train]
 
-    records = [{"name": name, "arch": arch.to_dict(), "split": args.split, "images": len(labels),
-                "top1": evaluate_arch(supernet, arch, images, labels, calib, spec, min(args.n_calib, len(calib))),
+    n_calib = min(args.n_calib, len(calib))
+    records = [{"name": name, "arch": arch.to_dict(), "split": args.split, "images": len(labels), "n_calib": n_calib,
+                "top1": evaluate_arch(supernet, arch, images, labels, calib, spec, n_calib),
                 **dict(zip(("macs", "params"), subnet_cost(supernet, arch), strict=True))}
                for name, arch in tqdm(subnets, desc=f"evaluate on {args.split}", unit="net")]
     for profile in args.latency:

@@ -59,6 +59,23 @@ def load_search(path: Path | str) -> dict[str, Any]:
     return data
 
 
+def calibrate_and_test(supernet: Any, arch: SubnetArch, calib: np.ndarray, n_calib: int, test_x: np.ndarray,
+                       test_y: np.ndarray, spec: SupernetSpec) -> tuple[BnStats, float]:
+    """``arch``'s BN statistics from ``n_calib`` of the ``calib`` images, then its top-1 on the test images."""
+    stats = calibrate_bn(supernet, arch, calib, n=n_calib, spec=spec)
+    return stats, top1(supernet, arch, test_x, test_y, spec)
+
+
+def calibration_note(n_calib: int) -> str:
+    """The library's ``calibration`` record for statistics from ``n_calib`` training images."""
+    return f"{n_calib} cifar10-train images (seeded random subset of the training split)"
+
+
+def eval_set_note(n_images: int) -> str:
+    """The library's ``eval_set`` record for a top-1 measured on ``n_images`` test images."""
+    return f"cifar10-test ({n_images} images)"
+
+
 def monotone_levels(latency: Sequence[float], accuracy: Sequence[float]) -> list[int]:
     """Indices by increasing latency, keeping only levels more accurate than every faster kept one."""
     kept: list[int] = []
@@ -169,8 +186,7 @@ def run(args: argparse.Namespace) -> int:
     built: list[Candidate] = []
     bar = tqdm(archs, desc="calibrate + test levels", unit="level")
     for arch, latency, other in zip(bar, latencies, source.carried, strict=True):
-        stats = calibrate_bn(supernet, arch, calib, n=n_calib, spec=spec)
-        acc = top1(supernet, arch, test_x, test_y, spec)
+        stats, acc = calibrate_and_test(supernet, arch, calib, n_calib, test_x, test_y, spec)
         macs, params = subnet_cost(supernet, arch)
         built.append(Candidate(Level("", arch, acc, macs, params, latency + other), stats))
 
@@ -180,8 +196,7 @@ def run(args: argparse.Namespace) -> int:
               for i, c in enumerate(kept)]
     fresh, _ = load_supernet(args.checkpoint)  # calibration changed the BN buffers of `supernet`
     write_library(args.out, args.name, fresh, spec, levels, [c.stats for c in kept],
-                  eval_set=f"cifar10-test ({len(test_y)} images)",
-                  calibration=f"{n_calib} cifar10-train images (seeded random subset of the training split)")
+                  eval_set=eval_set_note(len(test_y)), calibration=calibration_note(n_calib))
     lib = SubnetLibrary.load(args.out / "library.json")
     for lv in lib.levels:
         p = lv.latency_for(primary)

@@ -115,7 +115,10 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def lr_at(step: int, peak: float, warmup_steps: int, total_steps: int) -> float:
-    """Linear warm-up to ``peak`` over ``warmup_steps``, then cosine to 0 at ``total_steps``."""
+    """Linear warm-up to ``peak`` over ``warmup_steps`` (at most half of ``total_steps``, so that a schedule fitted
+    to a short budget still anneals), then cosine to 0 at ``total_steps``."""
+    if total_steps >= 2:  # leave the cosine room
+        warmup_steps = min(warmup_steps, total_steps // 2)
     if step < warmup_steps:
         return peak * (step + 1) / warmup_steps
     progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
@@ -305,6 +308,8 @@ def sandwich_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, choose: 
                         progress.epoch, (time.perf_counter() - t_probe) / (probe_to - 1), steps_per_epoch,
                         t0 - start, config.time_budget_s, config.epochs)
                     steps.set_description(f"epoch {progress.epoch + 1}/{planned}")
+                    log_fn(f"fitted schedule: {planned} epoch(s) in the {config.time_budget_s:.0f} s budget, "
+                           f"from steps 1-{probe_to - 1} of epoch {progress.epoch + 1}")
             lr = lr_at(progress.step, config.lr, warmup_steps, schedule_epochs * steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -326,6 +331,8 @@ def sandwich_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, choose: 
         cycles.append(train_s)
         planned = plan_epochs(progress.epoch, cycles, time.perf_counter() - start, config.time_budget_s,
                               config.epochs, eval_reserve)
+        if not fixed and progress.epoch >= schedule_epochs:
+            planned = progress.epoch  # the cosine has ended: another epoch would restart it
         record: dict[str, Any] = {"epoch": progress.epoch, "step": progress.step, "planned_epochs": planned,
                                   "schedule_epochs": schedule_epochs,
                                   "lr": lr, "loss_ce_largest": loss_ce, "loss_kd_sum": loss_kd, "train_s": train_s}

@@ -119,6 +119,7 @@ def test_calibrate_rewrites_bn_stats_and_retests(pipeline_run: Path, tiny_cache:
                                                                       for lv in before.levels]
     out = capsys.readouterr().out
     assert f"L0: test top-1 {before.levels[0].top1 * 100:.2f} % -> {lib.levels[0].top1 * 100:.2f} %" in out
+    assert "note: the recorded top-1 is now on 50 of the 150 test images" in out
 
 
 def test_search_and_build_with_gpu_candidates(pipeline_run: Path, tiny_trained: tuple[torch.nn.Module, Path],
@@ -199,7 +200,7 @@ def test_evaluate_reproduces_the_library_and_sweeps_resolutions(pipeline_run: Pa
     records = json.loads((tmp_path / "test.json").read_text())["records"]
     assert [r["name"] for r in records] == [lv.name for lv in lib.levels]
     assert [r["top1"] for r in records] == pytest.approx([lv.top1 for lv in lib.levels])
-    assert all(r["split"] == "test" and r["images"] == 60 and r["macs"] == lv.macs
+    assert all(r["split"] == "test" and r["images"] == 60 and r["n_calib"] == 40 and r["macs"] == lv.macs
                for r, lv in zip(records, lib.levels, strict=True))
 
     out = tmp_path / "sweep.json"

@@ -12,10 +12,12 @@ import pytest
 import torch
 
 from dynofa_ros.offline import gpu_job
+from dynofa_ros.offline import train as train_module
 from dynofa_ros.offline.data import load_image_folder
 from dynofa_ros.offline.train import (
     DeviceAugmenter,
     TrainConfig,
+    TrainResult,
     faster_memory_format,
     initial_supernet,
     lr_at,
@@ -36,6 +38,8 @@ def test_lr_warmup_then_cosine_to_zero() -> None:
     assert lrs[0] == pytest.approx(0.04) and lrs[9] == pytest.approx(0.4)
     assert all(a >= b for a, b in zip(lrs[9:], lrs[10:], strict=False))
     assert lrs[55] == pytest.approx(0.2) and lrs[100] == pytest.approx(0.0)
+    short = [lr_at(s, 0.4, 20, 10) for s in range(11)]  # a warm-up longer than the schedule: half of it
+    assert short[4] == pytest.approx(0.4) and short[10] == pytest.approx(0.0)
 
 
 def test_plan_epochs_fits_the_budget_ignoring_the_warmup_epoch() -> None:
@@ -64,6 +68,35 @@ def test_a_budget_shorter_than_an_epoch_still_anneals_to_zero(cifar_tiny_dir: Pa
     record = result.log[0]
     assert result.epochs == 1 and record["planned_epochs"] == 1 and record["schedule_epochs"] == 1
     assert record["lr"] == pytest.approx(lr_at(7, 0.05, 1, 8)) and record["lr"] < 0.003  # the cosine's last step
+
+
+def test_the_first_epoch_plan_comes_from_its_early_step_times(cifar_tiny_dir: Path, tiny_spec: SupernetSpec,
+                                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Clock:  # each reading 1 s after the last: start 1, epoch start 2, probe 3 and 4 -> 0.5 s/step, 4 s/epoch
+        def __init__(self) -> None:
+            self.now = 0.0
+
+        def perf_counter(self) -> float:
+            self.now += 1.0
+            return self.now
+
+    images, labels, _ = load_image_folder(cifar_tiny_dir)
+
+    def run(budget_s: float) -> tuple[TrainResult, list[str]]:
+        monkeypatch.setattr(train_module, "time", Clock())
+        config = TrainConfig(epochs=40, batch_size=4, lr=0.05, warmup_epochs=0.1, n_calib=8, eval_every=0,
+                             time_budget_s=budget_s)  # 8 steps per epoch
+        messages: list[str] = []
+        result = train_supernet(build_supernet(tiny_spec), tiny_spec, images[:32], labels[:32], images[:8],
+                                labels[:8], config, tmp_path / str(budget_s), log_fn=messages.append)
+        return result, messages
+
+    result, messages = run(12.0)  # 12 s - 1 s before the epoch = 11 s: two 4-s epochs
+    assert result.log[0]["schedule_epochs"] == 2 and "fitted schedule: 2 epoch(s) in the 12 s budget" in messages[0]
+    # 8 s: one epoch planned; the end-of-epoch re-plan (3 s measured, 3 s left) would allow a second, but the
+    # cosine has ended with the first: the run stops instead of restarting it
+    result, _ = run(8.0)
+    assert result.epochs == 1 and result.log[0]["schedule_epochs"] == 1 and result.log[0]["lr"] < 0.003
 
 
 def test_augmenter_crops_inside_the_padding_and_flips() -> None:
