@@ -87,25 +87,25 @@ def _calibrate_run(args: argparse.Namespace) -> int:
     data = load_cifar10(args.data, args.cache_dir)
     calib = data.train_x[stratified_split(data.train_y, args.val_size, args.split_seed).train]
     test_idx = subset(np.arange(len(data.test_y)), args.max_test_images, args.split_seed)
+    test_x, test_y = data.test_x[test_idx], data.test_y[test_idx]
     n = min(args.n_calib, len(calib))
     stats, levels = [], []
     for lv in tqdm(lib.levels, desc="calibrate + test levels", unit="level"):
-        level_stats, acc = calibrate_and_test(supernet, lv.arch, calib, n, data.test_x[test_idx],
-                                              data.test_y[test_idx], spec)
+        level_stats, acc = calibrate_and_test(supernet, lv.arch, calib, n, test_x, test_y, spec)
         stats.append(level_stats)
         levels.append(replace(lv, top1=acc))
     save_bn_stats(lib.bn_stats_path, stats)
     lib.bn_stats = FileRef(lib.bn_stats.path, sha256_file(lib.bn_stats_path))
-    lib.calibration, lib.eval_set = calibration_note(n), eval_set_note(len(test_idx))
+    lib.calibration, lib.eval_set = calibration_note(n), eval_set_note(len(test_y))
     before, lib.levels = lib.levels, levels
     lib.save(args.library)
     for old, lv in zip(before, levels, strict=True):
         was = "n/a" if old.top1 is None else f"{old.top1 * 100:.2f} %"
         print(f"{lv.name}: test top-1 {was} -> {lv.top1 * 100:.2f} %")
-    print(f"recalibrated {len(stats)} levels on {n} images, tested on {len(test_idx)}; wrote {args.library} and "
+    print(f"recalibrated {len(stats)} levels on {n} images, tested on {len(test_y)}; wrote {args.library} and "
           f"{lib.bn_stats_path}")
-    if len(test_idx) < len(data.test_y):
-        print(f"note: the recorded top-1 is now on {len(test_idx)} of the {len(data.test_y)} test images "
+    if len(test_y) < len(data.test_y):
+        print(f"note: the recorded top-1 is now on {len(test_y)} of the {len(data.test_y)} test images "
               "(--max-test-images)")
     top = [lv.top1 for lv in levels]
     if any(b <= a for a, b in zip(top, top[1:])):
