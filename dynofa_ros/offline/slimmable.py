@@ -38,8 +38,7 @@ from ofa.imagenet_classification.elastic_nn.utils import set_running_statistics
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from dynofa_ros.offline.calibrate import as_uint8_tensor
-from dynofa_ros.offline.data import to_input
+from dynofa_ros.offline.calibrate import calibration_batches
 from dynofa_ros.offline.evaluate import accuracy
 from dynofa_ros.offline.train import TrainConfig, TrainResult, make_optimizer, sandwich_epochs
 from dynofa_ros.supernet.spec import CIFAR10_MEAN, CIFAR10_STD
@@ -154,20 +153,6 @@ class SlimmableNet(nn.Module):
 
 
 # ------------------------------------------------------------------------------------ BN and accuracy
-
-
-def calibration_batches(images_uint8: np.ndarray | Tensor, resolution: int, mean: Sequence[float],
-                        std: Sequence[float], device: torch.device | str, n: int, batch: int = 500,
-                        seed: int = 0) -> list[tuple[Tensor, None]]:
-    """``n`` seeded random images (all when fewer) as normalised batches at ``resolution``."""
-    if n <= 0 or batch <= 0:
-        raise ValueError(f"n and batch must be positive, got n={n}, batch={batch}")
-    if len(images_uint8) == 0:
-        raise ValueError("no calibration images")
-    images = as_uint8_tensor(images_uint8, device)
-    if len(images) > n:
-        images = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n].to(device)]
-    return [(to_input(images[i:i + batch], resolution, mean, std), None) for i in range(0, len(images), batch)]
 
 
 def calibrate_level(model: SlimmableNet, width: float, resolution: int, images_uint8: np.ndarray | Tensor,

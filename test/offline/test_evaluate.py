@@ -47,6 +47,22 @@ def test_recalibration_sets_the_active_channels_statistics(tiny_supernet: torch.
         recalibrate_bn(net, arch, tiny_images[0].astype(np.float32))
 
 
+def test_calibration_on_class_sorted_images_sees_the_whole_variance(tiny_supernet: torch.nn.Module,
+                                                                    tiny_spec: SupernetSpec) -> None:
+    # four classes of flat images, one brightness each, stored class by class as the training split is; all used
+    brightness = torch.arange(4).repeat_interleave(16).view(-1, 1, 1, 1) * 60
+    images = (brightness + torch.randint(0, 5, (64, 32, 32, 3), generator=torch.Generator().manual_seed(0)))
+    images = images.to(torch.uint8)
+    net = copy.deepcopy(tiny_supernet)
+    arch = SubnetArch.smallest(tiny_spec)
+    recalibrate_bn(net, arch, images.numpy(), n=64, batch=16, spec=tiny_spec)
+    with torch.no_grad():
+        conv_out = net.first_conv.conv(to_input(images, arch.resolution, tiny_spec.mean, tiny_spec.std))
+    whole = conv_out.var((0, 2, 3), unbiased=False).sum().item()
+    # batches of one class each would see only the noise: a small fraction of the variance
+    assert net.first_conv.bn.running_var.sum().item() > 0.7 * whole
+
+
 def test_top1_counts_correct_predictions(tiny_supernet: torch.nn.Module, tiny_spec: SupernetSpec,
                                          tiny_images: tuple[np.ndarray, np.ndarray]) -> None:
     net = copy.deepcopy(tiny_supernet)
