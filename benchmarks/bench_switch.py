@@ -37,7 +37,7 @@ from dynofa_ros.supernet.bn import load_bn_stats  # noqa: E402
 from dynofa_ros.supernet.checkpoint import load_supernet  # noqa: E402
 from dynofa_ros.supernet.library import SubnetLibrary  # noqa: E402
 from dynofa_ros.supernet.preprocess import Preprocessor  # noqa: E402
-from dynofa_ros.supernet.runtime import DEFAULT_MODE, MODES, DynamicNetwork, extract_subnet  # noqa: E402
+from dynofa_ros.supernet.runtime import DEFAULT_MODE, MODES, DynamicNetwork, extract_subnet, library_heads  # noqa: E402
 from dynofa_ros.supernet.spec import SupernetSpec  # noqa: E402
 from dynofa_ros.supernet.synthetic import shipped_or_synthetic  # noqa: E402
 
@@ -51,12 +51,12 @@ import torch
 from dynofa_ros.supernet.library import SubnetLibrary
 from dynofa_ros.supernet.checkpoint import load_supernet
 from dynofa_ros.supernet.bn import load_bn_stats
-from dynofa_ros.supernet.runtime import extract_subnet
+from dynofa_ros.supernet.runtime import extract_subnet, library_heads
 torch.set_num_threads(1)
 t1 = time.perf_counter()
 lib = SubnetLibrary.load(sys.argv[1]); level = int(sys.argv[2])
 supernet, _ = load_supernet(lib.checkpoint_path, lib.spec)
-net = extract_subnet(supernet, lib.levels[level], load_bn_stats(lib.bn_stats_path)[level])
+net = extract_subnet(supernet, lib.levels[level], load_bn_stats(lib.bn_stats_path)[level], library_heads(lib)[level])
 t2 = time.perf_counter()
 r = lib.levels[level].arch.resolution
 with torch.inference_mode():
@@ -104,12 +104,12 @@ def bench_switch(network: DynamicNetwork, n: int) -> tuple[np.ndarray, np.ndarra
 
 def bench_extract(library: SubnetLibrary, repeats: int) -> np.ndarray:
     supernet, _ = load_supernet(library.checkpoint_path, library.spec)
-    stats = load_bn_stats(library.bn_stats_path)
+    stats, heads = load_bn_stats(library.bn_stats_path), library_heads(library)
     samples = []
     for k in range(repeats * len(library.levels)):
         i = k % len(library.levels)
         start = time.perf_counter()
-        extract_subnet(supernet, library.levels[i], stats[i])
+        extract_subnet(supernet, library.levels[i], stats[i], heads[i])
         samples.append(time.perf_counter() - start)
     return np.array(samples)
 

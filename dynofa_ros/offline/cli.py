@@ -5,8 +5,8 @@ Typical use, after training (``dynofa train`` or the GPU job) produced a checkpo
     dynofa pipeline --checkpoint runs/gpu/supernet.pt --candidates runs/gpu/results.json
 
 which runs ``profile`` (latency LUTs) -> ``search`` (predictor + evolutionary search, val accuracy and
-CPU latency of every point, Pareto front) -> ``build-library`` (per-level BN calibration, test top-1,
-re-measured latency, library files) -> ``plot``. Each stage is also a sub-command of its own.
+CPU latency of every point, Pareto front) -> ``build-library`` (per-level BN calibration and classifier head,
+test top-1, re-measured latency, library files) -> ``plot``. Each stage is also a sub-command of its own.
 """
 
 from __future__ import annotations
@@ -40,14 +40,15 @@ COMMANDS = (
     Command("data", "dynofa_ros.offline.data", "decode the CIFAR-10 tarball into the data cache"),
     Command("train", "dynofa_ros.offline.train", "train the supernet (sandwich rule, in-place distillation)"),
     Command("evaluate", "dynofa_ros.offline.evaluate", "evaluate sub-networks (BN recalibrated) on a split"),
-    Command("calibrate", __name__, "recalibrate the BN statistics of a library's levels (bn_stats.pt) and re-test "
-            "their top-1 (library.json)"),
+    Command("calibrate", __name__, "recalibrate the BN statistics of a library's levels (bn_stats.pt), refit their "
+            "classifier heads (heads.pt) and re-test their top-1 (library.json)"),
     Command("profile", "dynofa_ros.offline.profile",
             "build per-layer CPU latency LUTs and report their error against measured subnets"),
     Command("search", "dynofa_ros.offline.search",
             "accuracy predictor + evolutionary search under a sweep of latency limits; Pareto front"),
     Command("build-library", "dynofa_ros.offline.library_build",
-            "calibrate, test and re-measure the chosen levels; write library.json, supernet.pt, bn_stats.pt"),
+            "calibrate, fit heads, test and re-measure the chosen levels; write library.json, supernet.pt, "
+            "bn_stats.pt, heads.pt"),
     Command("measure", "dynofa_ros.offline.measure",
             "re-measure a library's levels on this machine and update their CPU latency records"),
     Command("plot", "dynofa_ros.offline.plots", "plot val accuracy vs CPU latency, the Pareto front and the levels"),
@@ -62,11 +63,13 @@ COMMANDS = (
 
 def _calibrate_arguments(parser: argparse.ArgumentParser) -> None:
     from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB
+    from dynofa_ros.offline.library_build import add_heads_argument
     from dynofa_ros.offline.search import add_data_arguments
 
     parser.add_argument("--library", type=Path, required=True, help="library.json whose levels to recalibrate")
     parser.add_argument("--n-calib", type=int, default=LIBRARY_N_CALIB,
                         help="calibration images from the training split (default: %(default)s)")
+    add_heads_argument(parser)
     parser.add_argument("--max-test-images", type=int,
                         help="re-test on a seeded random N of the test images (quick runs; default: all)")
     add_data_arguments(parser)
@@ -77,33 +80,42 @@ def _calibrate_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from dynofa_ros.offline.data import load_cifar10, stratified_split, subset
+    from dynofa_ros.offline.heads import head_note
     from dynofa_ros.offline.library_build import calibrate_and_test, calibration_note, eval_set_note
     from dynofa_ros.supernet.bn import save_bn_stats
     from dynofa_ros.supernet.checkpoint import load_supernet
-    from dynofa_ros.supernet.library import FileRef, SubnetLibrary, sha256_file
+    from dynofa_ros.supernet.library import FileRef, SubnetLibrary, save_heads_ref, sha256_file
 
     lib = SubnetLibrary.load(args.library)
     supernet, spec = load_supernet(lib.checkpoint_path, lib.spec)
     data = load_cifar10(args.data, args.cache_dir)
-    calib = data.train_x[stratified_split(data.train_y, args.val_size, args.split_seed).train]
+    train = stratified_split(data.train_y, args.val_size, args.split_seed).train
+    calib = data.train_x[train]
+    calib_y = data.train_y[train] if args.heads else None  # head fitting labels
     test_idx = subset(np.arange(len(data.test_y)), args.max_test_images, args.split_seed)
     test_x, test_y = data.test_x[test_idx], data.test_y[test_idx]
     n = min(args.n_calib, len(calib))
-    stats, levels = [], []
-    for lv in tqdm(lib.levels, desc="calibrate + test levels", unit="level"):
-        level_stats, acc = calibrate_and_test(supernet, lv.arch, calib, n, test_x, test_y, spec)
-        stats.append(level_stats)
-        levels.append(replace(lv, top1=acc))
-    save_bn_stats(lib.bn_stats_path, stats)
+    fits = [calibrate_and_test(supernet, lv.arch, calib, n, test_x, test_y, spec, calib_y)
+            for lv in tqdm(lib.levels, desc="calibrate + test levels", unit="level")]
+    levels = [replace(lv, top1=fit.top1) for lv, fit in zip(lib.levels, fits, strict=True)]
+    save_bn_stats(lib.bn_stats_path, [fit.stats for fit in fits])
     lib.bn_stats = FileRef(lib.bn_stats.path, sha256_file(lib.bn_stats_path))
     lib.calibration, lib.eval_set = calibration_note(n), eval_set_note(len(test_y))
+    old_heads = lib.heads_path
+    if args.heads:
+        lib.heads, lib.heads_fit = save_heads_ref(lib.base_dir, [fit.head for fit in fits]), head_note(len(calib))
+    else:
+        lib.heads, lib.heads_fit = None, ""
     before, lib.levels = lib.levels, levels
     lib.save(args.library)
+    if old_heads is not None and lib.heads_path != old_heads:
+        old_heads.unlink(missing_ok=True)  # no longer referenced by the library
     for old, lv in zip(before, levels, strict=True):
         was = "n/a" if old.top1 is None else f"{old.top1 * 100:.2f} %"
         print(f"{lv.name}: test top-1 {was} -> {lv.top1 * 100:.2f} %")
-    print(f"recalibrated {len(stats)} levels on {n} images, tested on {len(test_y)}; wrote {args.library} and "
-          f"{lib.bn_stats_path}")
+    heads = f" and fitted their heads on {len(calib)} images (x2 mirrored)" if args.heads else ""
+    print(f"recalibrated {len(fits)} levels on {n} images{heads}, tested on {len(test_y)}; wrote {args.library}, "
+          f"{lib.bn_stats_path}" + (f", {lib.heads_path}" if lib.heads_path else ""))
     if len(test_y) < len(data.test_y):
         print(f"note: the recorded top-1 is now on {len(test_y)} of the {len(data.test_y)} test images "
               "(--max-test-images)")

@@ -1,8 +1,9 @@
 """``dynofa compare``: Dynamic-OFA's library against a width-only dynamic network and static networks.
 
 Every level of every approach is turned into a static eval-mode network (ours: the library's extracted
-subnets with their stored BN statistics; baselines: the width-``w`` network with BN recalibrated on the
-same ``n_calib`` training images), evaluated on the same test images, and timed at batch 1 in one
+subnets with their stored BN statistics and heads; baselines: the width-``w`` network with BN recalibrated on
+the same ``n_calib`` training images and, when the library has per-level heads, its own head fitted the same
+way), evaluated on the same test images, and timed at batch 1 in one
 run on this machine, all networks interleaved per profile (``cpu-<n>t``: fixed thread count; ``gpu``:
 CUDA, synchronised). Per profile, each approach's Pareto front (latency vs top-1) is compared with
 ours by piecewise-linear interpolation on the fronts, only inside the range both fronts cover:
@@ -29,14 +30,16 @@ from tqdm import tqdm
 
 from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB
 from dynofa_ros.offline.data import load_cifar10, stratified_split, subset
+from dynofa_ros.offline.heads import fit_head
 from dynofa_ros.offline.profile import CPU_PROFILES, cpu_threads
 from dynofa_ros.offline.search import add_data_arguments
 from dynofa_ros.offline.slimmable import accuracy, calibrate_level, level_grid, load_baseline
 from dynofa_ros.offline.timing import Timing, cuda_sync, processor_name, time_interleaved
 from dynofa_ros.supernet.bn import load_bn_stats
 from dynofa_ros.supernet.checkpoint import load_supernet
+from dynofa_ros.supernet.heads import apply_head
 from dynofa_ros.supernet.library import SubnetLibrary, default_library_path, sha256_file
-from dynofa_ros.supernet.runtime import extract_subnet
+from dynofa_ros.supernet.runtime import extract_subnet, library_heads
 
 COMPARE_FORMAT = "dynofa-compare/1"
 GPU_PROFILE = "gpu"
@@ -172,20 +175,21 @@ def _source(path: Path) -> str:
 
 
 def library_levels(path: Path | str) -> list[LevelNet]:
-    """Our library's levels as extracted subnets with their stored BN statistics."""
+    """Our library's levels as extracted subnets with their stored BN statistics (and heads, when it has them)."""
     lib = SubnetLibrary.load(path)
     supernet, spec = load_supernet(lib.checkpoint_path, lib.spec)
     stats = load_bn_stats(lib.bn_stats_path)
     source = _source(lib.checkpoint_path)
-    return [LevelNet(OURS, level.name, level.arch.resolution, extract_subnet(supernet.eval(), level, st), spec.mean,
-                     spec.std, source, {"arch": level.arch.to_dict(), "library_top1": level.top1})
-            for level, st in zip(lib.levels, stats, strict=True)]
+    return [LevelNet(OURS, level.name, level.arch.resolution, extract_subnet(supernet.eval(), level, st, head),
+                     spec.mean, spec.std, source, {"arch": level.arch.to_dict(), "library_top1": level.top1})
+            for level, st, head in zip(lib.levels, stats, library_heads(lib), strict=True)]
 
 
-def baseline_levels(path: Path | str, calib_x: np.ndarray, n_calib: int,
-                    widths: Sequence[float] | None = None) -> list[LevelNet]:
+def baseline_levels(path: Path | str, calib_x: np.ndarray, n_calib: int, widths: Sequence[float] | None = None,
+                    calib_y: np.ndarray | None = None) -> list[LevelNet]:
     """A baseline checkpoint's operating points (static: one; width-only: ``widths`` x its resolutions),
-    BN recalibrated on ``n_calib`` of ``calib_x`` per point."""
+    BN recalibrated on ``n_calib`` of ``calib_x`` per point; with ``calib_y`` (the labels of all ``calib_x``)
+    each point's classifier head fitted on them, as a library's levels' are."""
     base = load_baseline(path)
     cfg = base.model.config
     approach = "static" if cfg.static else "width-only"
@@ -194,6 +198,8 @@ def baseline_levels(path: Path | str, calib_x: np.ndarray, n_calib: int,
     for w, r in level_grid(cfg, None if cfg.static else widths):
         name = base.name if cfg.static else f"{base.name}-w{w:g}-r{r}"
         net = calibrate_level(base.model, w, r, calib_x, n_calib)
+        if calib_y is not None:
+            apply_head(net, fit_head(net, calib_x, calib_y, r, cfg.mean, cfg.std))
         levels.append(LevelNet(approach, name, r, net, cfg.mean, cfg.std, source,
                                {"layout": cfg.layout, "width": w, "train": base.train}))
     return levels
@@ -289,7 +295,8 @@ def markdown(result: dict[str, Any]) -> str:
     profiles = sorted({p for pt in result["points"] for p in pt["latency"]})
     lines = [f"Comparison run {result['created']} on {result['machine']['processor']} "
              f"(torch {result['machine']['torch']}); top-1 on {result['test_images']} CIFAR-10 test images; "
-             f"baselines' BN recalibrated on {result['n_calib']} training images.", "",
+             f"baselines' BN recalibrated on {result['n_calib']} training images"
+             + (", their classifier heads fitted like the library's" if result.get("heads") else "") + ".", "",
              "| approach | level | res | top-1 % | MMACs | params M | "
              + " | ".join(f"{p} p50 ms" for p in profiles) + " |",
              "|---|---|---|---|---|---|" + "---|" * len(profiles)]
@@ -356,12 +363,14 @@ def run_comparison(library: Path | str, baselines: Sequence[Path | str], profile
     for p in profiles:
         if p != GPU_PROFILE:
             cpu_threads(p)
-    calib = data.train_x[stratified_split(data.train_y, val_size, split_seed).train]
+    train = stratified_split(data.train_y, val_size, split_seed).train
+    calib = data.train_x[train]
     test_idx = subset(np.arange(len(data.test_y)), max_test_images, split_seed)
     n_calib = min(n_calib, len(calib))
+    heads = SubnetLibrary.load(library).heads is not None  # then the baselines get theirs the same way
     levels = library_levels(library)
     for path in baselines:
-        levels += baseline_levels(path, calib, n_calib, widths)
+        levels += baseline_levels(path, calib, n_calib, widths, data.train_y[train] if heads else None)
     points = evaluate_levels(levels, data.test_x[test_idx], data.test_y[test_idx], torch.device(device))
     for profile in profiles:
         for point, record in zip(points, measure(levels, profile, warmup, repeats, rounds), strict=True):
@@ -374,7 +383,7 @@ def run_comparison(library: Path | str, baselines: Sequence[Path | str], profile
         "machine": {"processor": processor_name(), "torch": torch.__version__,
                     "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
         "library": str(library), "baselines": [str(b) for b in baselines], "measured": list(profiles),
-        "merged": merged, "test_images": int(len(test_idx)), "n_calib": n_calib,
+        "merged": merged, "test_images": int(len(test_idx)), "n_calib": n_calib, "heads": heads,
         "points": [asdict(p) for p in points], "fronts": fronts,
         "comparisons": [c.to_dict() for c in comparisons(fronts)],
     }

@@ -16,8 +16,10 @@ from tqdm import tqdm
 
 from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB, as_uint8_tensor, recalibrate_bn
 from dynofa_ros.offline.data import to_input
+from dynofa_ros.offline.heads import fit_head
 from dynofa_ros.offline.timing import processor_name
 from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.heads import using_head
 from dynofa_ros.supernet.library import SubnetLibrary
 from dynofa_ros.supernet.runtime import extract_subnet
 from dynofa_ros.supernet.spec import SupernetSpec
@@ -61,10 +63,16 @@ def top1(supernet: nn.Module, arch: SubnetArch, images_uint8: np.ndarray | torch
 
 def evaluate_arch(supernet: nn.Module, arch: SubnetArch, images_uint8: np.ndarray | torch.Tensor,
                   labels: np.ndarray | torch.Tensor, calib_uint8: np.ndarray | torch.Tensor,
-                  spec: SupernetSpec | None = None, n_calib: int = 2000, batch: int = 500) -> float:
-    """Recalibrate ``arch``'s BN on ``n_calib`` of ``calib_uint8``, then its top-1 on the given split."""
+                  spec: SupernetSpec | None = None, n_calib: int = 2000, batch: int = 500,
+                  head_labels: np.ndarray | torch.Tensor | None = None) -> float:
+    """Recalibrate ``arch``'s BN on ``n_calib`` of ``calib_uint8``, then its top-1 on the given split; with
+    ``head_labels`` (the labels of all ``calib_uint8``) scored with its own classifier head fitted on them."""
+    spec = spec or SupernetSpec()
     recalibrate_bn(supernet, arch, calib_uint8, n_calib, batch, spec)
-    return top1(supernet, arch, images_uint8, labels, spec, batch)
+    head = (None if head_labels is None
+            else fit_head(supernet, calib_uint8, head_labels, arch.resolution, spec.mean, spec.std))
+    with using_head(supernet, head):
+        return top1(supernet, arch, images_uint8, labels, spec, batch)
 
 
 def subnet_cost(supernet: nn.Module, arch: SubnetArch) -> tuple[int, int]:
@@ -112,6 +120,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-images", type=int, default=None, help="a seeded random subset of the split")
     parser.add_argument("--n-calib", type=int, default=LIBRARY_N_CALIB,
                         help="BN calibration images from the training split (default: %(default)s)")
+    parser.add_argument("--fit-heads", action="store_true",
+                        help="score each subnet with its own classifier head fitted on the training split, as "
+                        "`dynofa calibrate` makes the library's (default: the supernet's shared classifier)")
     parser.add_argument("--latency", nargs="*", default=[], metavar="PROFILE",
                         help="also time batch-1 latency under these CPU profiles (e.g. cpu-1t cpu-2t)")
     parser.add_argument("--repeats", type=int, default=50, help="timed runs per latency (default: %(default)s)")
@@ -166,10 +177,12 @@ def run(args: argparse.Namespace) -> int:
     pick = subset(np.arange(len(pool_y)), args.max_images, args.split_seed)
     images, labels = pool_x[pick], pool_y[pick]
     calib = data.train_x[split.train]
+    head_labels = data.train_y[split.train] if args.fit_heads else None
 
     n_calib = min(args.n_calib, len(calib))
     records = [{"name": name, "arch": arch.to_dict(), "split": args.split, "images": len(labels), "n_calib": n_calib,
-                "top1": evaluate_arch(supernet, arch, images, labels, calib, spec, n_calib),
+                "heads": "fitted per subnet" if args.fit_heads else "shared",
+                "top1": evaluate_arch(supernet, arch, images, labels, calib, spec, n_calib, head_labels=head_labels),
                 **dict(zip(("macs", "params"), subnet_cost(supernet, arch), strict=True))}
                for name, arch in tqdm(subnets, desc=f"evaluate on {args.split}", unit="net")]
     for profile in args.latency:

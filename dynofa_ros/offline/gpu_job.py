@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     with res.step("evaluate", log):
         t0 = time.perf_counter()
         val_x, val_y = (torch.from_numpy(data[k]).to(device) for k in ("val_x", "val_y"))
-        calib = torch.from_numpy(data["train_x"]).to(device)
+        calib, calib_y = (torch.from_numpy(data[k]).to(device) for k in ("train_x", "train_y"))
         for arch in candidate_archs(spec, args.max_subnets, args.subnet_seed):
             if len(candidates) >= 2 and time.perf_counter() - t0 > args.eval_budget:
                 break  # largest and smallest always get evaluated
@@ -250,16 +250,17 @@ def main(argv: list[str] | None = None) -> int:
 
     with res.step("test", log):
         test_x, test_y = (torch.from_numpy(data[k]).to(device) for k in ("test_x", "test_y"))
-        calib = torch.from_numpy(data["train_x"]).to(device)
+        calib, calib_y = (torch.from_numpy(data[k]).to(device) for k in ("train_x", "train_y"))
         fit = subset(np.arange(len(data["train_y"])), len(test_y), config.seed)  # as many as the test images
         fit_x, fit_y = (torch.from_numpy(data[k][fit]).to(device) for k in ("train_x", "train_y"))
-        n_calib = min(LIBRARY_N_CALIB, len(calib))  # as a library's levels: the test figures compare with them
+        n_calib = min(LIBRARY_N_CALIB, len(calib))  # as a library's levels (and their heads): comparable
         res.data["test"] = {}
         for name, arch in (("largest", SubnetArch.largest(spec)), ("smallest", SubnetArch.smallest(spec))):
-            test_top1 = evaluate_arch(supernet, arch, test_x, test_y, calib, spec, n_calib)
-            train_top1 = top1(supernet, arch, fit_x, fit_y, spec)  # BN already calibrated for this arch
+            test_top1 = evaluate_arch(supernet, arch, test_x, test_y, calib, spec, n_calib, head_labels=calib_y)
+            train_top1 = top1(supernet, arch, fit_x, fit_y, spec)  # BN already calibrated; the shared classifier
             res.data["test"][name] = {"arch": arch.to_dict(), "test_top1": test_top1, "images": len(test_y),
-                                      "n_calib": n_calib, "train_top1": train_top1}
+                                      "n_calib": n_calib, "heads": "fitted per subnet, as a library's levels",
+                                      "train_top1": train_top1}
             log(f"{name}: test top-1 {test_top1:.4f}, training images (no augmentation) {train_top1:.4f}")
 
     return res.finish(log)

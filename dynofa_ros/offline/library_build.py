@@ -1,13 +1,14 @@
 """``dynofa build-library``: turn the search's Pareto front into the shipped subnet library.
 
-For each chosen level: BN statistics calibrated on ``n_calib`` training images, top-1 on the test set,
+For each chosen level: BN statistics calibrated on ``n_calib`` training images, its own classifier head fitted
+on the training split (``offline.heads``; ``--no-heads``: the supernet's shared one), top-1 on the test set,
 MACs/params, batch-1 CPU latency re-measured under every CPU profile, GPU latency carried over from the
 search (measured by the GPU job, or predicted by its regression model: the method string says which).
 With ``--levels-from LIBRARY`` the levels are that library's sub-networks instead (new weights for the same
 architectures, e.g. after more training): latency records of other profiles (GPU, other boards) carry over, since
 they do not depend on the weights.
 Levels are ordered by latency; a level not more accurate than a faster one is dropped. The library
-(``library.json``, ``supernet.pt``, ``bn_stats.pt``) is written with ``supernet.library.write_library``
+(``library.json``, ``supernet.pt``, ``bn_stats.pt``, ``heads.pt``) is written with ``supernet.library.write_library``
 and loaded back to validate it.
 """
 
@@ -26,11 +27,13 @@ from tqdm import tqdm
 from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB, calibrate_bn
 from dynofa_ros.offline.data import load_cifar10, stratified_split, subset
 from dynofa_ros.offline.evaluate import subnet_cost, top1
+from dynofa_ros.offline.heads import fit_head, head_note
 from dynofa_ros.offline.profile import CPU_PROFILES, cpu_threads, measure_subnets, processor_name
 from dynofa_ros.offline.search import SEARCH_FORMAT, add_data_arguments, pick_spread
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.bn import BnStats
 from dynofa_ros.supernet.checkpoint import load_supernet
+from dynofa_ros.supernet.heads import LevelHead, using_head
 from dynofa_ros.supernet.library import LatencyProfile, Level, SubnetLibrary, write_library
 from dynofa_ros.supernet.spec import SupernetSpec
 
@@ -38,11 +41,20 @@ SIZE_LIMIT_BYTES = 25 * 1024 * 1024
 
 
 @dataclass
+class LevelFit:
+    """A level's BN statistics, classifier head (None: the shared one) and test top-1 with both."""
+
+    stats: BnStats
+    head: LevelHead | None
+    top1: float
+
+
+@dataclass
 class Candidate:
-    """A built level before ordering: its record and BN statistics."""
+    """A built level before ordering: its record, BN statistics and head."""
 
     level: Level
-    stats: BnStats
+    fit: LevelFit
 
 
 def load_search(path: Path | str) -> dict[str, Any]:
@@ -60,10 +72,13 @@ def load_search(path: Path | str) -> dict[str, Any]:
 
 
 def calibrate_and_test(supernet: Any, arch: SubnetArch, calib: np.ndarray, n_calib: int, test_x: np.ndarray,
-                       test_y: np.ndarray, spec: SupernetSpec) -> tuple[BnStats, float]:
-    """``arch``'s BN statistics from ``n_calib`` of the ``calib`` images, then its top-1 on the test images."""
+                       test_y: np.ndarray, spec: SupernetSpec, calib_y: np.ndarray | None = None) -> LevelFit:
+    """``arch``'s BN statistics from ``n_calib`` of the ``calib`` images, with ``calib_y`` (the labels of all
+    ``calib``) its classifier head fitted on all of them, then its top-1 on the test images."""
     stats = calibrate_bn(supernet, arch, calib, n=n_calib, spec=spec)
-    return stats, top1(supernet, arch, test_x, test_y, spec)
+    head = None if calib_y is None else fit_head(supernet, calib, calib_y, arch.resolution, spec.mean, spec.std)
+    with using_head(supernet, head):
+        return LevelFit(stats, head, top1(supernet, arch, test_x, test_y, spec))
 
 
 def calibration_note(n_calib: int) -> str:
@@ -123,6 +138,13 @@ def cpu_latency(supernet: Any, archs: Sequence[SubnetArch], profiles: Sequence[s
             for timings in zip(*per_profile, strict=True)]
 
 
+def add_heads_argument(parser: argparse.ArgumentParser) -> None:
+    """``--heads/--no-heads``, shared by ``build-library`` and ``calibrate``."""
+    parser.add_argument("--heads", action=argparse.BooleanOptionalAction, default=True,
+                        help="fit each level's classifier head on the training split (heads.pt; ~1-4 min per level "
+                        "on 2 cores); --no-heads: the levels share the supernet's classifier (default: %(default)s)")
+
+
 def add_timing_arguments(parser: argparse.ArgumentParser) -> None:
     """CPU profiles and timing options shared by ``build-library`` and ``measure``."""
     parser.add_argument("--profiles", nargs="+", default=list(CPU_PROFILES), metavar="PROFILE",
@@ -143,13 +165,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="library.json whose levels to rebuild with --checkpoint's weights instead (no search: "
                         "the same sub-networks, re-calibrated, re-tested, re-timed; other profiles' latency kept)")
     parser.add_argument("--out", type=Path, default=Path("models/cifar10_mbv3"),
-                        help="library folder: library.json, supernet.pt, bn_stats.pt (default: %(default)s)")
+                        help="library folder: library.json, supernet.pt, bn_stats.pt, heads.pt (default: "
+                        "%(default)s)")
     parser.add_argument("--name", default="cifar10-ofa-mbv3-w1.0", help="library name (default: %(default)s)")
     parser.add_argument("--levels", type=int, default=7,
                         help="levels to pick from the Pareto front, spread in latency (default: %(default)s)")
     add_timing_arguments(parser)
     parser.add_argument("--n-calib", type=int, default=LIBRARY_N_CALIB,
                         help="BN calibration images from the training split (default: %(default)s)")
+    add_heads_argument(parser)
     parser.add_argument("--max-test-images", type=int,
                         help="evaluate on a seeded random N of the test images (quick runs)")
     parser.add_argument("--min-span", type=float, default=3.0,
@@ -178,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
     data = load_cifar10(args.data, args.cache_dir)
     split = stratified_split(data.train_y, args.val_size, args.split_seed)
     calib = data.train_x[split.train]
+    calib_y = data.train_y[split.train] if args.heads else None  # head fitting labels
     test_idx = subset(np.arange(len(data.test_y)), args.max_test_images, args.split_seed)
     test_x, test_y = data.test_x[test_idx], data.test_y[test_idx]
     n_calib = min(args.n_calib, len(calib))
@@ -186,17 +211,18 @@ def run(args: argparse.Namespace) -> int:
     built: list[Candidate] = []
     bar = tqdm(archs, desc="calibrate + test levels", unit="level")
     for arch, latency, other in zip(bar, latencies, source.carried, strict=True):
-        stats, acc = calibrate_and_test(supernet, arch, calib, n_calib, test_x, test_y, spec)
+        fit = calibrate_and_test(supernet, arch, calib, n_calib, test_x, test_y, spec, calib_y)
         macs, params = subnet_cost(supernet, arch)
-        built.append(Candidate(Level("", arch, acc, macs, params, latency + other), stats))
+        built.append(Candidate(Level("", arch, fit.top1, macs, params, latency + other), fit))
 
     lat = [c.level.latency_for(primary).p50_s for c in built]
     kept = [built[i] for i in monotone_levels(lat, [c.level.top1 for c in built])]
     levels = [Level(f"L{i}", c.level.arch, c.level.top1, c.level.macs, c.level.params, c.level.latency)
               for i, c in enumerate(kept)]
     fresh, _ = load_supernet(args.checkpoint)  # calibration changed the BN buffers of `supernet`
-    write_library(args.out, args.name, fresh, spec, levels, [c.stats for c in kept],
-                  eval_set=eval_set_note(len(test_y)), calibration=calibration_note(n_calib))
+    write_library(args.out, args.name, fresh, spec, levels, [c.fit.stats for c in kept],
+                  eval_set=eval_set_note(len(test_y)), calibration=calibration_note(n_calib),
+                  heads=[c.fit.head for c in kept] if args.heads else None, heads_fit=head_note(len(calib)))
     lib = SubnetLibrary.load(args.out / "library.json")
     for lv in lib.levels:
         p = lv.latency_for(primary)
@@ -205,7 +231,8 @@ def run(args: argparse.Namespace) -> int:
     dropped = len(built) - len(kept)
     if dropped:
         print(f"dropped {dropped} level(s) not more accurate than a faster one")
-    size = sum(f.stat().st_size for f in (args.out / "library.json", lib.checkpoint_path, lib.bn_stats_path))
+    files = [args.out / "library.json", lib.checkpoint_path, lib.bn_stats_path, lib.heads_path]
+    size = sum(f.stat().st_size for f in files if f is not None)
     span = lib.levels[-1].latency_for(primary).p50_s / lib.levels[0].latency_for(primary).p50_s
     print(f"wrote {args.out / 'library.json'}: {len(lib.levels)} levels, {primary} latency span {span:.2f}x, "
           f"{size / 2**20:.1f} MiB")

@@ -105,7 +105,8 @@ def apply_bn_stats(supernet: nn.Module, stats: BnStats) -> None:
 
 @dataclass
 class BnCopyPlan:
-    """Precomputed (buffer slice, statistics) pairs for one level: ``apply()`` is one foreach copy.
+    """Precomputed (buffer slice, statistics) pairs for one level: ``apply()`` is one foreach copy (the runtime
+    appends the level's classifier head to the same lists).
 
     Build it after the supernet has reached its final device; moving the supernet afterwards makes
     the slices stale.

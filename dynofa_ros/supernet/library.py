@@ -1,4 +1,4 @@
-"""Subnet library file (JSON, ``schema_version`` 1): supernet, checkpoint, BN statistics and levels.
+"""Subnet library file (JSON, ``schema_version`` 1): supernet, checkpoint, BN statistics, heads and levels.
 
 The schema is described in docs/ARCHITECTURE.md. Paths inside the file are relative to the file.
 """
@@ -20,11 +20,13 @@ from torch import nn
 
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.bn import BnStats, save_bn_stats
+from dynofa_ros.supernet.heads import LevelHead, save_heads
 from dynofa_ros.supernet.spec import SupernetSpec
 
 SCHEMA_VERSION = 1
 LIBRARY_ENV = "DYNOFA_LIBRARY"
 DEFAULT_MODEL_DIR = Path("models") / "cifar10_mbv3"
+HEADS_FILE = "heads.pt"
 
 
 class LibraryError(ValueError):
@@ -199,6 +201,8 @@ class SubnetLibrary:
     levels: list[Level]
     eval_set: str = ""
     calibration: str = ""
+    heads: FileRef | None = None
+    heads_fit: str = ""
     created: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     base_dir: Path = field(default_factory=Path.cwd, compare=False)
 
@@ -218,10 +222,18 @@ class SubnetLibrary:
     def bn_stats_path(self) -> Path:
         return self.base_dir / self.bn_stats.path
 
+    @property
+    def heads_path(self) -> Path | None:
+        """The per-level classifier heads file, None when the levels share the supernet's classifier."""
+        return None if self.heads is None else self.base_dir / self.heads.path
+
     def verify_files(self) -> None:
-        """Check that the checkpoint and BN statistics files exist and match their SHA-256."""
-        for what, ref, path in (("checkpoint", self.checkpoint, self.checkpoint_path),
-                                ("BN statistics", self.bn_stats, self.bn_stats_path)):
+        """Check that the checkpoint, BN statistics and heads files exist and match their SHA-256."""
+        files = [("checkpoint", self.checkpoint, self.checkpoint_path),
+                 ("BN statistics", self.bn_stats, self.bn_stats_path)]
+        if self.heads is not None and self.heads_path is not None:
+            files.append(("classifier heads", self.heads, self.heads_path))
+        for what, ref, path in files:
             if not path.is_file():
                 raise LibraryError(f"library {self.name!r}: {what} file not found: {path}")
             try:
@@ -240,12 +252,14 @@ class SubnetLibrary:
 
     # -- (de)serialisation -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        heads = {} if self.heads is None else {"heads": {**self.heads.to_dict(), "fit": self.heads_fit}}
         return {
             "schema_version": SCHEMA_VERSION,
             "name": self.name,
             "created": self.created,
             "supernet": {"spec": self.spec.to_dict(), "checkpoint": self.checkpoint.to_dict()},
             "bn_stats": {**self.bn_stats.to_dict(), "calibration": self.calibration},
+            **heads,
             "eval_set": self.eval_set,
             "levels": [lv.to_dict() for lv in self.levels],
         }
@@ -261,6 +275,7 @@ class SubnetLibrary:
         except (TypeError, ValueError) as exc:
             raise LibraryError(f"{where}.supernet.spec: {exc}") from exc
         bn = _get(data, "bn_stats", dict, where)
+        heads = _get(data, "heads", dict, where, optional=True)
         levels = _get(data, "levels", list, where)
         return cls(
             name=_get(data, "name", str, where),
@@ -269,6 +284,8 @@ class SubnetLibrary:
                                          f"{where}.supernet.checkpoint"),
             bn_stats=FileRef.from_dict(bn, f"{where}.bn_stats"),
             calibration=_get(bn, "calibration", str, f"{where}.bn_stats", optional=True) or "",
+            heads=None if heads is None else FileRef.from_dict(heads, f"{where}.heads"),
+            heads_fit="" if heads is None else _get(heads, "fit", str, f"{where}.heads", optional=True) or "",
             eval_set=_get(data, "eval_set", str, where, optional=True) or "",
             created=_get(data, "created", str, where, optional=True) or "",
             levels=[Level.from_dict(lv, spec, f"{where}.levels[{i}]") for i, lv in enumerate(levels)],
@@ -302,6 +319,12 @@ class SubnetLibrary:
         return path
 
 
+def save_heads_ref(directory: str | Path, heads: Sequence[LevelHead]) -> FileRef:
+    """Write ``heads`` as ``directory/heads.pt``; the library's reference to it."""
+    save_heads(Path(directory) / HEADS_FILE, heads)
+    return FileRef(HEADS_FILE, sha256_file(Path(directory) / HEADS_FILE))
+
+
 def write_library(
     directory: str | Path,
     name: str,
@@ -311,12 +334,17 @@ def write_library(
     per_level_stats: Sequence[BnStats],
     eval_set: str = "",
     calibration: str = "",
+    heads: Sequence[LevelHead] | None = None,
+    heads_fit: str = "",
 ) -> SubnetLibrary:
-    """Write ``supernet.pt``, ``bn_stats.pt`` and ``library.json`` into ``directory``; return the library."""
+    """Write ``supernet.pt``, ``bn_stats.pt``, ``heads.pt`` (with ``heads``) and ``library.json`` into
+    ``directory``; return the library."""
     from dynofa_ros.supernet.checkpoint import save_supernet
 
     if len(per_level_stats) != len(levels):
         raise ValueError(f"{len(per_level_stats)} BN statistics sets for {len(levels)} levels")
+    if heads is not None and len(heads) != len(levels):
+        raise ValueError(f"{len(heads)} classifier heads for {len(levels)} levels")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     save_supernet(directory / "supernet.pt", supernet, spec)
@@ -327,6 +355,10 @@ def write_library(
         bn_stats=FileRef("bn_stats.pt", sha256_file(directory / "bn_stats.pt")),
         levels=list(levels), eval_set=eval_set, calibration=calibration,
     )
+    if heads is not None:
+        lib.heads, lib.heads_fit = save_heads_ref(directory, heads), heads_fit
+    elif (directory / HEADS_FILE).exists():
+        (directory / HEADS_FILE).unlink()  # a previous library's heads: not this one's
     lib.save(directory / "library.json")
     return lib
 

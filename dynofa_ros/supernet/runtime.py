@@ -3,10 +3,11 @@
 Two modes:
 
 - ``"cache"`` (default): every level is extracted once at load time with ``ofa``'s
-  ``get_active_subnet(preserve_weight=True)`` with its BN statistics baked in; a switch is a pointer
-  swap; inference runs a plain static network (faster at batch 1, more memory: one copy per level).
+  ``get_active_subnet(preserve_weight=True)`` with its BN statistics (and classifier head, when the
+  library has per-level heads) baked in; a switch is a pointer swap; inference runs a plain static
+  network (faster at batch 1, more memory: one copy per level).
 - ``"inplace"``: one supernet; a switch sets the active architecture and copies the level's BN
-  statistics into the running buffers with one precomputed foreach copy (least memory).
+  statistics (and head) into the running buffers with one precomputed foreach copy (least memory).
 
 Frame safety: ``request_level`` (any thread) only records the wish; the next ``run``/``predict``
 applies it before its forward pass, under the same lock as the forward pass, so a frame always runs
@@ -28,6 +29,7 @@ from torch import Tensor, nn
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.bn import BnCopyPlan, BnStats, active_bn_channels, apply_bn_stats, load_bn_stats
 from dynofa_ros.supernet.checkpoint import load_supernet
+from dynofa_ros.supernet.heads import LevelHead, apply_head, check_head, head_pairs, load_heads
 from dynofa_ros.supernet.library import Level, LibraryError, SubnetLibrary, default_library_path, level_index
 from dynofa_ros.supernet.preprocess import Frame, Preprocessor
 from dynofa_ros.supernet.spec import SupernetSpec
@@ -70,39 +72,50 @@ class Prediction:
         return self.scores[0]
 
 
-def extract_subnet(supernet: nn.Module, level: Level | SubnetArch, stats: BnStats | None = None) -> nn.Module:
+def extract_subnet(supernet: nn.Module, level: Level | SubnetArch, stats: BnStats | None = None,
+                   head: LevelHead | None = None) -> nn.Module:
     """Standalone eval-mode copy of a level's (or an arch's) ``ofa`` subnet, weights copied, with ``stats``
-    baked in as its BN statistics (None: the supernet's running statistics as they are)."""
+    baked in as its BN statistics (None: the supernet's running statistics as they are) and ``head`` as its
+    classifier (None: the supernet's)."""
     arch = level.arch if isinstance(level, Level) else level
     arch.apply(supernet)
     if stats is not None:
         apply_bn_stats(supernet, stats)
-    return supernet.get_active_subnet(preserve_weight=True).eval()
+    subnet = supernet.get_active_subnet(preserve_weight=True).eval()
+    if head is not None:
+        apply_head(subnet, head)
+    return subnet
 
 
 @dataclass
 class LevelSwitch:
     """Precomputed in-place switch to one level: the attribute values ``ofa``'s ``set_active_subnet``
-    writes for it (recorded from a real call, replayed as plain dict updates) and its BN copy plan."""
+    writes for it (recorded from a real call, replayed as plain dict updates) and one copy plan for its BN
+    statistics and, when it has one, its classifier head."""
 
     supernet: nn.Module
     attributes: list[tuple[dict, dict[str, object]]]
     runtime_depth: list[int]
-    bn: BnCopyPlan
+    copies: BnCopyPlan
 
     @classmethod
-    def build(cls, supernet: nn.Module, level: Level, stats: BnStats) -> LevelSwitch:
+    def build(cls, supernet: nn.Module, level: Level, stats: BnStats, head: LevelHead | None = None) -> LevelSwitch:
         level.arch.apply(supernet)
         convs = [block.conv for block in supernet.blocks[1:]]
         names = ("active_kernel_size", "active_expand_ratio")
         attributes = [(vars(c), {n: vars(c)[n] for n in names}) for c in convs]
-        return cls(supernet, attributes, list(supernet.runtime_depth), BnCopyPlan.build(supernet, stats))
+        copies = BnCopyPlan.build(supernet, stats)
+        if head is not None:
+            targets, sources = head_pairs(supernet, head)
+            copies.targets += targets
+            copies.sources += sources
+        return cls(supernet, attributes, list(supernet.runtime_depth), copies)
 
     def apply(self) -> None:
         for target, values in self.attributes:
             target.update(values)
         self.supernet.runtime_depth[:] = self.runtime_depth
-        self.bn.apply()
+        self.copies.apply()
 
 
 def _check_level_stats(supernet: nn.Module, levels: Sequence[Level], bn_stats: Sequence[BnStats]) -> None:
@@ -115,6 +128,24 @@ def _check_level_stats(supernet: nn.Module, levels: Sequence[Level], bn_stats: S
             bad = sorted(set(expected) ^ set(got)) or [n for n in expected if expected[n] != got[n]]
             raise LibraryError(f"level {i} ({level.name}): BN statistics do not match its architecture "
                                f"(layers/channel counts differ at {bad[:5]})")
+
+
+def library_heads(library: SubnetLibrary) -> list[LevelHead | None]:
+    """Each level's classifier head from the library's heads file; all None when its levels share the
+    supernet's classifier."""
+    if library.heads_path is None:
+        return [None] * len(library.levels)
+    return list(load_heads(library.heads_path))
+
+
+def _check_level_heads(supernet: nn.Module, levels: Sequence[Level], heads: Sequence[LevelHead | None]) -> None:
+    if len(heads) != len(levels):
+        raise LibraryError(f"{len(heads)} classifier heads for {len(levels)} levels")
+    if any(h is None for h in heads) and any(h is not None for h in heads):
+        raise LibraryError("either every level has its own classifier head or none has")
+    for i, (level, head) in enumerate(zip(levels, heads, strict=True)):
+        if head is not None:
+            check_head(supernet, head, f"level {i} ({level.name}) classifier head")
 
 
 def set_torch_threads(threads: int) -> None:
@@ -139,7 +170,8 @@ class DynamicNetwork:
 
     def __init__(self, supernet: nn.Module, spec: SupernetSpec, levels: Sequence[Level],
                  bn_stats: Sequence[BnStats], device: str | torch.device = "cpu", mode: str = DEFAULT_MODE,
-                 threads: int | None = None, initial_level: int | str = 0) -> None:
+                 threads: int | None = None, initial_level: int | str = 0,
+                 heads: Sequence[LevelHead | None] | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
         if threads is not None:
@@ -154,15 +186,18 @@ class DynamicNetwork:
         initial_level = self.index_of(initial_level)
         supernet = supernet.to(self.device).eval()
         _check_level_stats(supernet, self.levels, bn_stats)
+        heads = list(heads) if heads is not None else [None] * len(self.levels)
+        _check_level_heads(supernet, self.levels, heads)
+        per_level = list(zip(self.levels, bn_stats, heads, strict=True))
         self._lock = threading.Lock()
         if mode == "cache":
-            self._subnets = [extract_subnet(supernet, lv, st) for lv, st in zip(self.levels, bn_stats, strict=True)]
+            self._subnets = [extract_subnet(supernet, lv, st, hd) for lv, st, hd in per_level]
             self._supernet: nn.Module | None = None
             self._plans: list[LevelSwitch] = []
         else:
             self._subnets = []
             self._supernet = supernet
-            self._plans = [LevelSwitch.build(supernet, lv, st) for lv, st in zip(self.levels, bn_stats, strict=True)]
+            self._plans = [LevelSwitch.build(supernet, lv, st, hd) for lv, st, hd in per_level]
         self._active = -1
         self._requested = initial_level
         self._switch(initial_level)
@@ -178,7 +213,7 @@ class DynamicNetwork:
             library.verify_files()
         supernet, _ = load_supernet(library.checkpoint_path, library.spec)
         return cls(supernet, library.spec, library.levels, load_bn_stats(library.bn_stats_path), device=device,
-                   mode=mode, threads=threads, initial_level=initial_level)
+                   mode=mode, threads=threads, initial_level=initial_level, heads=library_heads(library))
 
     # -- levels ----------------------------------------------------------------------------------
     def index_of(self, level: int | str) -> int:

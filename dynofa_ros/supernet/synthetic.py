@@ -10,6 +10,7 @@ import torch
 
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.bn import collect_bn_stats
+from dynofa_ros.supernet.heads import LevelHead, final_linear
 from dynofa_ros.supernet.library import Level, SubnetLibrary, default_library_path, write_library
 from dynofa_ros.supernet.runtime import extract_subnet
 from dynofa_ros.supernet.spec import SupernetSpec, build_supernet
@@ -29,8 +30,9 @@ def default_archs(spec: SupernetSpec, n_levels: int, seed: int = 0) -> list[Subn
 
 
 def random_library(directory: str | Path, spec: SupernetSpec = TINY_SPEC, archs: Sequence[SubnetArch] | None = None,
-                   n_levels: int = 3, seed: int = 0, calib_images: int = 16) -> SubnetLibrary:
-    """Write a random-weight supernet library into ``directory`` (levels' BN calibrated on noise images).
+                   n_levels: int = 3, seed: int = 0, calib_images: int = 16, heads: bool = False) -> SubnetLibrary:
+    """Write a random-weight supernet library into ``directory`` (levels' BN calibrated on noise images; with
+    ``heads``, each level gets its own random classifier head).
 
     Top-1 is unknown (None) and no latency is recorded; MACs and params are counted on the extracted
     subnets with ``ofa``'s counter.
@@ -53,8 +55,13 @@ def random_library(directory: str | Path, spec: SupernetSpec = TINY_SPEC, archs:
         subnet = extract_subnet(supernet, arch)
         levels.append(Level(f"L{i}", arch, None, int(count_net_flops(subnet, (1, 3, r, r))),
                             int(count_parameters(subnet))))
+    linear = final_linear(supernet)
+    level_heads = None if not heads else [LevelHead(torch.randn(linear.weight.shape, generator=generator) * 0.1,
+                                                    torch.randn(linear.bias.shape, generator=generator) * 0.1)
+                                          for _ in levels]
     return write_library(directory, "synthetic-random-weights", supernet, spec, levels, stats,
-                         eval_set="none (random weights)", calibration=f"{calib_images} random noise images per level")
+                         eval_set="none (random weights)", calibration=f"{calib_images} random noise images per level",
+                         heads=level_heads, heads_fit="random (synthetic)" if heads else "")
 
 
 def shipped_or_synthetic(path: str | Path | None, tmp_dir: str | Path | None) -> tuple[Path, bool]:

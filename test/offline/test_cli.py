@@ -18,6 +18,7 @@ from dynofa_ros.offline.evaluate import top1
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.bn import apply_bn_stats, load_bn_stats
 from dynofa_ros.supernet.checkpoint import load_supernet
+from dynofa_ros.supernet.heads import load_heads, using_head
 from dynofa_ros.supernet.library import SubnetLibrary, sha256_file
 from dynofa_ros.supernet.spec import SupernetSpec
 
@@ -25,8 +26,9 @@ from dynofa_ros.supernet.spec import SupernetSpec
 QUICK_PROFILE = "--profiles cpu-1t --resolutions 40 --fit 1 --holdout 2 --warmup 1 --repeats 3 --rounds 1"
 SEARCH_BUDGET = "--constraints 3 --population 10 --generations 2 --warmup 1 --repeats 3 --n-calib 40 --val-size 100"
 QUICK_SEARCH = "--random-candidates 14 " + SEARCH_BUDGET
+# no heads: fitted on 200 images of a one-step supernet they make the smallest level the most accurate one
 QUICK_BUILD = ("--profiles cpu-1t --levels 3 --warmup 1 --repeats 4 --rounds 2 --n-calib 40 --val-size 100 "
-               "--max-test-images 60")
+               "--max-test-images 60 --no-heads")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -82,7 +84,7 @@ def test_pipeline_writes_a_valid_library(pipeline_run: Path) -> None:
         assert lv.arch.resolution == 40 and lv.latency_for("cpu-1t").threads == 1
         assert "median" in lv.latency_for("cpu-1t").method and lv.latency_for("cpu-1t").processor
     assert lib.eval_set == "cifar10-test (60 images)" and "40 cifar10-train" in lib.calibration
-    assert len(load_bn_stats(lib.bn_stats_path)) == len(lib.levels)
+    assert len(load_bn_stats(lib.bn_stats_path)) == len(lib.levels) and lib.heads is None
     search = json.loads((pipeline_run / "search.json").read_text())
     assert search["predictor"]["n_test"] >= 2 and search["front"]
     assert all(p["cpu"]["p50_s"] > 0 and p["lut_s"] > 0 for p in search["points"])
@@ -96,30 +98,45 @@ def test_pipeline_writes_a_valid_library(pipeline_run: Path) -> None:
     assert net.predict(torch.zeros(2, 3, 40, 40)).shape == (2, 10)
 
 
-def test_calibrate_rewrites_bn_stats_and_retests(pipeline_run: Path, tiny_cache: Path, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def _recorded_top1_is_what_the_files_give(lib: SubnetLibrary, tiny_cache: Path, n_test: int) -> None:
+    arrays = np.load(tiny_cache / CACHE_NAME)
+    pick = subset(np.arange(len(arrays["test_y"])), n_test, 0)
+    supernet, spec = load_supernet(lib.checkpoint_path)
+    heads = load_heads(lib.heads_path) if lib.heads_path else [None] * len(lib.levels)
+    for lv, stats, head in zip(lib.levels, load_bn_stats(lib.bn_stats_path), heads, strict=True):
+        apply_bn_stats(supernet, stats)
+        with using_head(supernet, head):
+            assert lv.top1 == top1(supernet, lv.arch, arrays["test_x"][pick], arrays["test_y"][pick], spec)
+
+
+def test_calibrate_rewrites_bn_stats_and_heads_and_retests(pipeline_run: Path, tiny_cache: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "lib"
     shutil.copytree(pipeline_run / "lib", folder)  # the pipeline's own library stays as built
     path = folder / "library.json"
     before = SubnetLibrary.load(path)
-    assert main(["calibrate", "--library", str(path), "--n-calib", "20", "--val-size", "100", "--max-test-images",
-                 "50", "--cache-dir", str(tiny_cache)]) == 0
-    lib = SubnetLibrary.load(path)  # verifies the new SHA-256
+    quick = ["--val-size", "100", "--max-test-images", "50", "--cache-dir", str(tiny_cache)]
+    assert main(["calibrate", "--library", str(path), "--n-calib", "20", *quick]) == 0
+    lib = SubnetLibrary.load(path)  # verifies the new SHA-256s
     assert lib.bn_stats.sha256 != before.bn_stats.sha256 and lib.bn_stats.sha256 == sha256_file(lib.bn_stats_path)
+    assert before.heads is None and lib.heads.sha256 == sha256_file(folder / "heads.pt")
+    assert "200 cifar10-train images and their mirror images" in lib.heads_fit  # 300 - 100 held out
     assert lib.calibration.startswith("20 cifar10-train") and lib.eval_set == "cifar10-test (50 images)"
-    # the recorded top-1 is the one the stored statistics give on those 50 test images ...
-    arrays = np.load(tiny_cache / CACHE_NAME)
-    pick = subset(np.arange(len(arrays["test_y"])), 50, 0)
-    supernet, spec = load_supernet(lib.checkpoint_path)
-    for lv, stats in zip(lib.levels, load_bn_stats(lib.bn_stats_path), strict=True):
-        apply_bn_stats(supernet, stats)
-        assert lv.top1 == top1(supernet, lv.arch, arrays["test_x"][pick], arrays["test_y"][pick], spec)
-    # ... and only the statistics and top-1 changed
+    # the recorded top-1 is the one the stored statistics and heads give on those 50 test images ...
+    _recorded_top1_is_what_the_files_give(lib, tiny_cache, 50)
+    # ... and only the statistics, heads and top-1 changed
     assert [(lv.name, lv.arch, lv.latency) for lv in lib.levels] == [(lv.name, lv.arch, lv.latency)
                                                                       for lv in before.levels]
     out = capsys.readouterr().out
     assert f"L0: test top-1 {before.levels[0].top1 * 100:.2f} % -> {lib.levels[0].top1 * 100:.2f} %" in out
+    assert "fitted their heads on 200 images" in out
     assert "note: the recorded top-1 is now on 50 of the 150 test images" in out
+
+    assert main(["calibrate", "--library", str(path), "--n-calib", "20", "--no-heads", *quick]) == 0
+    shared = SubnetLibrary.load(path)
+    assert shared.heads is None and "heads" not in json.loads(path.read_text())
+    assert not (folder / "heads.pt").exists()  # nothing left that the library does not name
+    _recorded_top1_is_what_the_files_give(shared, tiny_cache, 50)
 
 
 def test_search_and_build_with_gpu_candidates(pipeline_run: Path, tiny_trained: tuple[torch.nn.Module, Path],

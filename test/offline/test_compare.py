@@ -17,6 +17,7 @@ from dynofa_ros.offline.compare import (
     COMPARE_FORMAT,
     Point,
     accuracy_at,
+    baseline_levels,
     compare_fronts,
     latency_at,
     merge_latency,
@@ -25,6 +26,7 @@ from dynofa_ros.offline.compare import (
 from dynofa_ros.offline.data import CACHE_NAME, load_image_folder
 from dynofa_ros.offline.evaluate import subnet_cost
 from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.heads import final_linear
 from dynofa_ros.supernet.library import Level, write_library
 
 
@@ -143,3 +145,10 @@ def test_gpu_job_and_compare_end_to_end_tiny(tiny_inputs: dict[str, Path]) -> No
     assert (out / "compare.png").stat().st_size > 1000
     assert dynofa(["compare", "--library", str(tiny_inputs["library"]), "--baselines", str(root / "nope.pt"),
                    "--cache-dir", str(tiny_inputs["cache"]), "--out", str(out)]) == 2
+    # this library shares one classifier, so the baselines kept theirs; against per-level heads they get their own
+    assert result["heads"] is False and "fitted like the library's" not in (out / "compare.md").read_text()
+    arrays = np.load(tiny_inputs["cache"] / CACHE_NAME)
+    calib_x, calib_y = arrays["train_x"][:40], arrays["train_y"][:40]
+    shared, fitted = (baseline_levels(us, calib_x, 16, [1.0], y)[0].net for y in (None, calib_y))
+    assert final_linear(shared).weight.shape == final_linear(fitted).weight.shape
+    assert not torch.equal(final_linear(shared).weight, final_linear(fitted).weight)

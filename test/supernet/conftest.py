@@ -19,7 +19,7 @@ def _one_thread() -> None:
 @pytest.fixture(scope="session")
 def tiny_library_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("tiny_library")
-    random_library(directory, n_levels=4, seed=3)
+    random_library(directory, n_levels=4, seed=3, heads=True)
     return directory
 
 

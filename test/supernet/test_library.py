@@ -29,6 +29,7 @@ def test_round_trip_keeps_every_field(library_copy: Path) -> None:
     assert again.levels[1].latency_for("cuda") is None
     assert again.to_dict() == lib.to_dict()
     assert again.checkpoint_path == library_copy.parent / "supernet.pt"
+    assert again.heads_path == library_copy.parent / "heads.pt" and again.heads_fit == "random (synthetic)"
 
 
 def test_sha256_mismatch_is_detected(library_copy: Path) -> None:
@@ -73,6 +74,8 @@ def test_missing_library_file(tmp_path: Path) -> None:
         (lambda d: d["supernet"]["checkpoint"].update(sha256="abc"), "not a hex SHA-256"),
         (lambda d: d["supernet"]["spec"].update(family="resnet9"), "unsupported supernet family"),
         (lambda d: d["supernet"]["spec"].update(colour="red"), "unknown supernet spec fields"),
+        (lambda d: d["heads"].pop("sha256"), "heads: missing field 'sha256'"),
+        (lambda d: d.update(heads="heads.pt"), "heads: expected"),
     ],
 )
 def test_invalid_library_is_rejected_with_a_named_problem(library_copy: Path, change, message: str) -> None:

@@ -13,6 +13,7 @@ import torch
 
 from dynofa_ros.supernet.bn import apply_bn_stats, load_bn_stats, save_bn_stats
 from dynofa_ros.supernet.checkpoint import load_supernet
+from dynofa_ros.supernet.heads import HeadError, LevelHead, load_heads, save_heads
 from dynofa_ros.supernet.library import LibraryError, SubnetLibrary, sha256_file
 from dynofa_ros.supernet.preprocess import Preprocessor
 from dynofa_ros.supernet.runtime import MODES, DynamicNetwork, Prediction, set_torch_threads
@@ -22,16 +23,20 @@ FRAME = np.random.default_rng(1).integers(0, 256, (44, 52, 3), dtype=np.uint8)
 
 @pytest.fixture(scope="module")
 def reference(tiny_library_dir: Path) -> list[torch.Tensor]:
-    """Per level: logits of FRAME from ofa's get_active_subnet(preserve_weight=True) with the level's BN stats."""
+    """Per level: logits of FRAME from ofa's get_active_subnet(preserve_weight=True) with the level's BN stats
+    and classifier head."""
     lib = SubnetLibrary.load(tiny_library_dir / "library.json")
     supernet, spec = load_supernet(lib.checkpoint_path, lib.spec)
     stats = load_bn_stats(lib.bn_stats_path)
+    heads = load_heads(lib.heads_path)
     pre = Preprocessor(spec.mean, spec.std)
     outputs = []
-    for level, level_stats in zip(lib.levels, stats):
+    for level, level_stats, head in zip(lib.levels, stats, heads, strict=True):
         level.arch.apply(supernet)
         apply_bn_stats(supernet, level_stats)
         subnet = supernet.get_active_subnet(preserve_weight=True).eval()
+        subnet.classifier.linear.weight.data.copy_(head.weight)
+        subnet.classifier.linear.bias.data.copy_(head.bias)
         with torch.no_grad():
             outputs.append(subnet(pre(FRAME, "rgb8", level.arch.resolution)))
     for i in range(len(outputs)):
@@ -198,7 +203,51 @@ def test_bn_stats_must_match_the_levels(library_copy: Path) -> None:
         DynamicNetwork.from_library(library_copy)
 
 
+def test_a_library_without_heads_uses_the_shared_classifier(library_copy: Path) -> None:
+    data = json.loads(library_copy.read_text())
+    del data["heads"]
+    library_copy.write_text(json.dumps(data))
+    lib = SubnetLibrary.load(library_copy)
+    assert lib.heads is None and lib.heads_path is None
+    supernet, spec = load_supernet(lib.checkpoint_path, lib.spec)
+    shared = (supernet.classifier.linear.weight.clone(), supernet.classifier.linear.bias.clone())
+    batch = Preprocessor(spec.mean, spec.std)(FRAME, "rgb8", lib.levels[1].arch.resolution)
+    outputs = []
+    for mode in MODES:
+        network = DynamicNetwork.from_library(lib, mode=mode, initial_level=1)
+        linear = network.module().classifier.linear
+        assert torch.equal(linear.weight, shared[0]) and torch.equal(linear.bias, shared[1])
+        outputs.append(network.predict(batch))
+    assert (outputs[0] - outputs[1]).abs().max().item() <= 1e-5
+
+
+def _rewrite_heads(library_json: Path, heads: list[LevelHead]) -> None:
+    path = library_json.parent / "heads.pt"
+    save_heads(path, heads)
+    data = json.loads(library_json.read_text())
+    data["heads"]["sha256"] = sha256_file(path)
+    library_json.write_text(json.dumps(data))
+
+
+def test_heads_must_match_the_levels(library_copy: Path) -> None:
+    heads = load_heads(library_copy.parent / "heads.pt")
+    _rewrite_heads(library_copy, heads[:3])
+    with pytest.raises(LibraryError, match="3 classifier heads for 4 levels"):
+        DynamicNetwork.from_library(library_copy)
+    _rewrite_heads(library_copy, [*heads[:3], LevelHead(heads[3].weight[:, :-1], heads[3].bias)])
+    with pytest.raises(HeadError, match=r"level 3 \(L3\) classifier head: weight \(10, \d+\)"):
+        DynamicNetwork.from_library(library_copy)
+    lib = SubnetLibrary.load(library_copy, verify=False)
+    supernet, _ = load_supernet(lib.checkpoint_path, lib.spec)
+    with pytest.raises(LibraryError, match="every level has its own classifier head or none"):
+        DynamicNetwork(supernet, lib.spec, lib.levels, load_bn_stats(lib.bn_stats_path), heads=[*heads[:3], None])
+
+
 def test_tampered_files_are_refused(library_copy: Path) -> None:
+    heads = library_copy.parent / "heads.pt"
+    heads.write_bytes(heads.read_bytes()[:-10])
+    with pytest.raises(LibraryError, match="classifier heads file .* has sha256"):
+        DynamicNetwork.from_library(library_copy)
     ckpt = library_copy.parent / "supernet.pt"
     ckpt.write_bytes(ckpt.read_bytes()[:-100])
     with pytest.raises(LibraryError, match="checkpoint file .* has sha256"):
