@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.tensor_file import read_tensor_dict, save_tensor_dict
 
 BnStats = dict[str, tuple[Tensor, Tensor]]
 
@@ -138,22 +139,14 @@ def save_bn_stats(path: str | Path, per_level: Sequence[BnStats]) -> None:
     flat: dict[str, Tensor] = {}
     for i, stats in enumerate(per_level):
         for name, (mean, var) in stats.items():
-            flat[f"{i}/{name}/mean"] = mean.detach().float().cpu().contiguous()
-            flat[f"{i}/{name}/var"] = var.detach().float().cpu().contiguous()
-    torch.save(flat, Path(path))
+            flat[f"{i}/{name}/mean"] = mean
+            flat[f"{i}/{name}/var"] = var
+    save_tensor_dict(path, flat)
 
 
 def load_bn_stats(path: str | Path) -> list[BnStats]:
     """Read a file written by :func:`save_bn_stats`; BnStatsError/FileNotFoundError on a bad file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"BN statistics file not found: {path}")
-    try:
-        flat = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for truncated/corrupt files
-        raise BnStatsError(f"cannot read BN statistics file {path} (corrupt or truncated?): {exc}") from exc
-    if not isinstance(flat, dict):
-        raise BnStatsError(f"{path}: expected a dict of tensors, found {type(flat).__name__}")
+    flat = read_tensor_dict(path, "BN statistics", BnStatsError)
     halves: dict[int, dict[str, dict[str, Tensor]]] = {}
     for key, value in flat.items():
         parts = key.split("/") if isinstance(key, str) else []

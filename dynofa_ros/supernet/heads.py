@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from dynofa_ros.supernet.tensor_file import read_tensor_dict, save_tensor_dict
+
 
 class HeadError(ValueError):
     """A heads file or record that does not fit its supernet/levels."""
@@ -77,22 +79,13 @@ def save_heads(path: str | Path, heads: Sequence[LevelHead]) -> None:
     """Write every level's head as ``{"<level>/weight|bias": tensor}`` (float32)."""
     flat: dict[str, Tensor] = {}
     for i, head in enumerate(heads):
-        flat[f"{i}/weight"] = head.weight.detach().float().cpu().contiguous()
-        flat[f"{i}/bias"] = head.bias.detach().float().cpu().contiguous()
-    torch.save(flat, Path(path))
+        flat[f"{i}/weight"], flat[f"{i}/bias"] = head.weight, head.bias
+    save_tensor_dict(path, flat)
 
 
 def load_heads(path: str | Path) -> list[LevelHead]:
     """Read a file written by :func:`save_heads`; HeadError/FileNotFoundError on a bad file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"classifier heads file not found: {path}")
-    try:
-        flat = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for truncated/corrupt files
-        raise HeadError(f"cannot read classifier heads file {path} (corrupt or truncated?): {exc}") from exc
-    if not isinstance(flat, dict):
-        raise HeadError(f"{path}: expected a dict of tensors, found {type(flat).__name__}")
+    flat = read_tensor_dict(path, "classifier heads", HeadError)
     parts: dict[int, dict[str, Tensor]] = {}
     for key, value in flat.items():
         level, _, kind = key.partition("/") if isinstance(key, str) else ("", "", "")

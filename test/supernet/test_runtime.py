@@ -185,20 +185,21 @@ def test_threads_are_process_wide_and_set_only_when_given(tiny_library_dir: Path
         torch.set_num_threads(before)
 
 
-def _rewrite_bn(library_json: Path, per_level) -> None:
-    bn_path = library_json.parent / "bn_stats.pt"
-    save_bn_stats(bn_path, per_level)
+def _rewrite(library_json: Path, key: str, save, content) -> None:
+    """Replace the file the library names under ``key`` by ``save(path, content)``; record its new SHA-256."""
     data = json.loads(library_json.read_text())
-    data["bn_stats"]["sha256"] = sha256_file(bn_path)
+    path = library_json.parent / data[key]["path"]
+    save(path, content)
+    data[key]["sha256"] = sha256_file(path)
     library_json.write_text(json.dumps(data))
 
 
 def test_bn_stats_must_match_the_levels(library_copy: Path) -> None:
     stats = load_bn_stats(library_copy.parent / "bn_stats.pt")
-    _rewrite_bn(library_copy, stats[:3])
+    _rewrite(library_copy, "bn_stats", save_bn_stats, stats[:3])
     with pytest.raises(LibraryError, match="3 BN statistics sets for 4 levels"):
         DynamicNetwork.from_library(library_copy)
-    _rewrite_bn(library_copy, [stats[3], stats[1], stats[2], stats[0]])
+    _rewrite(library_copy, "bn_stats", save_bn_stats, [stats[3], stats[1], stats[2], stats[0]])
     with pytest.raises(LibraryError, match=r"level 0 \(L0\): BN statistics do not match its architecture"):
         DynamicNetwork.from_library(library_copy)
 
@@ -221,20 +222,12 @@ def test_a_library_without_heads_uses_the_shared_classifier(library_copy: Path) 
     assert (outputs[0] - outputs[1]).abs().max().item() <= 1e-5
 
 
-def _rewrite_heads(library_json: Path, heads: list[LevelHead]) -> None:
-    path = library_json.parent / "heads.pt"
-    save_heads(path, heads)
-    data = json.loads(library_json.read_text())
-    data["heads"]["sha256"] = sha256_file(path)
-    library_json.write_text(json.dumps(data))
-
-
 def test_heads_must_match_the_levels(library_copy: Path) -> None:
     heads = load_heads(library_copy.parent / "heads.pt")
-    _rewrite_heads(library_copy, heads[:3])
+    _rewrite(library_copy, "heads", save_heads, heads[:3])
     with pytest.raises(LibraryError, match="3 classifier heads for 4 levels"):
         DynamicNetwork.from_library(library_copy)
-    _rewrite_heads(library_copy, [*heads[:3], LevelHead(heads[3].weight[:, :-1], heads[3].bias)])
+    _rewrite(library_copy, "heads", save_heads, [*heads[:3], LevelHead(heads[3].weight[:, :-1], heads[3].bias)])
     with pytest.raises(HeadError, match=r"level 3 \(L3\) classifier head: weight \(10, \d+\)"):
         DynamicNetwork.from_library(library_copy)
     lib = SubnetLibrary.load(library_copy, verify=False)
