@@ -2,10 +2,11 @@
 """The shipped library against its accuracy and latency targets (issue 8), re-measured on this machine.
 
 Every level's top-1 on the 10 000 CIFAR-10 test images, run the way the perception node runs it (the runtime's
-cache mode with the level's stored BN statistics), beside the top-1 the library records; batch-1 CPU latency at
-1 and 2 threads, all levels timed interleaved in one run; the GPU latency the library records (measured on the
-lent GPU by bench_gpu.py). Goals: largest level >= 92 %, smallest >= 85 %, at least five levels with top-1
-monotone in CPU latency across a >= 3x span, and the recorded top-1 reproduced within 0.1 points.
+cache mode with the level's stored BN statistics and classifier head), beside the top-1 the library records;
+batch-1 CPU latency at 1 and 2 threads, all levels timed interleaved in one run; the GPU latency the library
+records (measured on the lent GPU by bench_gpu.py). Goals: largest level >= 92 %, smallest >= 85 %, at least
+five levels with top-1 monotone in CPU latency across a >= 3x span, and the recorded top-1 reproduced within
+0.1 points.
 Writes library.json/library.md in docs/bench; exit code 1 when a goal is missed.
 """
 
@@ -36,7 +37,8 @@ LATENCY_NOISE = 0.05  # a slower level may time up to 5 % faster than the one be
 
 
 def runtime_top1(net: DynamicNetwork, images: torch.Tensor, labels: torch.Tensor) -> list[float]:
-    """Top-1 of every level on the network the runtime serves for it (stored BN statistics, its resolution)."""
+    """Top-1 of every level on the network the runtime serves for it (stored BN statistics and head, its
+    resolution)."""
     spec = net.spec
     return [accuracy(net.module(i), images, labels, level.arch.resolution, spec.mean, spec.std)
             for i, level in enumerate(net.levels)]
@@ -107,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     gpu_name = next((lv["gpu_recorded"]["processor"] for lv in levels if lv["gpu_recorded"]), "none recorded")
     lines = [f"### Shipped library vs the accuracy targets (bench_library.py), {record['date']}", "",
              f"- Machine: {record['processor']}; torch {record['torch']}. Top-1 on {record['eval_set']}, served "
-             "as the perception node serves it (cache mode, stored BN statistics); CPU latency: batch 1, median of "
-             f"{args.repeats} interleaved runs; GPU: the library's record ({gpu_name}, bench_gpu.py).", "",
+             "as the perception node serves it (cache mode, stored BN statistics and heads); CPU latency: batch 1, "
+             f"median of {args.repeats} interleaved runs; GPU: the library's record ({gpu_name}, bench_gpu.py).", "",
              "| level | px | depth | MMACs | top-1 now | top-1 recorded | CPU 1 thread p50 ms | CPU 2 threads p50 ms "
              "| GPU p50 ms |", "|---|---|---|---|---|---|---|---|---|"]
     for lv in levels:
