@@ -76,7 +76,8 @@ def calibrate_and_test(supernet: Any, arch: SubnetArch, calib: np.ndarray, n_cal
     """``arch``'s BN statistics from ``n_calib`` of the ``calib`` images, with ``calib_y`` (the labels of all
     ``calib``) its classifier head fitted on all of them, then its top-1 on the test images."""
     stats = calibrate_bn(supernet, arch, calib, n=n_calib, spec=spec)
-    head = None if calib_y is None else fit_head(supernet, calib, calib_y, arch.resolution, spec.mean, spec.std)
+    head = (None if calib_y is None
+            else fit_head(supernet, calib, calib_y, arch.resolution, spec.mean, spec.std, progress=True))
     with using_head(supernet, head):
         return LevelFit(stats, head, top1(supernet, arch, test_x, test_y, spec))
 
