@@ -179,6 +179,9 @@ def run(args: argparse.Namespace) -> int:
     calib = data.train_x[split.train]
     head_labels = data.train_y[split.train] if args.fit_heads else None
 
+    if library.heads is not None and not args.fit_heads:
+        print("note: the library's levels have their own classifier heads; these figures use the supernet's shared "
+              "one (--fit-heads refits a head per subnet, as the library's were made)")
     n_calib = min(args.n_calib, len(calib))
     records = [{"name": name, "arch": arch.to_dict(), "split": args.split, "images": len(labels), "n_calib": n_calib,
                 "heads": "fitted per subnet" if args.fit_heads else "shared",

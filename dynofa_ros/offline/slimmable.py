@@ -38,7 +38,7 @@ from ofa.imagenet_classification.elastic_nn.utils import set_running_statistics
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from dynofa_ros.offline.calibrate import calibration_batches
+from dynofa_ros.offline.calibrate import CALIB_SEED, calibration_batches
 from dynofa_ros.offline.evaluate import accuracy
 from dynofa_ros.offline.train import TrainConfig, TrainResult, make_optimizer, sandwich_epochs
 from dynofa_ros.supernet.spec import CIFAR10_MEAN, CIFAR10_STD
@@ -156,7 +156,7 @@ class SlimmableNet(nn.Module):
 
 
 def calibrate_level(model: SlimmableNet, width: float, resolution: int, images_uint8: np.ndarray | Tensor,
-                    n: int = 2000, batch: int = 500, seed: int = 0) -> nn.Module:
+                    n: int = 2000, batch: int = 500, seed: int = CALIB_SEED) -> nn.Module:
     """The eval-mode static network of ``width`` with BN statistics recalibrated on ``n`` images at
     ``resolution`` (post-hoc BN calibration per width, as US-Nets; ``ofa``'s estimator)."""
     net = model.extract(width).eval()

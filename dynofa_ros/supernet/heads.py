@@ -1,7 +1,8 @@
 """Per-level classifier heads: the final linear layer refitted for one level's features; apply, save, load.
 
 Every level shares the supernet's convolutions; its BN statistics and, optionally, its last linear layer
-(1280 x classes weights and a bias, 0.2 % of the supernet) are its own. ``dynofa calibrate`` fits them.
+(1280 x classes weights and a bias, 0.2 % of the supernet) are its own. ``offline/heads.py`` fits them (``dynofa
+calibrate``, ``build-library``, ``evaluate --fit-heads``, and ``compare`` for the baselines).
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def load_heads(path: str | Path) -> list[LevelHead]:
     parts: dict[int, dict[str, Tensor]] = {}
     for key, value in flat.items():
         level, _, kind = key.partition("/") if isinstance(key, str) else ("", "", "")
-        if not level.isdigit() or kind not in ("weight", "bias") or not isinstance(value, Tensor):
+        if not (level.isascii() and level.isdigit()) or kind not in ("weight", "bias") or not isinstance(value, Tensor):
             raise HeadError(f"{path}: entry {key!r} is not a '<level>/weight|bias' tensor")
         parts.setdefault(int(level), {})[kind] = value.float()
     if sorted(parts) != list(range(len(parts))):

@@ -231,8 +231,8 @@ class SubnetLibrary:
         """Check that the checkpoint, BN statistics and heads files exist and match their SHA-256."""
         files = [("checkpoint", self.checkpoint, self.checkpoint_path),
                  ("BN statistics", self.bn_stats, self.bn_stats_path)]
-        if self.heads is not None and self.heads_path is not None:
-            files.append(("classifier heads", self.heads, self.heads_path))
+        if self.heads is not None:
+            files.append(("classifier heads", self.heads, self.base_dir / self.heads.path))
         for what, ref, path in files:
             if not path.is_file():
                 raise LibraryError(f"library {self.name!r}: {what} file not found: {path}")

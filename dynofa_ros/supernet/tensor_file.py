@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,11 @@ from torch import Tensor
 
 
 def save_tensor_dict(path: str | Path, flat: Mapping[str, Tensor]) -> None:
-    """Write ``flat`` as float32, contiguous CPU tensors."""
-    torch.save({k: v.detach().float().cpu().contiguous() for k, v in flat.items()}, Path(path))
+    """Write ``flat`` as float32, contiguous CPU tensors (atomically: a crash leaves the old file)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({k: v.detach().float().cpu().contiguous() for k, v in flat.items()}, tmp)
+    os.replace(tmp, path)
 
 
 def read_tensor_dict(path: str | Path, what: str, error: type[Exception]) -> dict[Any, Any]:

@@ -240,6 +240,29 @@ def test_evaluate_reproduces_the_library_and_sweeps_resolutions(pipeline_run: Pa
     assert "below 32 px" in capsys.readouterr().err
 
 
+def test_build_library_fits_heads_and_evaluate_reproduces_them(pipeline_run: Path, tiny_cache: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    out, source = tmp_path / "lib", pipeline_run / "lib"
+    data = ["--val-size", "100", "--cache-dir", str(tiny_cache)]
+    assert main(["build-library", "--checkpoint", str(source / "supernet.pt"), "--levels-from",
+                 str(source / "library.json"), "--out", str(out), "--profiles", "cpu-1t", "--warmup", "1",
+                 "--repeats", "2", "--rounds", "1", "--n-calib", "40", "--max-test-images", "60", *data]) == 0
+    lib = SubnetLibrary.load(out / "library.json")
+    assert len(load_heads(lib.heads_path)) == len(lib.levels) >= 1 and "200 cifar10-train" in lib.heads_fit
+    _recorded_top1_is_what_the_files_give(lib, tiny_cache, 60)
+    # the same split, subset, calibration and fit: evaluate --fit-heads gives the library's top-1 ...
+    assert main(["evaluate", "--library", str(out / "library.json"), "--max-images", "60", "--n-calib", "40",
+                 "--fit-heads", "--out", str(tmp_path / "heads.json"), *data]) == 0
+    records = json.loads((tmp_path / "heads.json").read_text())["records"]
+    assert [r["top1"] for r in records] == pytest.approx([lv.top1 for lv in lib.levels])
+    assert all(r["heads"] == "fitted per subnet" for r in records)
+    # ... and without it, says that its figures use the shared classifier
+    capsys.readouterr()
+    assert main(["evaluate", "--library", str(out / "library.json"), "--max-images", "60", "--n-calib", "40",
+                 *data]) == 0
+    assert "note: the library's levels have their own classifier heads" in capsys.readouterr().out
+
+
 def test_data_command_reports_the_cache(tiny_cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["data", "--cache-dir", str(tiny_cache)]) == 0
     out = capsys.readouterr().out
