@@ -174,9 +174,9 @@ def _source(path: Path) -> str:
     return f"{path.name}#{sha256_file(path)[:16]}"
 
 
-def library_levels(path: Path | str) -> list[LevelNet]:
+def library_levels(library: SubnetLibrary | Path | str) -> list[LevelNet]:
     """Our library's levels as extracted subnets with their stored BN statistics (and heads, when it has them)."""
-    lib = SubnetLibrary.load(path)
+    lib = library if isinstance(library, SubnetLibrary) else SubnetLibrary.load(library)
     supernet, spec = load_supernet(lib.checkpoint_path, lib.spec)
     stats = load_bn_stats(lib.bn_stats_path)
     source = _source(lib.checkpoint_path)
@@ -367,8 +367,9 @@ def run_comparison(library: Path | str, baselines: Sequence[Path | str], profile
     calib = data.train_x[train]
     test_idx = subset(np.arange(len(data.test_y)), max_test_images, split_seed)
     n_calib = min(n_calib, len(calib))
-    heads = SubnetLibrary.load(library).heads is not None  # then the baselines get theirs the same way
-    levels = library_levels(library)
+    lib = SubnetLibrary.load(library)
+    heads = lib.heads is not None  # then the baselines get theirs the same way
+    levels = library_levels(lib)
     for path in baselines:
         levels += baseline_levels(path, calib, n_calib, widths, data.train_y[train] if heads else None)
     points = evaluate_levels(levels, data.test_x[test_idx], data.test_y[test_idx], torch.device(device))

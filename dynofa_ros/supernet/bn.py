@@ -106,8 +106,8 @@ def apply_bn_stats(supernet: nn.Module, stats: BnStats) -> None:
 
 @dataclass
 class BnCopyPlan:
-    """Precomputed (buffer slice, statistics) pairs for one level: ``apply()`` is one foreach copy (the runtime
-    appends the level's classifier head to the same lists).
+    """Precomputed (buffer slice, statistics) pairs for one level: ``apply()`` is one foreach copy (``extend`` adds
+    other per-level tensors to it, as the runtime does with a level's classifier head).
 
     Build it after the supernet has reached its final device; moving the supernet afterwards makes
     the slices stale.
@@ -128,6 +128,13 @@ class BnCopyPlan:
             targets += [bn.running_mean[:c], bn.running_var[:c]]
             sources += [mean.to(bn.running_mean), var.to(bn.running_var)]
         return cls(targets, sources)
+
+    def extend(self, targets: list[Tensor], sources: list[Tensor]) -> None:
+        """Copy ``sources`` into ``targets`` too, in the same foreach copy."""
+        if len(targets) != len(sources):
+            raise ValueError(f"{len(targets)} targets for {len(sources)} sources")
+        self.targets += targets
+        self.sources += sources
 
     def apply(self) -> None:
         with torch.no_grad():

@@ -106,9 +106,7 @@ class LevelSwitch:
         attributes = [(vars(c), {n: vars(c)[n] for n in names}) for c in convs]
         copies = BnCopyPlan.build(supernet, stats)
         if head is not None:
-            targets, sources = head_pairs(supernet, head)
-            copies.targets += targets
-            copies.sources += sources
+            copies.extend(*head_pairs(supernet, head))
         return cls(supernet, attributes, list(supernet.runtime_depth), copies)
 
     def apply(self) -> None:
@@ -135,7 +133,7 @@ def library_heads(library: SubnetLibrary) -> list[LevelHead | None]:
     supernet's classifier."""
     if library.heads_path is None:
         return [None] * len(library.levels)
-    return list(load_heads(library.heads_path))
+    return [*load_heads(library.heads_path)]
 
 
 def _check_level_heads(supernet: nn.Module, levels: Sequence[Level], heads: Sequence[LevelHead | None]) -> None:
