@@ -220,6 +220,28 @@ def to_input(images: torch.Tensor, resolution: int, mean: Sequence[float], std: 
     return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
+class DeviceAugmenter:
+    """Holds the zero-padded uint8 training images on the device; random crop + flip by one gather."""
+
+    def __init__(self, images_uint8: np.ndarray, device: torch.device, pad: int = 4) -> None:
+        images = torch.from_numpy(np.ascontiguousarray(images_uint8)).to(device)
+        self.padded = F.pad(images, (0, 0, pad, pad, pad, pad)).contiguous()
+        self.height, self.width = images.shape[1:3]
+        self.pad = pad
+        self.rows = torch.arange(self.height, device=device)
+        self.cols = torch.arange(self.width, device=device)
+
+    def __call__(self, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Augmented B x H x W x 3 uint8 batch of the images at ``idx``."""
+        n, dev = len(idx), idx.device
+        oy = torch.randint(0, 2 * self.pad + 1, (n, 1), device=dev, generator=gen)
+        ox = torch.randint(0, 2 * self.pad + 1, (n, 1), device=dev, generator=gen)
+        flip = torch.rand((n, 1), device=dev, generator=gen) < 0.5
+        rows = oy + self.rows
+        cols = ox + torch.where(flip, self.cols.flip(0), self.cols)
+        return self.padded[idx[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dynofa data``."""
     parser.add_argument("--data", type=Path, default=None, help=f"CIFAR-10 tarball (default: {default_tarball()})")

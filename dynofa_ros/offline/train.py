@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from dynofa_ros.offline.data import default_cache_dir, load_cifar10, stratified_split, subset, to_input
+from dynofa_ros.offline.data import DeviceAugmenter, default_cache_dir, load_cifar10, stratified_split, subset, to_input
 from dynofa_ros.offline.evaluate import evaluate_arch
 from dynofa_ros.offline.timing import cuda_sync, time_calls
 from dynofa_ros.offline.train_state import MOMENTUM, PROGRESS, WEIGHTS, Progress, load_train_state, save_train_state
@@ -145,28 +145,6 @@ def plan_from_steps(done: int, step_s: float, steps_per_epoch: int, epoch_start_
     which began ``epoch_start_s`` into the budget); at least that epoch, so its cosine can still end with it."""
     return max(done + 1, plan_epochs(done, [step_s * steps_per_epoch], epoch_start_s, budget_s, max_epochs,
                                      reserve_s))
-
-
-class DeviceAugmenter:
-    """Holds the zero-padded uint8 training images on the device; random crop + flip by one gather."""
-
-    def __init__(self, images_uint8: np.ndarray, device: torch.device, pad: int = 4) -> None:
-        images = torch.from_numpy(np.ascontiguousarray(images_uint8)).to(device)
-        self.padded = F.pad(images, (0, 0, pad, pad, pad, pad)).contiguous()
-        self.height, self.width = images.shape[1:3]
-        self.pad = pad
-        self.rows = torch.arange(self.height, device=device)
-        self.cols = torch.arange(self.width, device=device)
-
-    def __call__(self, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """Augmented B x H x W x 3 uint8 batch of the images at ``idx``."""
-        n, dev = len(idx), idx.device
-        oy = torch.randint(0, 2 * self.pad + 1, (n, 1), device=dev, generator=gen)
-        ox = torch.randint(0, 2 * self.pad + 1, (n, 1), device=dev, generator=gen)
-        flip = torch.rand((n, 1), device=dev, generator=gen) < 0.5
-        rows = oy + self.rows
-        cols = ox + torch.where(flip, self.cols.flip(0), self.cols)
-        return self.padded[idx[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:

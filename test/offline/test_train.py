@@ -13,9 +13,8 @@ import torch
 
 from dynofa_ros.offline import gpu_job
 from dynofa_ros.offline import train as train_module
-from dynofa_ros.offline.data import load_image_folder
+from dynofa_ros.offline.data import DeviceAugmenter, load_image_folder
 from dynofa_ros.offline.train import (
-    DeviceAugmenter,
     TrainConfig,
     TrainResult,
     faster_memory_format,
