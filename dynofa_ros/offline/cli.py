@@ -79,6 +79,7 @@ def _calibrate_run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
+    from dynofa_ros.offline.bn_tuning import tune_config
     from dynofa_ros.offline.data import load_cifar10, stratified_split, subset
     from dynofa_ros.offline.heads import head_note
     from dynofa_ros.offline.library_build import calibrate_and_test, calibration_note, eval_set_note
@@ -86,21 +87,24 @@ def _calibrate_run(args: argparse.Namespace) -> int:
     from dynofa_ros.supernet.checkpoint import load_supernet
     from dynofa_ros.supernet.library import FileRef, SubnetLibrary, save_heads_ref, sha256_file
 
+    tune = tune_config(args, args.heads, "--heads")
     lib = SubnetLibrary.load(args.library)
     supernet, spec = load_supernet(lib.checkpoint_path, lib.spec)
     data = load_cifar10(args.data, args.cache_dir)
-    train = stratified_split(data.train_y, args.val_size, args.split_seed).train
+    split = stratified_split(data.train_y, args.val_size, args.split_seed)
+    train = split.train
     calib = data.train_x[train]
     calib_y = data.train_y[train] if args.heads else None  # head fitting labels
     test_idx = subset(np.arange(len(data.test_y)), args.max_test_images, args.split_seed)
     test_x, test_y = data.test_x[test_idx], data.test_y[test_idx]
     n = min(args.n_calib, len(calib))
-    fits = [calibrate_and_test(supernet, lv.arch, calib, n, test_x, test_y, spec, calib_y)
+    val = (data.train_x[split.val], data.train_y[split.val])
+    fits = [calibrate_and_test(supernet, lv.arch, calib, n, test_x, test_y, spec, calib_y, tune, val)
             for lv in tqdm(lib.levels, desc="calibrate + test levels", unit="level")]
     levels = [replace(lv, top1=fit.top1) for lv, fit in zip(lib.levels, fits, strict=True)]
     save_bn_stats(lib.bn_stats_path, [fit.stats for fit in fits])
     lib.bn_stats = FileRef(lib.bn_stats.path, sha256_file(lib.bn_stats_path))
-    lib.calibration, lib.eval_set = calibration_note(n), eval_set_note(len(test_y))
+    lib.calibration, lib.eval_set = calibration_note(n, tune, len(calib)), eval_set_note(len(test_y))
     old_heads = lib.heads_path
     if args.heads:
         lib.heads, lib.heads_fit = save_heads_ref(lib.base_dir, [fit.head for fit in fits]), head_note(len(calib))
@@ -110,10 +114,12 @@ def _calibrate_run(args: argparse.Namespace) -> int:
     lib.save(args.library)
     if old_heads is not None and lib.heads_path != old_heads:
         old_heads.unlink(missing_ok=True)  # no longer referenced by the library
-    for old, lv in zip(before, levels, strict=True):
+    for old, lv, fit in zip(before, levels, fits, strict=True):
         was = "n/a" if old.top1 is None else f"{old.top1 * 100:.2f} %"
-        print(f"{lv.name}: test top-1 {was} -> {lv.top1 * 100:.2f} %")
+        print(f"{lv.name}: test top-1 {was} -> {lv.top1 * 100:.2f} %  (validation split {fit.val_top1 * 100:.2f} %)")
     heads = f" and fitted their heads on {len(calib)} images (x2 mirrored)" if args.heads else ""
+    if tune is not None:
+        heads = f", trained their BN scale/shift ({tune.epochs:g} epochs){heads}"
     print(f"recalibrated {len(fits)} levels on {n} images{heads}, tested on {len(test_y)}; wrote {args.library}, "
           f"{lib.bn_stats_path}" + (f", {lib.heads_path}" if lib.heads_path else ""))
     if len(test_y) < len(data.test_y):

@@ -14,9 +14,9 @@ from ofa.utils import count_net_flops, count_parameters
 from torch import nn
 from tqdm import tqdm
 
-from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB, as_uint8_tensor, recalibrate_bn
+from dynofa_ros.offline.bn_tuning import BnTuneConfig, add_tune_arguments, fit_level, tune_config
+from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB, as_uint8_tensor, calibrate_bn
 from dynofa_ros.offline.data import to_input
-from dynofa_ros.offline.heads import fit_head
 from dynofa_ros.offline.timing import processor_name
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.heads import using_head
@@ -64,13 +64,17 @@ def top1(supernet: nn.Module, arch: SubnetArch, images_uint8: np.ndarray | torch
 def evaluate_arch(supernet: nn.Module, arch: SubnetArch, images_uint8: np.ndarray | torch.Tensor,
                   labels: np.ndarray | torch.Tensor, calib_uint8: np.ndarray | torch.Tensor,
                   spec: SupernetSpec | None = None, n_calib: int = 2000, batch: int = 500,
-                  head_labels: np.ndarray | torch.Tensor | None = None) -> float:
+                  head_labels: np.ndarray | torch.Tensor | None = None, tune: BnTuneConfig | None = None) -> float:
     """Recalibrate ``arch``'s BN on ``n_calib`` of ``calib_uint8``, then its top-1 on the given split; with
-    ``head_labels`` (the labels of all ``calib_uint8``) scored with its own classifier head fitted on them."""
+    ``head_labels`` (the labels of all ``calib_uint8``) scored with its own classifier head fitted on them, after
+    its own BN scale/shift are trained with ``tune`` (``offline.bn_tuning.fit_level``, as the library's levels)."""
     spec = spec or SupernetSpec()
-    recalibrate_bn(supernet, arch, calib_uint8, n_calib, batch, spec)
-    head = (None if head_labels is None
-            else fit_head(supernet, calib_uint8, head_labels, arch.resolution, spec.mean, spec.std))
+    stats = calibrate_bn(supernet, arch, calib_uint8, n_calib, batch, spec)
+    head = None
+    if head_labels is not None:
+        _, head = fit_level(supernet, arch, stats, calib_uint8, head_labels, spec, tune)
+    elif tune is not None:
+        raise ValueError("BN tuning trains the subnet's classifier with it: it needs head_labels")
     with using_head(supernet, head):
         return top1(supernet, arch, images_uint8, labels, spec, batch)
 
@@ -123,6 +127,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fit-heads", action="store_true",
                         help="score each subnet with its own classifier head fitted on the training split, as "
                         "`dynofa calibrate` makes the library's (default: the supernet's shared classifier)")
+    add_tune_arguments(parser, "--fit-heads")
     parser.add_argument("--latency", nargs="*", default=[], metavar="PROFILE",
                         help="also time batch-1 latency under these CPU profiles (e.g. cpu-1t cpu-2t)")
     parser.add_argument("--repeats", type=int, default=50, help="timed runs per latency (default: %(default)s)")
@@ -158,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
     if any(r < 32 for r in args.resolutions or ()):
         raise ValueError(f"the network downsamples by 32: resolutions below 32 px are not supported, "
                          f"got {args.resolutions}")
+    tune = tune_config(args, args.fit_heads, "--fit-heads")
     library = SubnetLibrary.load(args.library or default_library_path(), verify=args.checkpoint is None)
     supernet, spec = load_supernet(args.checkpoint or library.checkpoint_path, library.spec)
     subnets = [(f"{name}@{r}" if args.resolutions else name, replace(arch, resolution=r))
@@ -185,7 +191,9 @@ def run(args: argparse.Namespace) -> int:
     n_calib = min(args.n_calib, len(calib))
     records = [{"name": name, "arch": arch.to_dict(), "split": args.split, "images": len(labels), "n_calib": n_calib,
                 "heads": "fitted per subnet" if args.fit_heads else "shared",
-                "top1": evaluate_arch(supernet, arch, images, labels, calib, spec, n_calib, head_labels=head_labels),
+                "bn_tuning": None if tune is None else tune.note(len(calib)),
+                "top1": evaluate_arch(supernet, arch, images, labels, calib, spec, n_calib, head_labels=head_labels,
+                                      tune=tune),
                 **dict(zip(("macs", "params"), subnet_cost(supernet, arch), strict=True))}
                for name, arch in tqdm(subnets, desc=f"evaluate on {args.split}", unit="net")]
     for profile in args.latency:

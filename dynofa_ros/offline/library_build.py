@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from dynofa_ros.offline.bn_tuning import BnTuneConfig, add_tune_arguments, fit_level, tune_config
 from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB, calibrate_bn
 from dynofa_ros.offline.data import load_cifar10, stratified_split, subset
 from dynofa_ros.offline.evaluate import subnet_cost, top1
-from dynofa_ros.offline.heads import fit_head, head_note
+from dynofa_ros.offline.heads import head_note
 from dynofa_ros.offline.profile import CPU_PROFILES, cpu_threads, measure_subnets, processor_name
 from dynofa_ros.offline.search import SEARCH_FORMAT, add_data_arguments, pick_spread
 from dynofa_ros.supernet.arch import SubnetArch
@@ -42,11 +43,13 @@ SIZE_LIMIT_BYTES = 25 * 1024 * 1024
 
 @dataclass
 class LevelFit:
-    """A level's BN statistics, classifier head (None: the shared one) and test top-1 with both."""
+    """A level's BN statistics, classifier head (None: the shared one), test top-1 with both and, when asked for,
+    validation top-1."""
 
     stats: BnStats
     head: LevelHead | None
     top1: float
+    val_top1: float | None = None
 
 
 @dataclass
@@ -72,19 +75,28 @@ def load_search(path: Path | str) -> dict[str, Any]:
 
 
 def calibrate_and_test(supernet: Any, arch: SubnetArch, calib: np.ndarray, n_calib: int, test_x: np.ndarray,
-                       test_y: np.ndarray, spec: SupernetSpec, calib_y: np.ndarray | None = None) -> LevelFit:
-    """``arch``'s BN statistics from ``n_calib`` of the ``calib`` images, with ``calib_y`` (the labels of all
-    ``calib``) its classifier head fitted on all of them, then its top-1 on the test images."""
+                       test_y: np.ndarray, spec: SupernetSpec, calib_y: np.ndarray | None = None,
+                       tune: BnTuneConfig | None = None, val: tuple[np.ndarray, np.ndarray] | None = None) -> LevelFit:
+    """``arch``'s BN statistics from ``n_calib`` of the ``calib`` images; with ``tune`` its own BN scale/shift and
+    classifier trained on all of them and folded in (``offline.bn_tuning``; needs ``calib_y``); with ``calib_y``
+    (the labels of all ``calib``) its classifier head fitted on all of them; then its top-1 on the test images (and
+    on ``val``, images and labels, when given)."""
     stats = calibrate_bn(supernet, arch, calib, n=n_calib, spec=spec)
-    head = (None if calib_y is None
-            else fit_head(supernet, calib, calib_y, arch.resolution, spec.mean, spec.std, progress=True))
+    head = None
+    if calib_y is not None:
+        stats, head = fit_level(supernet, arch, stats, calib, calib_y, spec, tune)
+    elif tune is not None:
+        raise ValueError("BN tuning trains each level's classifier with it: it needs the heads (drop --no-heads)")
     with using_head(supernet, head):
-        return LevelFit(stats, head, top1(supernet, arch, test_x, test_y, spec))
+        return LevelFit(stats, head, top1(supernet, arch, test_x, test_y, spec),
+                        None if val is None else top1(supernet, arch, *val, spec))
 
 
-def calibration_note(n_calib: int) -> str:
-    """The library's ``calibration`` record for statistics from ``n_calib`` training images."""
-    return f"{n_calib} cifar10-train images (seeded random subset of the training split)"
+def calibration_note(n_calib: int, tune: BnTuneConfig | None = None, n_tune: int = 0) -> str:
+    """The library's ``calibration`` record for statistics from ``n_calib`` training images (then, with ``tune``,
+    the level's own BN scale and shift trained on ``n_tune`` images and folded in)."""
+    note = f"{n_calib} cifar10-train images (seeded random subset of the training split)"
+    return note if tune is None else f"{note}; then {tune.note(n_tune)}"
 
 
 def eval_set_note(n_images: int) -> str:
@@ -140,10 +152,11 @@ def cpu_latency(supernet: Any, archs: Sequence[SubnetArch], profiles: Sequence[s
 
 
 def add_heads_argument(parser: argparse.ArgumentParser) -> None:
-    """``--heads/--no-heads``, shared by ``build-library`` and ``calibrate``."""
+    """``--heads/--no-heads`` and the BN tuning options, shared by ``build-library`` and ``calibrate``."""
     parser.add_argument("--heads", action=argparse.BooleanOptionalAction, default=True,
                         help="fit each level's classifier head on the training split (heads.pt; ~1-4 min per level "
                         "on 2 cores); --no-heads: the levels share the supernet's classifier (default: %(default)s)")
+    add_tune_arguments(parser, "--heads")
 
 
 def add_timing_arguments(parser: argparse.ArgumentParser) -> None:
@@ -207,12 +220,13 @@ def run(args: argparse.Namespace) -> int:
     test_idx = subset(np.arange(len(data.test_y)), args.max_test_images, args.split_seed)
     test_x, test_y = data.test_x[test_idx], data.test_y[test_idx]
     n_calib = min(args.n_calib, len(calib))
+    tune = tune_config(args, args.heads, "--heads")
 
     latencies = cpu_latency(supernet, archs, args.profiles, args.warmup, args.repeats, args.rounds)
     built: list[Candidate] = []
     bar = tqdm(archs, desc="calibrate + test levels", unit="level")
     for arch, latency, other in zip(bar, latencies, source.carried, strict=True):
-        fit = calibrate_and_test(supernet, arch, calib, n_calib, test_x, test_y, spec, calib_y)
+        fit = calibrate_and_test(supernet, arch, calib, n_calib, test_x, test_y, spec, calib_y, tune)
         macs, params = subnet_cost(supernet, arch)
         built.append(Candidate(Level("", arch, fit.top1, macs, params, latency + other), fit))
 
@@ -222,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
               for i, c in enumerate(kept)]
     fresh, _ = load_supernet(args.checkpoint)  # calibration changed the BN buffers of `supernet`
     write_library(args.out, args.name, fresh, spec, levels, [c.fit.stats for c in kept],
-                  eval_set=eval_set_note(len(test_y)), calibration=calibration_note(n_calib),
+                  eval_set=eval_set_note(len(test_y)), calibration=calibration_note(n_calib, tune, len(calib)),
                   heads=[c.fit.head for c in kept] if args.heads else None, heads_fit=head_note(len(calib)))
     lib = SubnetLibrary.load(args.out / "library.json")
     for lv in lib.levels:

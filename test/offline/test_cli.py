@@ -129,11 +129,16 @@ def test_calibrate_rewrites_bn_stats_and_heads_and_retests(pipeline_run: Path, t
                                                                       for lv in before.levels]
     out = capsys.readouterr().out
     assert f"L0: test top-1 {before.levels[0].top1 * 100:.2f} % -> {lib.levels[0].top1 * 100:.2f} %" in out
-    assert "fitted their heads on 200 images" in out
+    assert "trained their BN scale/shift (3 epochs) and fitted their heads on 200 images" in out
+    assert "validation split" in out and "folded into its statistics" in lib.calibration
     assert "note: the recorded top-1 is now on 50 of the 150 test images" in out
 
+    assert main(["calibrate", "--library", str(path), "--n-calib", "20", "--no-heads", "--tune-bn-epochs", "1",
+                 *quick]) == 2
+    assert "needs --heads" in capsys.readouterr().err
     assert main(["calibrate", "--library", str(path), "--n-calib", "20", "--no-heads", *quick]) == 0
     shared = SubnetLibrary.load(path)
+    assert "folded" not in shared.calibration  # --no-heads: no BN tuning either
     assert shared.heads is None and "heads" not in json.loads(path.read_text())
     assert not (folder / "heads.pt").exists()  # nothing left that the library does not name
     _recorded_top1_is_what_the_files_give(shared, tiny_cache, 50)
@@ -255,12 +260,14 @@ def test_build_library_fits_heads_and_evaluate_reproduces_them(pipeline_run: Pat
                  "--fit-heads", "--out", str(tmp_path / "heads.json"), *data]) == 0
     records = json.loads((tmp_path / "heads.json").read_text())["records"]
     assert [r["top1"] for r in records] == pytest.approx([lv.top1 for lv in lib.levels])
-    assert all(r["heads"] == "fitted per subnet" for r in records)
+    assert all(r["heads"] == "fitted per subnet" and "folded" in r["bn_tuning"] for r in records)
     # ... and without it, says that its figures use the shared classifier
     capsys.readouterr()
     assert main(["evaluate", "--library", str(out / "library.json"), "--max-images", "60", "--n-calib", "40",
                  *data]) == 0
     assert "note: the library's levels have their own classifier heads" in capsys.readouterr().out
+    assert main(["evaluate", "--library", str(out / "library.json"), "--tune-bn-epochs", "1", *data]) == 2
+    assert "needs --fit-heads" in capsys.readouterr().err
 
 
 def test_data_command_reports_the_cache(tiny_cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
