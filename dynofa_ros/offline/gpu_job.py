@@ -31,9 +31,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from dynofa_ros.offline.bn_tuning import BnTuneConfig
 from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB
 from dynofa_ros.offline.data import Cifar10Arrays, load_cifar10, stratified_split, subset
-from dynofa_ros.offline.evaluate import evaluate_arch, subnet_cost, top1
+from dynofa_ros.offline.evaluate import evaluate_arch, subnet_cost
 from dynofa_ros.offline.timing import Timing, cuda_sync, time_calls
 from dynofa_ros.offline.train import (
     add_training_arguments,
@@ -254,15 +255,18 @@ def main(argv: list[str] | None = None) -> int:
         fit = subset(np.arange(len(data["train_y"])), len(test_y), config.seed)  # as many as the test images
         fit_x, fit_y = (torch.from_numpy(data[k][fit]).to(device) for k in ("train_x", "train_y"))
         n_calib = min(LIBRARY_N_CALIB, len(calib))  # as a library's levels (and their heads): comparable
+        tune = BnTuneConfig()  # as a library's levels
         res.data["test"] = {}
         for name, arch in (("largest", SubnetArch.largest(spec)), ("smallest", SubnetArch.smallest(spec))):
-            test_top1 = evaluate_arch(supernet, arch, test_x, test_y, calib, spec, n_calib, head_labels=calib_y)
-            train_top1 = top1(supernet, arch, fit_x, fit_y, spec)  # BN already calibrated; the shared classifier
+            train_top1 = evaluate_arch(supernet, arch, fit_x, fit_y, calib, spec, n_calib)  # the shared classifier
+            test_top1 = evaluate_arch(supernet, arch, test_x, test_y, calib, spec, n_calib, head_labels=calib_y,
+                                      tune=tune)
             res.data["test"][name] = {"arch": arch.to_dict(), "test_top1": test_top1, "images": len(test_y),
                                       "n_calib": n_calib, "heads": "fitted per subnet, as a library's levels",
-                                      "train_top1": train_top1, "train_classifier": "shared"}
-            log(f"{name}: test top-1 {test_top1:.4f} (own head), training images (no augmentation, shared "
-                f"classifier) {train_top1:.4f}")
+                                      "bn_tuning": tune.note(len(calib)), "train_top1": train_top1,
+                                      "train_classifier": "shared"}
+            log(f"{name}: test top-1 {test_top1:.4f} (own BN scale/shift and head), training images (no "
+                f"augmentation, shared classifier) {train_top1:.4f}")
 
     return res.finish(log)
 

@@ -293,7 +293,7 @@ def test_gpu_job_runs_end_to_end_on_cpu(cifar_tiny_dir: Path, tmp_path: Path) ->
     assert set(results["test"]) == {"largest", "smallest"}
     assert all(0.0 <= r["train_top1"] <= 1.0 and r["images"] == 20 for r in results["test"].values())
     # test figures calibrated like a library's levels (all 32 training images here), not on --n-calib
-    assert all(r["n_calib"] == 32 for r in results["test"].values())
+    assert all(r["n_calib"] == 32 and "folded" in r["bn_tuning"] for r in results["test"].values())
     # a fixed schedule goes on in a later call, from the state the previous call returned ...
     fixed = [*common, "--schedule", "fixed", "--epochs", "50", "--max-subnets", "2"]
     assert gpu_job.main([*fixed, "--out", str(tmp_path / "first")]) == 0
