@@ -107,7 +107,8 @@ def _calibrate_run(args: argparse.Namespace) -> int:
     lib.calibration, lib.eval_set = calibration_note(n, tune, len(calib)), eval_set_note(len(test_y))
     old_heads = lib.heads_path
     if args.heads:
-        lib.heads, lib.heads_fit = save_heads_ref(lib.base_dir, [fit.head for fit in fits]), head_note(len(calib))
+        lib.heads = save_heads_ref(lib.base_dir, [fit.head for fit in fits])
+        lib.heads_fit = head_note(len(calib), bn_tuned=tune is not None)
     else:
         lib.heads, lib.heads_fit = None, ""
     before, lib.levels = lib.levels, levels

@@ -23,11 +23,13 @@ from dynofa_ros.supernet.heads import LevelHead, final_linear
 HEAD_ITERATIONS = 200
 
 
-def head_note(n_images: int, iterations: int = HEAD_ITERATIONS) -> str:
-    """The library's ``heads.fit`` record for heads fitted on ``n_images`` training images."""
-    return (f"final linear layer per level: cross-entropy, L-BFGS ({iterations} iterations, no weight decay) from the "
-            f"shared classifier, on the features of {n_images} cifar10-train images and their mirror images, after "
-            "the level's BN calibration")
+def head_note(n_images: int, iterations: int = HEAD_ITERATIONS, bn_tuned: bool = False) -> str:
+    """The library's ``heads.fit`` record for heads fitted on ``n_images`` training images (``bn_tuned``: after
+    the level's BN scale/shift tuning, from the classifier trained with it)."""
+    start, after = (("the classifier trained with the level's BN scale/shift", "its BN calibration and tuning")
+                    if bn_tuned else ("the shared classifier", "the level's BN calibration"))
+    return (f"final linear layer per level: cross-entropy, L-BFGS ({iterations} iterations, no weight decay) from "
+            f"{start}, on the features of {n_images} cifar10-train images and their mirror images, after {after}")
 
 
 @torch.no_grad()

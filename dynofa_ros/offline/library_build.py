@@ -237,7 +237,8 @@ def run(args: argparse.Namespace) -> int:
     fresh, _ = load_supernet(args.checkpoint)  # calibration changed the BN buffers of `supernet`
     write_library(args.out, args.name, fresh, spec, levels, [c.fit.stats for c in kept],
                   eval_set=eval_set_note(len(test_y)), calibration=calibration_note(n_calib, tune, len(calib)),
-                  heads=[c.fit.head for c in kept] if args.heads else None, heads_fit=head_note(len(calib)))
+                  heads=[c.fit.head for c in kept] if args.heads else None,
+                  heads_fit=head_note(len(calib), bn_tuned=tune is not None))
     lib = SubnetLibrary.load(args.out / "library.json")
     for lv in lib.levels:
         p = lv.latency_for(primary)

@@ -131,6 +131,7 @@ def test_calibrate_rewrites_bn_stats_and_heads_and_retests(pipeline_run: Path, t
     assert f"L0: test top-1 {before.levels[0].top1 * 100:.2f} % -> {lib.levels[0].top1 * 100:.2f} %" in out
     assert "trained their BN scale/shift (3 epochs) and fitted their heads on 200 images" in out
     assert "validation split" in out and "folded into its statistics" in lib.calibration
+    assert "from the classifier trained with the level's BN scale/shift" in lib.heads_fit
     assert "note: the recorded top-1 is now on 50 of the 150 test images" in out
 
     assert main(["calibrate", "--library", str(path), "--n-calib", "20", "--no-heads", "--tune-bn-epochs", "1",
