@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -55,10 +56,23 @@ class BnTuneConfig:
             raise ValueError(f"BN tuning needs positive epochs, lr and batch size, got {self}")
 
     def note(self, n_images: int) -> str:
-        """The library's record of this tuning."""
+        """The library's record of this tuning (:meth:`from_note` reads it back)."""
         return (f"each level's BN scale and shift trained with its classifier ({self.epochs:g} epochs of {n_images} "
                 f"cifar10-train images, crop + flip, Adam lr {self.lr:g} cosine, batch {self.batch_size}, seed "
                 f"{self.seed}) and folded into its statistics")
+
+    @classmethod
+    def from_note(cls, text: str) -> BnTuneConfig | None:
+        """The tuning a library's ``calibration`` record names, None when it names none."""
+        found = _NOTE.search(text)
+        if found is None:
+            return None
+        epochs, lr, batch, seed = found.groups()
+        return cls(float(epochs), float(lr), int(batch), int(seed))
+
+
+_NOTE = re.compile(r"\(([-+.\de]+) epochs of \d+ cifar10-train images, crop \+ flip, Adam lr ([-+.\de]+) cosine, "
+                   r"batch (\d+), seed (\d+)\) and folded into its statistics")
 
 
 class _Scale(nn.Module):
@@ -104,57 +118,71 @@ def fold_affine(mean: Tensor, var: Tensor, eps: float, gamma: Tensor, log_scale:
     return new_mean, (sigma * sigma - eps).clamp_min(0)
 
 
-def _bn_layers(supernet: nn.Module, stats: BnStats) -> dict[str, nn.BatchNorm2d]:
-    modules = dict(supernet.named_modules())
+def _bn_layers(net: nn.Module, stats: BnStats) -> dict[str, nn.BatchNorm2d]:
+    modules = dict(net.named_modules())
     return {name: modules[name] for name in stats}
+
+
+def running_stats(net: nn.Module) -> BnStats:
+    """The running statistics of every BN layer of a standalone network (all channels)."""
+    return {name: (m.running_mean.detach().clone(), m.running_var.detach().clone())
+            for name, m in net.named_modules() if isinstance(m, nn.BatchNorm2d)}
 
 
 def tune_level_bn(supernet: nn.Module, arch: SubnetArch, stats: BnStats, images_uint8: np.ndarray,
                   labels: np.ndarray, spec: SupernetSpec, config: BnTuneConfig | None = None,
                   head: LevelHead | None = None, progress: bool = False) -> tuple[BnStats, LevelHead]:
-    """Train ``arch``'s own BN scale/shift and classifier (from ``head``, or the supernet's) on the images; return
-    its folded statistics and the trained classifier. The supernet's parameters come back unchanged; its BN buffers
-    hold the folded statistics of ``arch``, which is left active."""
+    """:func:`tune_bn` for ``arch`` of the supernet, which is left active."""
+    arch.apply(supernet)
+    return tune_bn(supernet, stats, arch.resolution, spec.mean, spec.std, images_uint8, labels, config, head, progress)
+
+
+def tune_bn(net: nn.Module, stats: BnStats, resolution: int, mean: Sequence[float], std: Sequence[float],
+            images_uint8: np.ndarray, labels: np.ndarray, config: BnTuneConfig | None = None,
+            head: LevelHead | None = None, progress: bool = False) -> tuple[BnStats, LevelHead]:
+    """Train the BN scale/shift of the layers ``stats`` names (their leading channels, with those statistics
+    fixed) and the classifier (from ``head``, or the network's) on the images fed at ``resolution``; return the
+    folded statistics and the trained classifier. The network's parameters come back unchanged; its BN buffers
+    hold the folded statistics."""
     config = config or BnTuneConfig()
     if len(images_uint8) == 0 or len(images_uint8) != len(labels):
         raise ValueError(f"need as many labels as images (>0): {len(images_uint8)} images, {len(labels)} labels")
-    device = next(supernet.parameters()).device
-    arch.apply(supernet)
-    apply_bn_stats(supernet, stats)
-    layers = _bn_layers(supernet, stats)
-    frozen = {p: p.requires_grad for p in supernet.parameters()}
-    was_training = supernet.training
-    linear = final_linear(supernet)
+    device = next(net.parameters()).device
+    apply_bn_stats(net, stats)
+    layers = _bn_layers(net, stats)
+    frozen = {p: p.requires_grad for p in net.parameters()}
+    was_training = net.training
+    linear = final_linear(net)
     scales: dict[str, _Scale] = {}
     shifts: dict[str, _Shift] = {}
     try:
         for p in frozen:
             p.requires_grad_(False)
         for name, bn in layers.items():
-            mean, var = stats[name]
-            c = mean.numel()
+            mu, var = stats[name]
+            c = mu.numel()
             cap = torch.full((bn.num_features,), 0.0, device=device)
             cap[:c] = scale_cap(var.to(device), bn.eps)
             mask = (bn.weight.detach().abs() > GAMMA_TOL).float()
             scales[name], shifts[name] = _Scale(cap), _Shift(mask)
             parametrize.register_parametrization(bn, "weight", scales[name])
             parametrize.register_parametrization(bn, "bias", shifts[name])
-        # using_head restores the supernet's classifier afterwards, also when it starts from the supernet's own
-        with using_head(supernet, head or LevelHead(linear.weight.detach().clone(), linear.bias.detach().clone())):
+        # using_head restores the net's classifier afterwards, also when it starts from the net's own
+        with using_head(net, head or LevelHead(linear.weight.detach().clone(), linear.bias.detach().clone())):
             linear.weight.requires_grad_(True)
             linear.bias.requires_grad_(True)
             params = [m.s for m in scales.values()] + [m.b for m in shifts.values()] + [linear.weight, linear.bias]
-            _train(supernet, params, arch.resolution, images_uint8, labels, spec, config, progress)
+            _train(net, params, resolution, mean, std, images_uint8, labels, config, progress)
             trained = LevelHead(linear.weight.detach().clone(), linear.bias.detach().clone())
         folded: BnStats = {}
         with torch.no_grad():
             for name, bn in layers.items():
-                mean, var = (t.to(device) for t in stats[name])
-                c = mean.numel()
+                mu, var = (t.to(device) for t in stats[name])
+                c = mu.numel()
                 s = torch.minimum(scales[name].s, scales[name].cap)[:c]
                 b = (shifts[name].b * shifts[name].mask)[:c]
                 gamma = bn.parametrizations.weight.original[:c]
-                new_mean, new_var = fold_affine(mean, var, bn.eps, gamma, s, b)
+                new_mean, new_var = fold_affine(mu, var, bn.eps, gamma, s, b)
                 folded[name] = (new_mean.cpu(), new_var.cpu())
     finally:
         for bn in layers.values():
@@ -163,13 +191,13 @@ def tune_level_bn(supernet: nn.Module, arch: SubnetArch, stats: BnStats, images_
                     parametrize.remove_parametrizations(bn, attr, leave_parametrized=False)
         for p, flag in frozen.items():
             p.requires_grad_(flag)
-        supernet.train(was_training)
-    apply_bn_stats(supernet, folded)
+        net.train(was_training)
+    apply_bn_stats(net, folded)
     return folded, trained
 
 
-def _train(net: nn.Module, params: Sequence[Tensor], resolution: int, images_uint8: np.ndarray, labels: np.ndarray,
-           spec: SupernetSpec, config: BnTuneConfig, progress: bool) -> None:
+def _train(net: nn.Module, params: Sequence[Tensor], resolution: int, mean: Sequence[float], std: Sequence[float],
+           images_uint8: np.ndarray, labels: np.ndarray, config: BnTuneConfig, progress: bool) -> None:
     device = params[0].device
     augment = DeviceAugmenter(images_uint8, device)
     targets = torch.as_tensor(labels).long().to(device)
@@ -182,7 +210,7 @@ def _train(net: nn.Module, params: Sequence[Tensor], resolution: int, images_uin
     with torch.enable_grad():
         for _ in bar:
             idx = torch.randint(0, len(targets), (config.batch_size,), device=device, generator=gen)
-            loss = F.cross_entropy(net(to_input(augment(idx, gen), resolution, spec.mean, spec.std)), targets[idx])
+            loss = F.cross_entropy(net(to_input(augment(idx, gen), resolution, mean, std)), targets[idx])
             if not torch.isfinite(loss):
                 raise FloatingPointError("BN tuning diverged (non-finite loss): lower the learning rate")
             optimiser.zero_grad(set_to_none=True)
@@ -194,14 +222,22 @@ def _train(net: nn.Module, params: Sequence[Tensor], resolution: int, images_uin
 
 def fit_level(supernet: nn.Module, arch: SubnetArch, stats: BnStats, images_uint8: np.ndarray, labels: np.ndarray,
               spec: SupernetSpec, tune: BnTuneConfig | None) -> tuple[BnStats, LevelHead]:
-    """A level's statistics and classifier head for the library: with ``tune`` its BN scale/shift and classifier
-    trained and folded in (:func:`tune_level_bn`), then its head fitted on the images from there
-    (``offline.heads.fit_head``). The returned statistics are left applied."""
+    """A library level's statistics and classifier head: :func:`fit_tuned_head` for ``arch`` of the supernet."""
+    arch.apply(supernet)
+    return fit_tuned_head(supernet, stats, arch.resolution, spec.mean, spec.std, images_uint8, labels, tune)
+
+
+def fit_tuned_head(net: nn.Module, stats: BnStats, resolution: int, mean: Sequence[float], std: Sequence[float],
+                   images_uint8: np.ndarray, labels: np.ndarray, tune: BnTuneConfig | None
+                   ) -> tuple[BnStats, LevelHead]:
+    """With ``tune`` the BN scale/shift and classifier trained and folded into ``stats`` (:func:`tune_bn`), then
+    the classifier head fitted on the images from there (``offline.heads.fit_head``): the statistics (left
+    applied) and the head."""
     start = None
     if tune is not None:
-        stats, start = tune_level_bn(supernet, arch, stats, images_uint8, labels, spec, tune, progress=True)
-    with using_head(supernet, start):
-        return stats, fit_head(supernet, images_uint8, labels, arch.resolution, spec.mean, spec.std, progress=True)
+        stats, start = tune_bn(net, stats, resolution, mean, std, images_uint8, labels, tune, progress=True)
+    with using_head(net, start):
+        return stats, fit_head(net, images_uint8, labels, resolution, mean, std, progress=True)
 
 
 def add_tune_arguments(parser: argparse.ArgumentParser, heads_flag: str) -> None:

@@ -3,10 +3,10 @@
 Every level of every approach is turned into a static eval-mode network (ours: the library's extracted
 subnets with their stored BN statistics and heads; baselines: the width-``w`` network with BN recalibrated on
 the same ``n_calib`` training images and, when the library has per-level heads, its own head fitted the same
-way), evaluated on the same test images, and timed at batch 1 in one
-run on this machine, all networks interleaved per profile (``cpu-<n>t``: fixed thread count; ``gpu``:
-CUDA, synchronised). Per profile, each approach's Pareto front (latency vs top-1) is compared with
-ours by piecewise-linear interpolation on the fronts, only inside the range both fronts cover:
+way, after its BN scale/shift are trained as the library's levels' were), evaluated on the same test images,
+and timed at batch 1 in one run on this machine, all networks interleaved per profile (``cpu-<n>t``: fixed
+thread count; ``gpu``: CUDA, synchronised). Per profile, each approach's Pareto front (latency vs top-1) is
+compared with ours by piecewise-linear interpolation on the fronts, only inside the range both fronts cover:
 speedup at equal top-1 (their latency / ours) and top-1 gain at equal latency (ours - theirs).
 Writes ``compare.json``, ``compare.md`` and a plot.
 """
@@ -28,9 +28,9 @@ from ofa.utils import count_net_flops, count_parameters
 from torch import nn
 from tqdm import tqdm
 
+from dynofa_ros.offline.bn_tuning import BnTuneConfig, fit_tuned_head, running_stats
 from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB
 from dynofa_ros.offline.data import load_cifar10, stratified_split, subset
-from dynofa_ros.offline.heads import fit_head
 from dynofa_ros.offline.profile import CPU_PROFILES, cpu_threads
 from dynofa_ros.offline.search import add_data_arguments
 from dynofa_ros.offline.slimmable import accuracy, calibrate_level, level_grid, load_baseline
@@ -186,10 +186,11 @@ def library_levels(library: SubnetLibrary | Path | str) -> list[LevelNet]:
 
 
 def baseline_levels(path: Path | str, calib_x: np.ndarray, n_calib: int, widths: Sequence[float] | None = None,
-                    calib_y: np.ndarray | None = None) -> list[LevelNet]:
+                    calib_y: np.ndarray | None = None, tune: BnTuneConfig | None = None) -> list[LevelNet]:
     """A baseline checkpoint's operating points (static: one; width-only: ``widths`` x its resolutions),
     BN recalibrated on ``n_calib`` of ``calib_x`` per point; with ``calib_y`` (the labels of all ``calib_x``)
-    each point's classifier head fitted on them, as a library's levels' are."""
+    each point's classifier head fitted on them, after its BN scale/shift are trained and folded in with
+    ``tune``, as a library's levels' are."""
     base = load_baseline(path)
     cfg = base.model.config
     approach = "static" if cfg.static else "width-only"
@@ -199,7 +200,10 @@ def baseline_levels(path: Path | str, calib_x: np.ndarray, n_calib: int, widths:
         name = base.name if cfg.static else f"{base.name}-w{w:g}-r{r}"
         net = calibrate_level(base.model, w, r, calib_x, n_calib)
         if calib_y is not None:
-            apply_head(net, fit_head(net, calib_x, calib_y, r, cfg.mean, cfg.std))
+            _, head = fit_tuned_head(net, running_stats(net), r, cfg.mean, cfg.std, calib_x, calib_y, tune)
+            apply_head(net, head)
+        elif tune is not None:
+            raise ValueError("BN tuning trains each level's classifier with it: it needs calib_y")
         levels.append(LevelNet(approach, name, r, net, cfg.mean, cfg.std, source,
                                {"layout": cfg.layout, "width": w, "train": base.train}))
     return levels
@@ -296,6 +300,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [f"Comparison run {result['created']} on {result['machine']['processor']} "
              f"(torch {result['machine']['torch']}); top-1 on {result['test_images']} CIFAR-10 test images; "
              f"baselines' BN recalibrated on {result['n_calib']} training images"
+             + (", their BN scale/shift trained" if result.get("bn_tuning") else "")
              + (", their classifier heads fitted like the library's" if result.get("heads") else "") + ".", "",
              "| approach | level | res | top-1 % | MMACs | params M | "
              + " | ".join(f"{p} p50 ms" for p in profiles) + " |",
@@ -368,10 +373,11 @@ def run_comparison(library: Path | str, baselines: Sequence[Path | str], profile
     test_idx = subset(np.arange(len(data.test_y)), max_test_images, split_seed)
     n_calib = min(n_calib, len(calib))
     lib = SubnetLibrary.load(library)
-    heads = lib.heads is not None  # then the baselines get theirs the same way
+    heads = lib.heads is not None  # then the baselines get theirs the same way, and their BN tuned as the levels'
+    tune = BnTuneConfig.from_note(lib.calibration) if heads else None
     levels = library_levels(lib)
     for path in baselines:
-        levels += baseline_levels(path, calib, n_calib, widths, data.train_y[train] if heads else None)
+        levels += baseline_levels(path, calib, n_calib, widths, data.train_y[train] if heads else None, tune)
     points = evaluate_levels(levels, data.test_x[test_idx], data.test_y[test_idx], torch.device(device))
     for profile in profiles:
         for point, record in zip(points, measure(levels, profile, warmup, repeats, rounds), strict=True):
@@ -385,6 +391,7 @@ def run_comparison(library: Path | str, baselines: Sequence[Path | str], profile
                     "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
         "library": str(library), "baselines": [str(b) for b in baselines], "measured": list(profiles),
         "merged": merged, "test_images": int(len(test_idx)), "n_calib": n_calib, "heads": heads,
+        "bn_tuning": None if tune is None else tune.note(len(calib)),
         "points": [asdict(p) for p in points], "fronts": fronts,
         "comparisons": [c.to_dict() for c in comparisons(fronts)],
     }

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from dynofa_ros.offline import baseline_gpu_job
+from dynofa_ros.offline.bn_tuning import BnTuneConfig
 from dynofa_ros.offline.calibrate import calibrate_bn
 from dynofa_ros.offline.cli import main as dynofa
 from dynofa_ros.offline.compare import (
@@ -153,3 +154,14 @@ def test_gpu_job_and_compare_end_to_end_tiny(tiny_inputs: dict[str, Path]) -> No
     assert final_linear(shared.net).weight.shape == final_linear(fitted.net).weight.shape
     on_fit = [accuracy(lv.net, calib_x, calib_y, lv.resolution, lv.mean, lv.std) for lv in (shared, fitted)]
     assert on_fit[1] > on_fit[0]  # a one-epoch network: its own head fits the 40 images better
+    assert result["bn_tuning"] is None  # nor is its BN tuned, so the baselines' is not either
+    # against a library whose levels' BN scale/shift were tuned, the baselines' are too: folded into their
+    # statistics, the weights untouched
+    tuned = baseline_levels(us, calib_x, 16, [1.0], calib_y, BnTuneConfig(epochs=2, batch_size=20))[0]
+    head_name = next(n for n, m in fitted.net.named_modules() if m is final_linear(fitted.net))
+    weights, tuned_weights = dict(fitted.net.named_parameters()), dict(tuned.net.named_parameters())
+    body = [n for n in weights if not n.startswith(f"{head_name}.")]
+    assert body and all(torch.equal(weights[n], tuned_weights[n]) for n in body)
+    assert not all(torch.equal(a, b) for a, b in zip(fitted.net.buffers(), tuned.net.buffers(), strict=True))
+    with pytest.raises(ValueError, match="calib_y"):
+        baseline_levels(us, calib_x, 16, [1.0], None, BnTuneConfig())
