@@ -245,7 +245,7 @@ def add_tune_arguments(parser: argparse.ArgumentParser, heads_flag: str) -> None
     default = BnTuneConfig()
     parser.add_argument("--tune-bn-epochs", type=float, default=None, metavar="E",
                         help="train each level's own BN scale and shift with its classifier for E epochs of the "
-                        f"training split and fold them into its BN statistics (0: off; needs {heads_flag}; ~1-2 min "
+                        f"training split and fold them into its BN statistics (0: off; needs {heads_flag}; ~1-3 min "
                         "per epoch for a small level, ~6 for the largest, on 2 cores) (default: "
                         f"{default.epochs:g} with {heads_flag}, else 0)")
     parser.add_argument("--tune-bn-lr", type=float, default=default.lr,
