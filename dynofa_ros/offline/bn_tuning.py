@@ -220,19 +220,26 @@ def _train(net: nn.Module, params: Sequence[Tensor], resolution: int, mean: Sequ
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
 
 
-def fit_level(supernet: nn.Module, arch: SubnetArch, stats: BnStats, images_uint8: np.ndarray, labels: np.ndarray,
-              spec: SupernetSpec, tune: BnTuneConfig | None) -> tuple[BnStats, LevelHead]:
+def fit_level(supernet: nn.Module, arch: SubnetArch, stats: BnStats, images_uint8: np.ndarray,
+              labels: np.ndarray | None, spec: SupernetSpec, tune: BnTuneConfig | None
+              ) -> tuple[BnStats, LevelHead | None]:
     """A library level's statistics and classifier head: :func:`fit_tuned_head` for ``arch`` of the supernet."""
     arch.apply(supernet)
     return fit_tuned_head(supernet, stats, arch.resolution, spec.mean, spec.std, images_uint8, labels, tune)
 
 
 def fit_tuned_head(net: nn.Module, stats: BnStats, resolution: int, mean: Sequence[float], std: Sequence[float],
-                   images_uint8: np.ndarray, labels: np.ndarray, tune: BnTuneConfig | None
-                   ) -> tuple[BnStats, LevelHead]:
+                   images_uint8: np.ndarray, labels: np.ndarray | None, tune: BnTuneConfig | None
+                   ) -> tuple[BnStats, LevelHead | None]:
     """With ``tune`` the BN scale/shift and classifier trained and folded into ``stats`` (:func:`tune_bn`), then
     the classifier head fitted on the images from there (``offline.heads.fit_head``): the statistics (left
-    applied) and the head."""
+    applied) and the head. Without ``labels``: ``stats`` and no head (the shared classifier); ValueError when
+    ``tune`` asks for training all the same."""
+    if labels is None:
+        if tune is not None:
+            raise ValueError("BN tuning trains the classifier with it: it needs the heads' labels (calib_y; "
+                             "drop --no-heads)")
+        return stats, None
     start = None
     if tune is not None:
         stats, start = tune_bn(net, stats, resolution, mean, std, images_uint8, labels, tune, progress=True)

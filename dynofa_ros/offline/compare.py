@@ -199,11 +199,9 @@ def baseline_levels(path: Path | str, calib_x: np.ndarray, n_calib: int, widths:
     for w, r in level_grid(cfg, None if cfg.static else widths):
         name = base.name if cfg.static else f"{base.name}-w{w:g}-r{r}"
         net = calibrate_level(base.model, w, r, calib_x, n_calib)
-        if calib_y is not None:
-            _, head = fit_tuned_head(net, running_stats(net), r, cfg.mean, cfg.std, calib_x, calib_y, tune)
+        _, head = fit_tuned_head(net, running_stats(net), r, cfg.mean, cfg.std, calib_x, calib_y, tune)
+        if head is not None:
             apply_head(net, head)
-        elif tune is not None:
-            raise ValueError("BN tuning trains each level's classifier with it: it needs calib_y")
         levels.append(LevelNet(approach, name, r, net, cfg.mean, cfg.std, source,
                                {"layout": cfg.layout, "width": w, "train": base.train}))
     return levels

@@ -70,11 +70,7 @@ def evaluate_arch(supernet: nn.Module, arch: SubnetArch, images_uint8: np.ndarra
     its own BN scale/shift are trained with ``tune`` (``offline.bn_tuning.fit_level``, as the library's levels)."""
     spec = spec or SupernetSpec()
     stats = calibrate_bn(supernet, arch, calib_uint8, n_calib, batch, spec)
-    head = None
-    if head_labels is not None:
-        _, head = fit_level(supernet, arch, stats, calib_uint8, head_labels, spec, tune)
-    elif tune is not None:
-        raise ValueError("BN tuning trains the subnet's classifier with it: it needs head_labels")
+    _, head = fit_level(supernet, arch, stats, calib_uint8, head_labels, spec, tune)
     with using_head(supernet, head):
         return top1(supernet, arch, images_uint8, labels, spec, batch)
 

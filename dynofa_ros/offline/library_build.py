@@ -82,11 +82,7 @@ def calibrate_and_test(supernet: Any, arch: SubnetArch, calib: np.ndarray, n_cal
     (the labels of all ``calib``) its classifier head fitted on all of them; then its top-1 on the test images (and
     on ``val``, images and labels, when given)."""
     stats = calibrate_bn(supernet, arch, calib, n=n_calib, spec=spec)
-    head = None
-    if calib_y is not None:
-        stats, head = fit_level(supernet, arch, stats, calib, calib_y, spec, tune)
-    elif tune is not None:
-        raise ValueError("BN tuning trains each level's classifier with it: it needs the heads (drop --no-heads)")
+    stats, head = fit_level(supernet, arch, stats, calib, calib_y, spec, tune)
     with using_head(supernet, head):
         return LevelFit(stats, head, top1(supernet, arch, test_x, test_y, spec),
                         None if val is None else top1(supernet, arch, *val, spec))
