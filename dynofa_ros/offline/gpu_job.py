@@ -1,13 +1,15 @@
 """The one-shot GPU job: decode CIFAR-10, train the supernet within a time budget, export it, then
 evaluate as many subnets as a budget allows (val top-1, MACs, params), their batch-1 latency, and
 the test top-1 of the largest and smallest subnets beside their top-1 on as many training images fed without
-augmentation (how well the supernet fits its data: the gap says whether to train longer or regularise).
+augmentation (how well the supernet fits its data: the gap says whether to train longer or regularise), and with
+``--levels-from LIBRARY`` that library's levels rebuilt with the new weights (``library/``: ready to ship).
 
 Writes to ``--out`` (six files, each under the device machine's 16 MiB transfer limit): the training state,
 rewritten after every epoch (``supernet.pt``: the shipped fp16 checkpoint; ``momentum.pt``, ``progress.json``:
 what ``--resume-from`` needs to continue the run in a later call), ``train_log.jsonl`` (one record per
 epoch), ``job.log`` (everything printed) and ``results.json`` (rewritten after every step, so a timeout
-still leaves the results so far).
+still leaves the results so far); with ``--levels-from``, ``library/`` (``library.json``, ``supernet.pt``,
+``bn_stats.pt``, ``heads.pt``).
 Every step is guarded: a failure is logged and recorded and the next step still runs (the measuring steps are
 skipped when training left no checkpoint).
 """
@@ -35,6 +37,8 @@ from dynofa_ros.offline.bn_tuning import BnTuneConfig
 from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB
 from dynofa_ros.offline.data import Cifar10Arrays, load_cifar10, stratified_split, subset
 from dynofa_ros.offline.evaluate import evaluate_arch, subnet_cost
+from dynofa_ros.offline.library_build import Candidate, calibrate_and_test, write_levels
+from dynofa_ros.offline.profile import CPU_PROFILES
 from dynofa_ros.offline.timing import Timing, cuda_sync, time_calls
 from dynofa_ros.offline.train import (
     add_training_arguments,
@@ -45,7 +49,8 @@ from dynofa_ros.offline.train import (
 )
 from dynofa_ros.offline.train_state import PROGRESS, WEIGHTS, load_train_state
 from dynofa_ros.supernet.arch import SubnetArch
-from dynofa_ros.supernet.library import sha256_file
+from dynofa_ros.supernet.checkpoint import load_supernet
+from dynofa_ros.supernet.library import Level, SubnetLibrary, sha256_file
 from dynofa_ros.supernet.runtime import extract_subnet
 from dynofa_ros.supernet.spec import SupernetSpec
 
@@ -169,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency-warmup", type=int, default=10)
     parser.add_argument("--latency-runs", type=int, default=30)
     parser.add_argument("--eval-limit", type=int, default=None, help="use only N val/test images (quick runs)")
+    parser.add_argument("--levels-from", type=Path, metavar="LIBRARY",
+                        help="after training, rebuild this library's levels with the new weights, as `dynofa "
+                        "build-library --levels-from` does (BN statistics, own BN scale/shift and heads, test top-1) "
+                        "but keeping every latency record (the same sub-networks), into OUT/library/: a library "
+                        "ready to ship when it beats this one")
     return parser
 
 
@@ -268,7 +278,41 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{name}: test top-1 {test_top1:.4f} (own BN scale/shift and head), training images (no "
                 f"augmentation, shared classifier) {train_top1:.4f}")
 
+    if args.levels_from is not None:
+        with res.step("library", log):
+            res.data["library"] = rebuild_levels(args.levels_from, data, device, args.out, log)
+
     return res.finish(log)
+
+
+def rebuild_levels(source_path: Path, data: dict[str, np.ndarray], device: torch.device, out: Path,
+                   log: JobLog) -> dict[str, Any]:
+    """The job's ``library`` step: ``source_path``'s levels calibrated, tuned and tested with the exported weights
+    (``out``'s checkpoint, as the library will hold them) as ``dynofa build-library`` does, written to
+    ``out/library``; a record of each level's test top-1 beside the source library's."""
+    supernet, spec = load_supernet(out / WEIGHTS)
+    supernet = supernet.to(device)
+    source = SubnetLibrary.load(source_path, verify=False)
+    if source.spec != spec:
+        raise ValueError(f"{source_path} belongs to another supernet spec than the one trained")
+    primary = next(iter(CPU_PROFILES))
+    if any(lv.latency_for(primary) is None for lv in source.levels):
+        raise ValueError(f"{source_path}: every level needs a {primary} latency record to be ordered by")
+    calib, calib_y, test_x, test_y = (torch.from_numpy(data[k]).to(device)
+                                      for k in ("train_x", "train_y", "test_x", "test_y"))
+    n_calib, tune = min(LIBRARY_N_CALIB, len(calib)), BnTuneConfig()  # as `dynofa build-library`'s defaults
+    built, record = [], []
+    for lv in source.levels:
+        fit = calibrate_and_test(supernet, lv.arch, calib, n_calib, test_x, test_y, spec, calib_y, tune)
+        macs, params = subnet_cost(supernet, lv.arch)
+        built.append(Candidate(Level("", lv.arch, fit.top1, macs, params, lv.latency), fit))
+        record.append({"source_level": lv.name, "test_top1": fit.top1, "source_top1": lv.top1})
+        log(f"{lv.name}: test top-1 {fit.top1:.4f} (the source library's {lv.top1:.4f})")
+    lib, dropped = write_levels(out / "library", source.name, out / WEIGHTS, built, primary, n_calib, len(calib),
+                                tune, True, len(test_y))
+    log(f"wrote {out / 'library'}: {len(lib.levels)} levels ({dropped} dropped: not more accurate than a faster one)")
+    return {"dir": "library", "source": str(source_path), "levels": record, "kept": len(lib.levels),
+            "images": len(test_y), "n_calib": n_calib, "bn_tuning": tune.note(len(calib))}
 
 
 if __name__ == "__main__":

@@ -109,6 +109,24 @@ def monotone_levels(latency: Sequence[float], accuracy: Sequence[float]) -> list
     return kept
 
 
+def write_levels(out: Path, name: str, checkpoint: Path, built: Sequence[Candidate], primary: str, n_calib: int,
+                 n_tune: int, tune: BnTuneConfig | None, heads: bool, n_test: int) -> tuple[SubnetLibrary, int]:
+    """Order ``built`` by ``primary`` latency, drop each level not more accurate than a faster one, name the rest
+    L0, L1, ... and write them as a library into ``out`` with the weights of ``checkpoint`` (read afresh: the
+    calibration changed the BN buffers of the supernet in memory); the library loaded back and how many levels
+    were dropped."""
+    lat = [c.level.latency_for(primary).p50_s for c in built]
+    kept = [built[i] for i in monotone_levels(lat, [c.level.top1 for c in built])]
+    levels = [Level(f"L{i}", c.level.arch, c.level.top1, c.level.macs, c.level.params, c.level.latency)
+              for i, c in enumerate(kept)]
+    fresh, spec = load_supernet(checkpoint)
+    write_library(out, name, fresh, spec, levels, [c.fit.stats for c in kept], eval_set=eval_set_note(n_test),
+                  calibration=calibration_note(n_calib, tune, n_tune),
+                  heads=[c.fit.head for c in kept] if heads else None,
+                  heads_fit=head_note(n_tune, bn_tuned=tune is not None))
+    return SubnetLibrary.load(Path(out) / "library.json"), len(built) - len(kept)
+
+
 @dataclass
 class LevelSource:
     """The sub-networks to build levels of, their carried-over (GPU) latency records, the CPU profile that
@@ -226,21 +244,12 @@ def run(args: argparse.Namespace) -> int:
         macs, params = subnet_cost(supernet, arch)
         built.append(Candidate(Level("", arch, fit.top1, macs, params, latency + other), fit))
 
-    lat = [c.level.latency_for(primary).p50_s for c in built]
-    kept = [built[i] for i in monotone_levels(lat, [c.level.top1 for c in built])]
-    levels = [Level(f"L{i}", c.level.arch, c.level.top1, c.level.macs, c.level.params, c.level.latency)
-              for i, c in enumerate(kept)]
-    fresh, _ = load_supernet(args.checkpoint)  # calibration changed the BN buffers of `supernet`
-    write_library(args.out, args.name, fresh, spec, levels, [c.fit.stats for c in kept],
-                  eval_set=eval_set_note(len(test_y)), calibration=calibration_note(n_calib, tune, len(calib)),
-                  heads=[c.fit.head for c in kept] if args.heads else None,
-                  heads_fit=head_note(len(calib), bn_tuned=tune is not None))
-    lib = SubnetLibrary.load(args.out / "library.json")
+    lib, dropped = write_levels(args.out, args.name, args.checkpoint, built, primary, n_calib, len(calib), tune,
+                                args.heads, len(test_y))
     for lv in lib.levels:
         p = lv.latency_for(primary)
         print(f"{lv.name}: top-1 {lv.top1 * 100:.2f} %  {primary} p50 {p.p50_s * 1e3:.2f} ms  "
               f"{lv.macs / 1e6:.1f} MMACs  r{lv.arch.resolution}")
-    dropped = len(built) - len(kept)
     if dropped:
         print(f"dropped {dropped} level(s) not more accurate than a faster one")
     files = [args.out / "library.json", lib.checkpoint_path, lib.bn_stats_path, lib.heads_path]

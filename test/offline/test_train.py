@@ -28,8 +28,10 @@ from dynofa_ros.offline.train import (
 )
 from dynofa_ros.offline.train_state import STATE_FILES, Progress, load_train_state, read_progress, save_train_state
 from dynofa_ros.supernet.checkpoint import load_supernet, save_supernet
-from dynofa_ros.supernet.library import sha256_file
+from dynofa_ros.supernet.library import SubnetLibrary, sha256_file
 from dynofa_ros.supernet.spec import SupernetSpec, build_supernet
+
+SHIPPED_LIBRARY = Path(__file__).parents[2] / "models" / "cifar10_mbv3" / "library.json"
 
 
 def test_lr_warmup_then_cosine_to_zero() -> None:
@@ -276,13 +278,30 @@ def test_gpu_job_runs_end_to_end_on_cpu(cifar_tiny_dir: Path, tmp_path: Path) ->
               "--max-train-images", "32", "--batch-size", "32", "--time-budget", "1", "--n-calib", "16",
               "--eval-limit", "20", "--eval-budget", "60", "--latency-budget", "60", "--latency-warmup", "1",
               "--latency-runs", "3"]
-    rc = gpu_job.main([*common, "--out", str(out), "--max-subnets", "3"])
+    shipped = json.loads(SHIPPED_LIBRARY.read_text())
+    source = tmp_path / "source" / "library.json"  # the shipped library's fastest and slowest levels
+    source.parent.mkdir()
+    source.write_text(json.dumps({**shipped, "levels": [shipped["levels"][0], shipped["levels"][-1]]}))
+    rc = gpu_job.main([*common, "--out", str(out), "--max-subnets", "3", "--levels-from", str(source)])
     assert rc == 0
-    assert sorted(p.name for p in out.iterdir()) == ["job.log", "momentum.pt", "progress.json", "results.json",
-                                                     "supernet.pt", "train_log.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == ["job.log", "library", "momentum.pt", "progress.json",
+                                                     "results.json", "supernet.pt", "train_log.jsonl"]
     results = json.loads((out / "results.json").read_text())
     assert {name: s["status"] for name, s in results["steps"].items()} == dict.fromkeys(
-        ["data", "train", "export", "evaluate", "latency", "test"], "ok")
+        ["data", "train", "export", "evaluate", "latency", "test", "library"], "ok")
+    # the source's levels rebuilt with the new weights, every latency record kept (the same sub-networks)
+    rebuilt = SubnetLibrary.load(out / "library" / "library.json")  # verifies the files' SHA-256
+    assert [r["source_level"] for r in results["library"]["levels"]] == ["L0", "L4"]
+    assert [r["source_top1"] for r in results["library"]["levels"]] == [lv["top1"] for lv in shipped["levels"][::4]]
+    assert results["library"]["kept"] == len(rebuilt.levels) >= 1
+    by_arch = {lv["arch"]["resolution"]: lv for lv in shipped["levels"][::4]}
+    for level in rebuilt.levels:
+        assert level.arch.to_dict() == by_arch[level.arch.resolution]["arch"]
+        assert [p.to_dict() for p in level.latency] == by_arch[level.arch.resolution]["latency"]
+    assert {lv.top1 for lv in rebuilt.levels} <= {r["test_top1"] for r in results["library"]["levels"]}
+    assert rebuilt.heads is not None and "folded" in rebuilt.calibration
+    assert torch.equal(load_supernet(rebuilt.checkpoint_path)[0].state_dict()["classifier.linear.weight"],
+                       load_supernet(out / "supernet.pt")[0].state_dict()["classifier.linear.weight"])
     assert results["data"] == {"train_y": 32, "val_y": 20, "test_y": 20}
     assert results["checkpoint"]["sha256"] == sha256_file(out / "supernet.pt")  # search checks it
     assert len(results["candidates"]) == 3
