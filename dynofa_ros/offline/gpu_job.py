@@ -37,7 +37,7 @@ from dynofa_ros.offline.bn_tuning import BnTuneConfig
 from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB
 from dynofa_ros.offline.data import Cifar10Arrays, load_cifar10, stratified_split, subset
 from dynofa_ros.offline.evaluate import evaluate_arch, subnet_cost
-from dynofa_ros.offline.library_build import Candidate, calibrate_and_test, write_levels
+from dynofa_ros.offline.library_build import build_candidate, write_levels
 from dynofa_ros.offline.profile import CPU_PROFILES
 from dynofa_ros.offline.timing import Timing, cuda_sync, time_calls
 from dynofa_ros.offline.train import (
@@ -50,7 +50,7 @@ from dynofa_ros.offline.train import (
 from dynofa_ros.offline.train_state import PROGRESS, WEIGHTS, load_train_state
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.checkpoint import load_supernet
-from dynofa_ros.supernet.library import Level, SubnetLibrary, sha256_file
+from dynofa_ros.supernet.library import SubnetLibrary, sha256_file
 from dynofa_ros.supernet.runtime import extract_subnet
 from dynofa_ros.supernet.spec import SupernetSpec
 
@@ -303,11 +303,11 @@ def rebuild_levels(source_path: Path, data: dict[str, np.ndarray], device: torch
     n_calib, tune = min(LIBRARY_N_CALIB, len(calib)), BnTuneConfig()  # as `dynofa build-library`'s defaults
     built, record = [], []
     for lv in source.levels:
-        fit = calibrate_and_test(supernet, lv.arch, calib, n_calib, test_x, test_y, spec, calib_y, tune)
-        macs, params = subnet_cost(supernet, lv.arch)
-        built.append(Candidate(Level("", lv.arch, fit.top1, macs, params, lv.latency), fit))
-        record.append({"source_level": lv.name, "test_top1": fit.top1, "source_top1": lv.top1})
-        log(f"{lv.name}: test top-1 {fit.top1:.4f} (the source library's {lv.top1:.4f})")
+        built.append(build_candidate(supernet, lv.arch, lv.latency, calib, n_calib, test_x, test_y, spec, calib_y,
+                                     tune))
+        top1 = built[-1].level.top1
+        record.append({"source_level": lv.name, "test_top1": top1, "source_top1": lv.top1})
+        log(f"{lv.name}: test top-1 {top1:.4f} (the source library's {lv.top1:.4f})")
     lib, dropped = write_levels(out / "library", source.name, out / WEIGHTS, built, primary, n_calib, len(calib),
                                 tune, True, len(test_y))
     log(f"wrote {out / 'library'}: {len(lib.levels)} levels ({dropped} dropped: not more accurate than a faster one)")

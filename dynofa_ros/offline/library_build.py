@@ -88,6 +88,15 @@ def calibrate_and_test(supernet: Any, arch: SubnetArch, calib: np.ndarray, n_cal
                         None if val is None else top1(supernet, arch, *val, spec))
 
 
+def build_candidate(supernet: Any, arch: SubnetArch, latency: tuple[LatencyProfile, ...], calib: np.ndarray,
+                    n_calib: int, test_x: np.ndarray, test_y: np.ndarray, spec: SupernetSpec,
+                    calib_y: np.ndarray | None, tune: BnTuneConfig | None) -> Candidate:
+    """An unnamed level of ``arch`` with these latency records: :func:`calibrate_and_test`, MACs and params."""
+    fit = calibrate_and_test(supernet, arch, calib, n_calib, test_x, test_y, spec, calib_y, tune)
+    macs, params = subnet_cost(supernet, arch)
+    return Candidate(Level("", arch, fit.top1, macs, params, latency), fit)
+
+
 def calibration_note(n_calib: int, tune: BnTuneConfig | None = None, n_tune: int = 0) -> str:
     """The library's ``calibration`` record for statistics from ``n_calib`` training images (then, with ``tune``,
     the level's own BN scale and shift trained on ``n_tune`` images and folded in)."""
@@ -240,9 +249,8 @@ def run(args: argparse.Namespace) -> int:
     built: list[Candidate] = []
     bar = tqdm(archs, desc="calibrate + test levels", unit="level")
     for arch, latency, other in zip(bar, latencies, source.carried, strict=True):
-        fit = calibrate_and_test(supernet, arch, calib, n_calib, test_x, test_y, spec, calib_y, tune)
-        macs, params = subnet_cost(supernet, arch)
-        built.append(Candidate(Level("", arch, fit.top1, macs, params, latency + other), fit))
+        built.append(build_candidate(supernet, arch, latency + other, calib, n_calib, test_x, test_y, spec, calib_y,
+                                     tune))
 
     lib, dropped = write_levels(args.out, args.name, args.checkpoint, built, primary, n_calib, len(calib), tune,
                                 args.heads, len(test_y))
