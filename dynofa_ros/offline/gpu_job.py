@@ -1,8 +1,9 @@
-"""The one-shot GPU job: decode CIFAR-10, train the supernet within a time budget, export it, then
-evaluate as many subnets as a budget allows (val top-1, MACs, params), their batch-1 latency, and
-the test top-1 of the largest and smallest subnets beside their top-1 on as many training images fed without
-augmentation (how well the supernet fits its data: the gap says whether to train longer or regularise), and with
-``--levels-from LIBRARY`` that library's levels rebuilt with the new weights (``library/``: ready to ship).
+"""The one-shot GPU job: decode CIFAR-10, train the supernet within a time budget, export it, then (with
+``--levels-from LIBRARY``, first, as it is what ships) rebuild that library's levels with the new weights
+(``library/``: ready to ship), evaluate as many subnets as a budget allows (val top-1, MACs, params), their batch-1
+latency, and the test top-1 of the largest and smallest subnets (taken from the library step when it built the same
+sub-network) beside their top-1 on as many training images fed without augmentation (how well the supernet fits its
+data: the gap says whether to train longer or regularise).
 
 Writes to ``--out`` (six files, each under the device machine's 16 MiB transfer limit): the training state,
 rewritten after every epoch (``supernet.pt``: the shipped fp16 checkpoint; ``momentum.pt``, ``progress.json``:
@@ -225,10 +226,15 @@ def main(argv: list[str] | None = None) -> int:
             raise RuntimeError("no training epoch completed: there is no checkpoint to export")
         res.data["checkpoint"] = {"path": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
+    later = ("library",) * (args.levels_from is not None) + ("evaluate", "latency", "test")
     if res.data["steps"]["export"]["status"] != "ok":
-        for name in ("evaluate", "latency", "test"):  # nothing trained to measure
+        for name in later:  # nothing trained to measure
             res.skip(name, "no trained checkpoint (see the train step)", log)
         return res.finish(log)
+
+    if args.levels_from is not None:  # first: what ships, should a later step run out of the call's time
+        with res.step("library", log):
+            res.data["library"] = rebuild_levels(args.levels_from, data, device, args.out, log)
 
     candidates: list[dict[str, Any]] = res.data.setdefault("candidates", [])
     with res.step("evaluate", log):
@@ -266,21 +272,23 @@ def main(argv: list[str] | None = None) -> int:
         fit_x, fit_y = (torch.from_numpy(data[k][fit]).to(device) for k in ("train_x", "train_y"))
         n_calib = min(LIBRARY_N_CALIB, len(calib))  # as a library's levels (and their heads): comparable
         tune = BnTuneConfig()  # as a library's levels
+        rebuilt = {json.dumps(r["arch"], sort_keys=True): r for r in res.data.get("library", {}).get("levels", [])}
         res.data["test"] = {}
         for name, arch in (("largest", SubnetArch.largest(spec)), ("smallest", SubnetArch.smallest(spec))):
             train_top1 = evaluate_arch(supernet, arch, fit_x, fit_y, calib, spec, n_calib)  # the shared classifier
-            test_top1 = evaluate_arch(supernet, arch, test_x, test_y, calib, spec, n_calib, head_labels=calib_y,
-                                      tune=tune)
+            level = rebuilt.get(json.dumps(arch.to_dict(), sort_keys=True))
+            if level is not None:  # the library step built this very sub-network the same way: not twice
+                test_top1, source = level["test_top1"], f"the library step's {level['source_level']}"
+            else:
+                test_top1 = evaluate_arch(supernet, arch, test_x, test_y, calib, spec, n_calib, head_labels=calib_y,
+                                          tune=tune)
+                source = "this step"
             res.data["test"][name] = {"arch": arch.to_dict(), "test_top1": test_top1, "images": len(test_y),
                                       "n_calib": n_calib, "heads": "fitted per subnet, as a library's levels",
-                                      "bn_tuning": tune.note(len(calib)), "train_top1": train_top1,
-                                      "train_classifier": "shared"}
-            log(f"{name}: test top-1 {test_top1:.4f} (own BN scale/shift and head), training images (no "
+                                      "bn_tuning": tune.note(len(calib)), "test_top1_from": source,
+                                      "train_top1": train_top1, "train_classifier": "shared"}
+            log(f"{name}: test top-1 {test_top1:.4f} (own BN scale/shift and head; {source}), training images (no "
                 f"augmentation, shared classifier) {train_top1:.4f}")
-
-    if args.levels_from is not None:
-        with res.step("library", log):
-            res.data["library"] = rebuild_levels(args.levels_from, data, device, args.out, log)
 
     return res.finish(log)
 
@@ -306,7 +314,7 @@ def rebuild_levels(source_path: Path, data: dict[str, np.ndarray], device: torch
         built.append(build_candidate(supernet, lv.arch, lv.latency, calib, n_calib, test_x, test_y, spec, calib_y,
                                      tune))
         top1 = built[-1].level.top1
-        record.append({"source_level": lv.name, "test_top1": top1, "source_top1": lv.top1})
+        record.append({"source_level": lv.name, "arch": lv.arch.to_dict(), "test_top1": top1, "source_top1": lv.top1})
         log(f"{lv.name}: test top-1 {top1:.4f} (the source library's {lv.top1:.4f})")
     lib, dropped = write_levels(out / "library", source.name, out / WEIGHTS, built, primary, n_calib, len(calib),
                                 tune, True, len(test_y))

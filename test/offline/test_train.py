@@ -288,7 +288,8 @@ def test_gpu_job_runs_end_to_end_on_cpu(cifar_tiny_dir: Path, tmp_path: Path) ->
                                                      "results.json", "supernet.pt", "train_log.jsonl"]
     results = json.loads((out / "results.json").read_text())
     assert {name: s["status"] for name, s in results["steps"].items()} == dict.fromkeys(
-        ["data", "train", "export", "evaluate", "latency", "test", "library"], "ok")
+        ["data", "train", "export", "library", "evaluate", "latency", "test"], "ok")
+    assert list(results["steps"]) == ["data", "train", "export", "library", "evaluate", "latency", "test"]
     # the source's levels rebuilt with the new weights, every latency record kept (the same sub-networks)
     rebuilt = SubnetLibrary.load(out / "library" / "library.json")  # verifies the files' SHA-256
     assert [r["source_level"] for r in results["library"]["levels"]] == ["L0", "L4"]
@@ -313,11 +314,18 @@ def test_gpu_job_runs_end_to_end_on_cpu(cifar_tiny_dir: Path, tmp_path: Path) ->
     assert all(0.0 <= r["train_top1"] <= 1.0 and r["images"] == 20 for r in results["test"].values())
     # test figures calibrated like a library's levels (all 32 training images here), not on --n-calib
     assert all(r["n_calib"] == 32 and "folded" in r["bn_tuning"] for r in results["test"].values())
+    # the source's L0 and L4 are the smallest and largest sub-networks: their test figures are the library step's
+    by_level = {r["source_level"]: r["test_top1"] for r in results["library"]["levels"]}
+    assert [results["test"][n]["test_top1_from"] for n in ("smallest", "largest")] == [
+        "the library step's L0", "the library step's L4"]
+    assert [results["test"][n]["test_top1"] for n in ("smallest", "largest")] == [by_level["L0"], by_level["L4"]]
     # a fixed schedule goes on in a later call, from the state the previous call returned ...
     fixed = [*common, "--schedule", "fixed", "--epochs", "50", "--max-subnets", "2"]
     assert gpu_job.main([*fixed, "--out", str(tmp_path / "first")]) == 0
     assert gpu_job.main([*fixed, "--out", str(tmp_path / "next"), "--resume-from", str(tmp_path / "first")]) == 0
     assert read_progress(tmp_path / "next")["step"] > read_progress(tmp_path / "first")["step"]
+    first = json.loads((tmp_path / "first" / "results.json").read_text())
+    assert "library" not in first["steps"] and {r["test_top1_from"] for r in first["test"].values()} == {"this step"}
     # ... but not with a schedule that would jump: training fails, nothing is exported or measured, the job says so
     bad = [*common, "--epochs", "60", "--schedule", "fixed", "--resume-from", str(tmp_path / "first")]
     assert gpu_job.main([*bad, "--out", str(tmp_path / "bad")]) == 1
