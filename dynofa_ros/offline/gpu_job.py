@@ -226,8 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             raise RuntimeError("no training epoch completed: there is no checkpoint to export")
         res.data["checkpoint"] = {"path": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
-    later = ("library",) * (args.levels_from is not None) + ("evaluate", "latency", "test")
     if res.data["steps"]["export"]["status"] != "ok":
+        later = ("library", "evaluate", "latency", "test") if args.levels_from else ("evaluate", "latency", "test")
         for name in later:  # nothing trained to measure
             res.skip(name, "no trained checkpoint (see the train step)", log)
         return res.finish(log)
@@ -270,13 +270,12 @@ def main(argv: list[str] | None = None) -> int:
         calib, calib_y = (torch.from_numpy(data[k]).to(device) for k in ("train_x", "train_y"))
         fit = subset(np.arange(len(data["train_y"])), len(test_y), config.seed)  # as many as the test images
         fit_x, fit_y = (torch.from_numpy(data[k][fit]).to(device) for k in ("train_x", "train_y"))
-        n_calib = min(LIBRARY_N_CALIB, len(calib))  # as a library's levels (and their heads): comparable
-        tune = BnTuneConfig()  # as a library's levels
-        rebuilt = {json.dumps(r["arch"], sort_keys=True): r for r in res.data.get("library", {}).get("levels", [])}
+        n_calib, tune = level_settings(len(calib))  # as a library's levels (and their heads): comparable
+        rebuilt = {SubnetArch.from_dict(r["arch"]): r for r in res.data.get("library", {}).get("levels", [])}
         res.data["test"] = {}
         for name, arch in (("largest", SubnetArch.largest(spec)), ("smallest", SubnetArch.smallest(spec))):
             train_top1 = evaluate_arch(supernet, arch, fit_x, fit_y, calib, spec, n_calib)  # the shared classifier
-            level = rebuilt.get(json.dumps(arch.to_dict(), sort_keys=True))
+            level = rebuilt.get(arch)
             if level is not None:  # the library step built this very sub-network the same way: not twice
                 test_top1, source = level["test_top1"], f"the library step's {level['source_level']}"
             else:
@@ -291,6 +290,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"augmentation, shared classifier) {train_top1:.4f}")
 
     return res.finish(log)
+
+
+def level_settings(n_train: int) -> tuple[int, BnTuneConfig]:
+    """Calibration images and BN tuning of a level built from ``n_train`` training images, as `dynofa
+    build-library`'s defaults: the library step and the test step use the same, so their figures are one."""
+    return min(LIBRARY_N_CALIB, n_train), BnTuneConfig()
 
 
 def rebuild_levels(source_path: Path, data: dict[str, np.ndarray], device: torch.device, out: Path,
@@ -308,7 +313,7 @@ def rebuild_levels(source_path: Path, data: dict[str, np.ndarray], device: torch
         raise ValueError(f"{source_path}: every level needs a {primary} latency record to be ordered by")
     calib, calib_y, test_x, test_y = (torch.from_numpy(data[k]).to(device)
                                       for k in ("train_x", "train_y", "test_x", "test_y"))
-    n_calib, tune = min(LIBRARY_N_CALIB, len(calib)), BnTuneConfig()  # as `dynofa build-library`'s defaults
+    n_calib, tune = level_settings(len(calib))
     built, record = [], []
     for lv in source.levels:
         built.append(build_candidate(supernet, lv.arch, lv.latency, calib, n_calib, test_x, test_y, spec, calib_y,
