@@ -227,8 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         res.data["checkpoint"] = {"path": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
     if res.data["steps"]["export"]["status"] != "ok":
-        later = ("library", "evaluate", "latency", "test") if args.levels_from else ("evaluate", "latency", "test")
-        for name in later:  # nothing trained to measure
+        measuring = ("evaluate", "latency", "test")
+        for name in measuring if args.levels_from is None else ("library", *measuring):  # nothing trained to use
             res.skip(name, "no trained checkpoint (see the train step)", log)
         return res.finish(log)
 
