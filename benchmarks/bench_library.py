@@ -26,14 +26,13 @@ sys.path.insert(0, str(ROOT))
 
 from dynofa_ros.offline.data import load_cifar10, subset  # noqa: E402
 from dynofa_ros.offline.evaluate import accuracy  # noqa: E402
-from dynofa_ros.offline.library_build import cpu_latency  # noqa: E402
+from dynofa_ros.offline.library_build import LATENCY_NOISE, cpu_latency  # noqa: E402
 from dynofa_ros.offline.timing import processor_name  # noqa: E402
 from dynofa_ros.supernet.checkpoint import load_supernet  # noqa: E402
 from dynofa_ros.supernet.library import SubnetLibrary, default_library_path  # noqa: E402
 from dynofa_ros.supernet.runtime import DynamicNetwork  # noqa: E402
 
 TARGET_LARGEST, TARGET_SMALLEST, MIN_LEVELS, MIN_SPAN, REPRODUCE_PP = 0.92, 0.85, 5, 3.0, 0.1
-LATENCY_NOISE = 0.05  # a slower level may time up to 5 % faster than the one before it (shared machines)
 
 
 def runtime_top1(net: DynamicNetwork, images: torch.Tensor, labels: torch.Tensor) -> list[float]:

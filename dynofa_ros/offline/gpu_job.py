@@ -38,7 +38,7 @@ from dynofa_ros.offline.bn_tuning import BnTuneConfig
 from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB
 from dynofa_ros.offline.data import Cifar10Arrays, load_cifar10, stratified_split, subset
 from dynofa_ros.offline.evaluate import evaluate_arch, subnet_cost
-from dynofa_ros.offline.library_build import build_candidate, write_levels
+from dynofa_ros.offline.library_build import LATENCY_NOISE, build_candidate, write_levels
 from dynofa_ros.offline.profile import CPU_PROFILES
 from dynofa_ros.offline.timing import Timing, cuda_sync, time_calls
 from dynofa_ros.offline.train import (
@@ -323,7 +323,8 @@ def rebuild_levels(source_path: Path, data: dict[str, np.ndarray], device: torch
         log(f"{lv.name}: test top-1 {top1:.4f} (the source library's {lv.top1:.4f})")
     lib, dropped = write_levels(out / "library", source.name, out / WEIGHTS, built, primary, n_calib, len(calib),
                                 tune, True, len(test_y))
-    log(f"wrote {out / 'library'}: {len(lib.levels)} levels ({dropped} dropped: not more accurate than a faster one)")
+    log(f"wrote {out / 'library'}: {len(lib.levels)} levels ({dropped} dropped: not more accurate than one over "
+        f"{LATENCY_NOISE:.0%} faster)")
     return {"dir": "library", "source": str(source_path), "levels": record, "kept": len(lib.levels),
             "images": len(test_y), "n_calib": n_calib, "bn_tuning": tune.note(len(calib))}
 

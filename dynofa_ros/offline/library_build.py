@@ -7,7 +7,8 @@ search (measured by the GPU job, or predicted by its regression model: the metho
 With ``--levels-from LIBRARY`` the levels are that library's sub-networks instead (new weights for the same
 architectures, e.g. after more training): latency records of other profiles (GPU, other boards) carry over, since
 they do not depend on the weights.
-Levels are ordered by latency; a level not more accurate than a faster one is dropped. The library
+Levels are ordered by accuracy; a level not more accurate than one faster by more than the timing noise
+(``LATENCY_NOISE``) is dropped, so latency rises along them within that noise. The library
 (``library.json``, ``supernet.pt``, ``bn_stats.pt``, ``heads.pt``) is written with ``supernet.library.write_library``
 and loaded back to validate it.
 """
@@ -39,6 +40,7 @@ from dynofa_ros.supernet.library import LatencyProfile, Level, SubnetLibrary, wr
 from dynofa_ros.supernet.spec import SupernetSpec
 
 SIZE_LIMIT_BYTES = 25 * 1024 * 1024
+LATENCY_NOISE = 0.05  # two CPU timings of one level on a shared machine differ by up to this fraction
 
 
 @dataclass
@@ -109,18 +111,29 @@ def eval_set_note(n_images: int) -> str:
     return f"cifar10-test ({n_images} images)"
 
 
-def monotone_levels(latency: Sequence[float], accuracy: Sequence[float]) -> list[int]:
-    """Indices by increasing latency, keeping only levels more accurate than every faster kept one."""
-    kept: list[int] = []
-    for i in sorted(range(len(latency)), key=lambda i: latency[i]):
-        if not kept or accuracy[i] > accuracy[kept[-1]]:
-            kept.append(i)
-    return kept
+def dominates(j: int, i: int, latency: Sequence[float], accuracy: Sequence[float], noise: float) -> bool:
+    """Whether level ``j`` makes level ``i`` redundant: at least as accurate and faster by more than the timing
+    ``noise`` (a fraction of ``i``'s latency), or exactly as accurate and faster (or as fast and listed first)."""
+    if accuracy[j] < accuracy[i] or j == i:
+        return False
+    if accuracy[j] > accuracy[i]:
+        return latency[j] < latency[i] * (1 - noise)
+    return (latency[j], j) < (latency[i], i)
+
+
+def monotone_levels(latency: Sequence[float], accuracy: Sequence[float], noise: float = LATENCY_NOISE) -> list[int]:
+    """Indices of the levels no other level makes redundant (:func:`dominates`), by increasing accuracy. Two
+    levels timed within ``noise`` of each other both stay, so a re-timing on a noisy machine does not drop one;
+    along the result accuracy rises strictly and latency never falls by more than ``noise``."""
+    kept = [i for i in range(len(latency))
+            if not any(dominates(j, i, latency, accuracy, noise) for j in range(len(latency)))]
+    return sorted(kept, key=lambda i: (accuracy[i], latency[i]))
 
 
 def write_levels(out: Path, name: str, checkpoint: Path, built: Sequence[Candidate], primary: str, n_calib: int,
                  n_tune: int, tune: BnTuneConfig | None, heads: bool, n_test: int) -> tuple[SubnetLibrary, int]:
-    """Order ``built`` by ``primary`` latency, drop each level not more accurate than a faster one, name the rest
+    """Order ``built`` by accuracy, drop the levels :func:`monotone_levels` finds redundant by ``primary`` latency,
+    name the rest
     L0, L1, ... and write them as a library into ``out`` with the weights of ``checkpoint`` (read afresh: the
     calibration changed the BN buffers of the supernet in memory); the library loaded back and how many levels
     were dropped."""
@@ -251,6 +264,9 @@ def run(args: argparse.Namespace) -> int:
     for arch, latency, other in zip(bar, latencies, source.carried, strict=True):
         built.append(build_candidate(supernet, arch, latency + other, calib, n_calib, test_x, test_y, spec, calib_y,
                                      tune))
+        lv = built[-1].level
+        tqdm.write(f"built r{arch.resolution} {lv.macs / 1e6:.1f} MMACs: top-1 {lv.top1 * 100:.2f} %  {primary} p50 "
+                   f"{lv.latency_for(primary).p50_s * 1e3:.2f} ms")
 
     lib, dropped = write_levels(args.out, args.name, args.checkpoint, built, primary, n_calib, len(calib), tune,
                                 args.heads, len(test_y))
@@ -259,7 +275,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{lv.name}: top-1 {lv.top1 * 100:.2f} %  {primary} p50 {p.p50_s * 1e3:.2f} ms  "
               f"{lv.macs / 1e6:.1f} MMACs  r{lv.arch.resolution}")
     if dropped:
-        print(f"dropped {dropped} level(s) not more accurate than a faster one")
+        print(f"dropped {dropped} level(s) not more accurate than one over {LATENCY_NOISE:.0%} faster "
+              "(their figures: the 'built' lines above)")
     files = [args.out / "library.json", lib.checkpoint_path, lib.bn_stats_path, lib.heads_path]
     size = sum(f.stat().st_size for f in files if f is not None)
     span = lib.levels[-1].latency_for(primary).p50_s / lib.levels[0].latency_for(primary).p50_s

@@ -9,11 +9,12 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from dynofa_ros.offline import library_build
-from dynofa_ros.offline.library_build import load_search, monotone_levels
+from dynofa_ros.offline.library_build import LATENCY_NOISE, load_search, monotone_levels
 from dynofa_ros.offline.search import SEARCH_FORMAT
 from dynofa_ros.supernet.spec import SupernetSpec
 
@@ -24,6 +25,28 @@ def test_monotone_levels_orders_by_latency_and_drops_dominated() -> None:
     assert monotone_levels(latency, accuracy) == [1, 2, 0]
     assert monotone_levels([1.0], [0.5]) == [0]
     assert monotone_levels([2.0, 1.0], [0.5, 0.5]) == [1]
+    assert monotone_levels([1.0, 1.0], [0.5, 0.5]) == [0]
+
+
+def test_monotone_levels_keeps_a_level_timed_within_the_noise_of_a_more_accurate_one() -> None:
+    # the shipped L0 (r40) and L1 (r48) time within 2 % of each other; a re-timing that puts L0 1 % behind L1
+    # must not drop it, while a level 10 % slower than a more accurate one still goes
+    assert monotone_levels([4.65, 4.60, 5.4], [0.835, 0.839, 0.851]) == [0, 1, 2]
+    assert monotone_levels([5.10, 4.60, 5.4], [0.835, 0.839, 0.851]) == [1, 2]
+    assert monotone_levels([4.65, 4.60], [0.835, 0.839], noise=0.0) == [1]
+
+
+def test_monotone_levels_result_passes_the_benchmark_monotonicity_goal() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        latency, accuracy = rng.uniform(1, 2, 8), rng.choice(np.linspace(0.8, 0.9, 6), 8)
+        kept = monotone_levels(latency, accuracy)
+        assert kept, "some level is never redundant"
+        for a, b in zip(kept, kept[1:]):
+            assert accuracy[b] > accuracy[a]
+            assert latency[b] >= latency[a] * (1 - LATENCY_NOISE)
+        dropped = set(range(8)) - set(kept)
+        assert all(any(accuracy[j] >= accuracy[i] and latency[j] <= latency[i] for j in kept) for i in dropped)
 
 
 def test_load_search_rejects_other_files(tmp_path: Path) -> None:
