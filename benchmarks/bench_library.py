@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from dynofa_ros.offline.data import load_cifar10, subset  # noqa: E402
 from dynofa_ros.offline.evaluate import accuracy  # noqa: E402
-from dynofa_ros.offline.library_build import LATENCY_NOISE, cpu_latency  # noqa: E402
+from dynofa_ros.offline.library_build import cpu_latency, is_monotone  # noqa: E402
 from dynofa_ros.offline.timing import processor_name  # noqa: E402
 from dynofa_ros.supernet.checkpoint import load_supernet  # noqa: E402
 from dynofa_ros.supernet.library import SubnetLibrary, default_library_path  # noqa: E402
@@ -53,8 +53,7 @@ def goals(levels: list[dict], full_test_set: bool) -> list[tuple[str, str, bool]
     top-1 is compared only on the full test set it was measured on."""
     lat = [lv["cpu-1t"]["p50_s"] for lv in levels]
     top1 = [lv["top1_now"] for lv in levels]
-    monotone = all(b > a for a, b in zip(top1, top1[1:])) and all(
-        b >= a * (1 - LATENCY_NOISE) for a, b in zip(lat, lat[1:]))
+    monotone = is_monotone(lat, top1)
     span = lat[-1] / lat[0]
     worst = max(abs(lv["top1_now"] - lv["top1_recorded"]) for lv in levels) * 100
     rows = [

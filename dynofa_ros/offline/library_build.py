@@ -121,10 +121,17 @@ def dominates(j: int, i: int, latency: Sequence[float], accuracy: Sequence[float
     return (latency[j], j) < (latency[i], i)
 
 
+def is_monotone(latency: Sequence[float], accuracy: Sequence[float], noise: float = LATENCY_NOISE) -> bool:
+    """Whether levels in this order rise strictly in accuracy while latency never falls by more than ``noise``
+    from one level to the next (the benchmark's goal, and what :func:`monotone_levels` returns)."""
+    return all(b > a for a, b in zip(accuracy, accuracy[1:])) and all(
+        b >= a * (1 - noise) for a, b in zip(latency, latency[1:]))
+
+
 def monotone_levels(latency: Sequence[float], accuracy: Sequence[float], noise: float = LATENCY_NOISE) -> list[int]:
     """Indices of the levels no other level makes redundant (:func:`dominates`), by increasing accuracy. Two
     levels timed within ``noise`` of each other both stay, so a re-timing on a noisy machine does not drop one;
-    along the result accuracy rises strictly and latency never falls by more than ``noise``."""
+    the result :func:`is_monotone`."""
     kept = [i for i in range(len(latency))
             if not any(dominates(j, i, latency, accuracy, noise) for j in range(len(latency)))]
     return sorted(kept, key=lambda i: (accuracy[i], latency[i]))
@@ -132,11 +139,10 @@ def monotone_levels(latency: Sequence[float], accuracy: Sequence[float], noise: 
 
 def write_levels(out: Path, name: str, checkpoint: Path, built: Sequence[Candidate], primary: str, n_calib: int,
                  n_tune: int, tune: BnTuneConfig | None, heads: bool, n_test: int) -> tuple[SubnetLibrary, int]:
-    """Order ``built`` by accuracy, drop the levels :func:`monotone_levels` finds redundant by ``primary`` latency,
-    name the rest
-    L0, L1, ... and write them as a library into ``out`` with the weights of ``checkpoint`` (read afresh: the
-    calibration changed the BN buffers of the supernet in memory); the library loaded back and how many levels
-    were dropped."""
+    """Order ``built`` by accuracy, drop the levels :func:`monotone_levels` finds redundant by ``primary``
+    latency, name the rest L0, L1, ... and write them as a library into ``out`` with the weights of
+    ``checkpoint`` (read afresh: the calibration changed the BN buffers of the supernet in memory); the library
+    loaded back and how many levels were dropped."""
     lat = [c.level.latency_for(primary).p50_s for c in built]
     kept = [built[i] for i in monotone_levels(lat, [c.level.top1 for c in built])]
     levels = [Level(f"L{i}", c.level.arch, c.level.top1, c.level.macs, c.level.params, c.level.latency)

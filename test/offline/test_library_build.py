@@ -19,7 +19,7 @@ from dynofa_ros.offline.search import SEARCH_FORMAT
 from dynofa_ros.supernet.spec import SupernetSpec
 
 
-def test_monotone_levels_orders_by_latency_and_drops_dominated() -> None:
+def test_monotone_levels_orders_levels_and_drops_dominated() -> None:
     latency = [9.0, 3.0, 5.0, 7.0, 4.0]
     accuracy = [0.90, 0.70, 0.80, 0.79, 0.70]
     assert monotone_levels(latency, accuracy) == [1, 2, 0]
