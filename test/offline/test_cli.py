@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import random
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,11 +54,16 @@ def tiny_cache(cifar_tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture(scope="module")
 def pipeline_run(tiny_trained: tuple[torch.nn.Module, Path], tiny_cache: Path,
                  tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Work folder of one ``dynofa pipeline`` run (no GPU candidates: subnets evaluated here)."""
+    """Work folder of one ``dynofa pipeline`` run (no GPU candidates: subnets evaluated here); its standard output
+    is in ``stdout.txt`` there."""
     work = tmp_path_factory.mktemp("pipeline")
-    rc = main(["pipeline", "--checkpoint", str(tiny_trained[1]), "--work", str(work), "--out", str(work / "lib"),
-               "--plot", str(work / "pareto.png"), "--cache-dir", str(tiny_cache), "--profile-args", QUICK_PROFILE,
-               "--search-args", QUICK_SEARCH, "--build-library-args", QUICK_BUILD])
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        rc = main(["pipeline", "--checkpoint", str(tiny_trained[1]), "--work", str(work), "--out", str(work / "lib"),
+                   "--plot", str(work / "pareto.png"), "--cache-dir", str(tiny_cache), "--profile-args",
+                   QUICK_PROFILE, "--search-args", QUICK_SEARCH, "--build-library-args", QUICK_BUILD])
+    print(printed.getvalue())  # shown with a failing test
+    (work / "stdout.txt").write_text(printed.getvalue())
     assert rc == 0
     return work
 
@@ -74,7 +82,13 @@ def test_help_of_every_command(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_pipeline_writes_a_valid_library(pipeline_run: Path) -> None:
     lib = SubnetLibrary.load(pipeline_run / "lib" / "library.json")
-    assert 2 <= len(lib.levels) <= 3 and lib.spec == SupernetSpec(resolutions=(32, 40))
+    assert lib.spec == SupernetSpec(resolutions=(32, 40))
+    # which of the 3 built levels stay depends on timing noise (the search's front) and on at-chance top-1s of a
+    # one-step supernet; what holds: each built level is kept or reported dropped, and at least one is kept
+    printed = (pipeline_run / "stdout.txt").read_text()
+    dropped = re.search(r"^dropped (\d+) level", printed, re.MULTILINE)
+    assert len(re.findall(r"^built r40 ", printed, re.MULTILINE)) == 3
+    assert 1 <= len(lib.levels) == 3 - (int(dropped[1]) if dropped else 0)
     lat = [lv.latency_for("cpu-1t").p50_s for lv in lib.levels]
     assert lat == sorted(lat)
     top1 = [lv.top1 for lv in lib.levels]
