@@ -30,8 +30,9 @@ QUICK_PROFILE = "--profiles cpu-1t --resolutions 40 --fit 1 --holdout 2 --warmup
 SEARCH_BUDGET = "--constraints 3 --population 10 --generations 2 --warmup 1 --repeats 3 --n-calib 40 --val-size 100"
 QUICK_SEARCH = "--random-candidates 14 " + SEARCH_BUDGET
 # no heads: fitted on 200 images of a one-step supernet they make the smallest level the most accurate one
-QUICK_BUILD = ("--profiles cpu-1t --levels 3 --warmup 1 --repeats 4 --rounds 2 --n-calib 40 --val-size 100 "
-               "--max-test-images 60 --no-heads")
+BUILT_LEVELS = 3
+QUICK_BUILD = (f"--profiles cpu-1t --levels {BUILT_LEVELS} --warmup 1 --repeats 4 --rounds 2 --n-calib 40 "
+               "--val-size 100 --max-test-images 60 --no-heads")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -83,12 +84,12 @@ def test_help_of_every_command(capsys: pytest.CaptureFixture[str]) -> None:
 def test_pipeline_writes_a_valid_library(pipeline_run: Path) -> None:
     lib = SubnetLibrary.load(pipeline_run / "lib" / "library.json")
     assert lib.spec == SupernetSpec(resolutions=(32, 40))
-    # which of the 3 built levels stay depends on timing noise (the search's front) and on at-chance top-1s of a
+    # which of the built levels stay depends on timing noise (the search's front) and on at-chance top-1s of a
     # one-step supernet; what holds: each built level is kept or reported dropped, and at least one is kept
     printed = (pipeline_run / "stdout.txt").read_text()
     dropped = re.search(r"^dropped (\d+) level", printed, re.MULTILINE)
-    assert len(re.findall(r"^built r40 ", printed, re.MULTILINE)) == 3
-    assert 1 <= len(lib.levels) == 3 - (int(dropped[1]) if dropped else 0)
+    assert len(re.findall(r"^built r40 ", printed, re.MULTILINE)) == BUILT_LEVELS
+    assert 1 <= len(lib.levels) == BUILT_LEVELS - (int(dropped[1]) if dropped else 0)
     lat = [lv.latency_for("cpu-1t").p50_s for lv in lib.levels]
     assert lat == sorted(lat)
     top1 = [lv.top1 for lv in lib.levels]
