@@ -18,6 +18,7 @@ import torch
 from dynofa_ros.offline.cli import COMMANDS, build_parser, main
 from dynofa_ros.offline.data import CACHE_NAME, load_image_folder, subset
 from dynofa_ros.offline.evaluate import top1
+from dynofa_ros.offline.library_build import is_monotone
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.bn import apply_bn_stats, load_bn_stats
 from dynofa_ros.supernet.checkpoint import load_supernet
@@ -90,10 +91,8 @@ def test_pipeline_writes_a_valid_library(pipeline_run: Path) -> None:
     dropped = re.search(r"^dropped (\d+) level", printed, re.MULTILINE)
     assert len(re.findall(r"^built r40 ", printed, re.MULTILINE)) == BUILT_LEVELS
     assert 1 <= len(lib.levels) == BUILT_LEVELS - (int(dropped[1]) if dropped else 0)
-    lat = [lv.latency_for("cpu-1t").p50_s for lv in lib.levels]
-    assert lat == sorted(lat)
-    top1 = [lv.top1 for lv in lib.levels]
-    assert top1 == sorted(top1) and len(set(top1)) == len(top1)
+    # top-1 rises strictly; latency may dip by the timing noise two kept levels are allowed (LATENCY_NOISE)
+    assert is_monotone([lv.latency_for("cpu-1t").p50_s for lv in lib.levels], [lv.top1 for lv in lib.levels])
     for lv in lib.levels:
         assert [p.profile for p in lv.latency] == ["cpu-1t"] and lv.macs > 0 and lv.params > 0
         assert lv.arch.resolution == 40 and lv.latency_for("cpu-1t").threads == 1
