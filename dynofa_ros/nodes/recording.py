@@ -14,7 +14,7 @@ from typing import Any
 from mcap.writer import CompressionType, Writer
 from rclpy.serialization import serialize_message
 
-MSG_DIRS = (Path(__file__).resolve().parents[2] / "msg",)
+from dynofa_ros.package_files import package_file
 
 
 @functools.lru_cache(maxsize=1)
@@ -22,18 +22,9 @@ def _typestore():
     from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
     store = get_typestore(Stores.LATEST)
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        dirs = [*MSG_DIRS, Path(get_package_share_directory("dynofa_ros")) / "msg"]
-    except (ImportError, LookupError, OSError):
-        dirs = list(MSG_DIRS)
     types: dict = {}
-    for folder in dirs:
-        for path in sorted(folder.glob("*.msg")) if folder.is_dir() else ():
-            types.update(get_types_from_msg(path.read_text(encoding="utf-8"), f"dynofa_ros/msg/{path.stem}"))
-        if types:
-            break
+    for path in sorted(package_file("msg").glob("*.msg")):
+        types.update(get_types_from_msg(path.read_text(encoding="utf-8"), f"dynofa_ros/msg/{path.stem}"))
     store.register(types)
     return store
 

@@ -11,15 +11,12 @@ from typing import Any
 
 import yaml
 
+from dynofa_ros.package_files import package_file
+
 
 def config_dir() -> Path:
-    """``config/`` of the source tree, else ``share/dynofa_ros/config`` of an installed package."""
-    source = Path(__file__).resolve().parents[2] / "config"
-    if source.is_dir():
-        return source
-    from ament_index_python.packages import get_package_share_directory
-
-    return Path(get_package_share_directory("dynofa_ros")) / "config"
+    """``config/`` of the package's share directory (the checkout, or ``share/dynofa_ros`` when installed)."""
+    return package_file("config")
 
 
 # topics every app shares (absolute, so apps in namespaces meet one manager and one platform node)

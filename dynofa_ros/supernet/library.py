@@ -10,7 +10,6 @@ import hashlib
 import json
 import math
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from torch import nn
 
+from dynofa_ros.package_files import package_file
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.bn import BnStats, save_bn_stats
 from dynofa_ros.supernet.heads import LevelHead, save_heads
@@ -25,7 +25,7 @@ from dynofa_ros.supernet.spec import SupernetSpec
 
 SCHEMA_VERSION = 1
 LIBRARY_ENV = "DYNOFA_LIBRARY"
-DEFAULT_MODEL_DIR = Path("models") / "cifar10_mbv3"
+DEFAULT_LIBRARY = ("models", "cifar10_mbv3", "library.json")  # in the share directory
 HEADS_FILE = "heads.pt"
 
 
@@ -363,32 +363,13 @@ def write_library(
     return lib
 
 
-def library_search_paths() -> list[Path]:
-    """Where :func:`default_library_path` looks, in order (after ``$DYNOFA_LIBRARY``)."""
-    rel = DEFAULT_MODEL_DIR / "library.json"
-    candidates = [Path(__file__).resolve().parents[2] / rel]
-    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p] + [sys.prefix]
-    candidates += [Path(p) / "share" / "dynofa_ros" / rel for p in prefixes]
-    return list(dict.fromkeys(candidates))
-
-
 def default_library_path() -> Path:
-    """The shipped library: ``$DYNOFA_LIBRARY``, else the source tree, else ``share/dynofa_ros/models/``.
-
-    Raises FileNotFoundError listing every place it looked.
-    """
+    """The shipped library: ``$DYNOFA_LIBRARY``, else ``models/cifar10_mbv3/library.json`` of the package's
+    share directory (:mod:`dynofa_ros.package_files`). FileNotFoundError naming the path it tried."""
     env = os.environ.get(LIBRARY_ENV)
     if env:
         path = Path(env).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"${LIBRARY_ENV} points at {path}, which is not a file")
         return path
-    candidates = library_search_paths()
-    for path in candidates:
-        if path.is_file():
-            return path
-    looked = "\n  ".join(str(p) for p in candidates)
-    raise FileNotFoundError(
-        f"no subnet library found; set ${LIBRARY_ENV} or build one (models/cifar10_mbv3/library.json). "
-        f"Looked in:\n  {looked}"
-    )
+    return package_file(*DEFAULT_LIBRARY)

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dynofa_ros.package_files import package_file
 from dynofa_ros.platform.sim import BoardConfig, BoardConfigError, DnnWork, SimulatedBoard, xavier_work
 from dynofa_ros.platform.sim.config import DEFAULT_CONFIG
 from dynofa_ros.platform.sim.latency import frame_time
@@ -111,7 +112,7 @@ def test_thermal_rises_throttles_when_hot_and_recovers(config):
 def test_config_errors_are_clear(tmp_path: Path):
     with pytest.raises(FileNotFoundError):
         BoardConfig.load(tmp_path / "missing.yaml")
-    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    raw = yaml.safe_load(package_file(*DEFAULT_CONFIG).read_text())
     raw["modes"]["15W_6CORE"]["gpu_max_mhz"] = 1000
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(raw))

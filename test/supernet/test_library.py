@@ -119,11 +119,11 @@ def test_index_of(library_copy: Path) -> None:
         lib.index_of(4)
 
 
-def test_default_library_path_env_and_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    target = tmp_path / "share" / "dynofa_ros" / "models" / "cifar10_mbv3" / "library.json"
-    monkeypatch.setattr(library_mod, "library_search_paths", lambda: [tmp_path / "src.json", target])
+def test_default_library_path_env_and_share_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "models" / "cifar10_mbv3" / "library.json"
+    monkeypatch.setenv("DYNOFA_SHARE_DIR", str(tmp_path))
     monkeypatch.delenv("DYNOFA_LIBRARY", raising=False)
-    with pytest.raises(FileNotFoundError, match="src.json") as err:
+    with pytest.raises(FileNotFoundError, match="library.json") as err:
         default_library_path()
     assert str(target) in str(err.value)
     target.parent.mkdir(parents=True)
@@ -136,8 +136,8 @@ def test_default_library_path_env_and_search(tmp_path: Path, monkeypatch: pytest
     assert default_library_path() == target
 
 
-def test_search_paths_include_source_tree_and_share() -> None:
-    paths = library_mod.library_search_paths()
+def test_the_checkout_serves_its_shipped_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DYNOFA_SHARE_DIR", raising=False)
+    monkeypatch.delenv("DYNOFA_LIBRARY", raising=False)
     root = Path(library_mod.__file__).resolve().parents[2]
-    assert paths[0] == root / "models" / "cifar10_mbv3" / "library.json"
-    assert any(p.parts[-5:-2] == ("share", "dynofa_ros", "models") for p in paths[1:])
+    assert default_library_path() == root / "models" / "cifar10_mbv3" / "library.json"

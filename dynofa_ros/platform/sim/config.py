@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import yaml
 
+from dynofa_ros.package_files import package_file
 from dynofa_ros.platform.types import DomainKind
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "config" / "platforms" / "xavier_nx.yaml"
+DEFAULT_CONFIG = ("config", "platforms", "xavier_nx.yaml")  # in the package's share directory
 MHZ = 1_000_000
 
 
@@ -118,7 +119,7 @@ class BoardConfig:
     @classmethod
     def load(cls, path: str | Path | None = None) -> BoardConfig:
         """Read and validate a board YAML; ``None`` means the shipped Xavier NX description."""
-        path = Path(path) if path is not None else DEFAULT_CONFIG
+        path = Path(path) if path is not None else package_file(*DEFAULT_CONFIG)
         if not path.is_file():
             raise FileNotFoundError(f"board config not found: {path}")
         raw = yaml.safe_load(path.read_text())
