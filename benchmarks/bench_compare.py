@@ -27,6 +27,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from dynofa_ros.datasets.cifar10 import load_cifar10  # noqa: E402
 from dynofa_ros.offline import baseline_gpu_job  # noqa: E402
 from dynofa_ros.offline.compare import (  # noqa: E402
     OURS,
@@ -37,20 +38,20 @@ from dynofa_ros.offline.compare import (  # noqa: E402
     plot,
     run_comparison,
 )
-from dynofa_ros.offline.data import load_cifar10  # noqa: E402
+from dynofa_ros.offline.data import add_source_arguments  # noqa: E402
 from dynofa_ros.offline.slimmable import BaselineConfig, SlimmableNet, save_baseline  # noqa: E402
 from dynofa_ros.offline.static_refs import static_configs  # noqa: E402
 from dynofa_ros.supernet.library import default_library_path  # noqa: E402
 from dynofa_ros.supernet.synthetic import random_library  # noqa: E402
 
 
-def tiny_inputs(work: Path, cache_dir: Path | None) -> tuple[Path, list[Path]]:
+def tiny_inputs(work: Path, data: Path | None, cache_dir: Path | None) -> tuple[Path, list[Path]]:
     """Random-weight 4-level library + width-only and two static baselines trained 1 epoch on 64 images (CPU)."""
     library = random_library(work / "library", n_levels=4).base_dir / "library.json"
     common = ["--device", "cpu", "--epochs", "1", "--batch-size", "32", "--max-train-images", "64",
               "--resolutions", "32", "--eval-every", "0", "--n-calib", "64", "--eval-limit", "100",
               "--library", str(library), "--compare-repeats", "3", "--compare-warmup", "1", "--compare-rounds", "1",
-              *(["--cache-dir", str(cache_dir)] if cache_dir else [])]
+              *(["--data", str(data)] if data else []), *(["--cache-dir", str(cache_dir)] if cache_dir else [])]
     jobs = {"width-only": ["--approach", "width-only"],
             "static": ["--approach", "static", "--static-refs", "mbv3-large-0.5", "mbv3-small-1.0"]}
     for name, job_args in jobs.items():
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-only", action="store_true",
                         help="our library vs untrained baselines, latency only: the reachable speedup (see above)")
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "bench_compare", help="work folder")
-    parser.add_argument("--cache-dir", type=Path, help="decoded CIFAR-10 cache (default: $DYNOFA_CACHE or .cache)")
+    add_source_arguments(parser)
     parser.add_argument("--max-test-images", type=int, help="test images (default: all; --tiny: 500)")
     parser.add_argument("--repeats", type=int, default=100, help="timed runs per network and profile")
     parser.add_argument("--goal-speedup", type=float, default=2.0)
@@ -136,14 +137,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.output}")
         return 0 if all(ok for _, ok in verdicts) else 1
     if args.tiny:
-        library, baselines = tiny_inputs(args.work / "tiny", args.cache_dir)
+        library, baselines = tiny_inputs(args.work / "tiny", args.data, args.cache_dir)
         test_images, warmup, repeats, rounds = args.max_test_images or 500, 3, min(args.repeats, 20), 2
     else:
         if not args.baselines:
             parser.error("give --baselines (checkpoints of the baseline GPU job) or --tiny")
         library, baselines = args.library or default_library_path(), args.baselines
         test_images, warmup, repeats, rounds = args.max_test_images, 20, args.repeats, 5
-    data = load_cifar10(cache_dir=args.cache_dir)
+    data = load_cifar10(args.data, args.cache_dir)
     result = run_comparison(library, baselines, ["cpu-1t", "cpu-2t"], data, max_test_images=test_images,
                             warmup=warmup, repeats=repeats, rounds=rounds, merge=args.merge)
     (args.work / "compare.json").write_text(json.dumps(result, indent=1))

@@ -24,7 +24,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dynofa_ros.offline.data import load_cifar10, subset  # noqa: E402
+from dynofa_ros.datasets.cifar10 import load_test_set  # noqa: E402
+from dynofa_ros.offline.data import subset  # noqa: E402
 from dynofa_ros.offline.evaluate import accuracy  # noqa: E402
 from dynofa_ros.offline.library_build import cpu_latency, is_monotone  # noqa: E402
 from dynofa_ros.offline.timing import processor_name  # noqa: E402
@@ -80,10 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     path = args.library or default_library_path()
     library = SubnetLibrary.load(path)
-    data = load_cifar10(progress=False)
-    pick = subset(np.arange(len(data.test_y)), args.max_images)
-    n, full = len(pick), len(pick) == len(data.test_y)
-    images, labels = torch.from_numpy(data.test_x[pick]), torch.from_numpy(data.test_y[pick])
+    test = load_test_set()
+    pick = subset(np.arange(len(test.y)), args.max_images)
+    n, full = len(pick), len(pick) == len(test.y)
+    images, labels = torch.from_numpy(test.x[pick]), torch.from_numpy(test.y[pick])
     t0 = time.perf_counter()
     top1 = runtime_top1(DynamicNetwork.from_library(library), images, labels)
     eval_s = time.perf_counter() - t0

@@ -1,14 +1,19 @@
-"""Fixtures shared by every test folder: an isolated ROS 2 context (own domain, localhost discovery) and a
-stand-in manager policy."""
+"""Fixtures shared by every test folder: an isolated ROS 2 context (own domain, localhost discovery), a stand-in
+manager policy and a tiny CIFAR-10 ImageFolder tree from the shipped test images."""
 
 from __future__ import annotations
 
 import os
+import tarfile
 import zlib
+from pathlib import Path
 
 import pytest
 
+from dynofa_ros.datasets.cifar10 import shipped_test_set
 from dynofa_ros.manager.records import Decision
+
+PER_CLASS = 30
 
 
 def isolated_domain_id() -> int:
@@ -55,3 +60,22 @@ class RecordingPolicy:
 def recording_policy() -> RecordingPolicy:
     """A fresh :class:`RecordingPolicy`; assign it to ``Supervisor.policy``."""
     return RecordingPolicy()
+
+
+@pytest.fixture(scope="session")
+def cifar_tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ImageFolder tree ``<root>/<class>/NNNN.jpg``: the first 30 shipped CIFAR-10 test JPEGs of each class."""
+    root = tmp_path_factory.mktemp("cifar_tiny")
+    counts: dict[str, int] = {}
+    with tarfile.open(shipped_test_set(), "r:gz") as tar:
+        for member in tar:
+            parts = Path(member.name).parts
+            if not member.isfile() or len(parts) != 4 or parts[1] != "test":
+                continue
+            if counts.get(parts[2], 0) < PER_CLASS:
+                counts[parts[2]] = counts.get(parts[2], 0) + 1
+                (root / parts[2]).mkdir(exist_ok=True)
+                (root / parts[2] / parts[3]).write_bytes(tar.extractfile(member).read())
+            if len(counts) == 10 and min(counts.values()) == PER_CLASS:
+                break
+    return root

@@ -27,7 +27,6 @@ from dynofa_ros.msg import PerformanceTarget
 from dynofa_ros.nodes.evaluator_node import EvaluatorNode
 from dynofa_ros.nodes.qos import latched
 from dynofa_ros.nodes.system import NODES, NodeEntry, config_dir, load_parameters, shared_remappings
-from dynofa_ros.offline.data import load_cifar10
 from dynofa_ros.report.run_report import new_run_dir
 from dynofa_ros.supernet.library import default_library_path
 
@@ -45,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--platform", choices=("sim", "real"), default=None, help="board (default from the YAML)")
     p.add_argument("--policy", default=None, help="manager policy (default from the YAML)")
     p.add_argument("--source", default=None, help="camera source: cifar10 | folder | video | camera")
-    p.add_argument("--path", default="", help="image folder / video file for --source folder/video")
+    p.add_argument("--path", default="", help="image folder / video file for --source folder/video; CIFAR-10 data "
+                   "for --source cifar10 (default: the shipped test images)")
     p.add_argument("--rate", type=float, default=None, help="camera rate [Hz]")
     p.add_argument("--target-ms", type=float, default=25.0, help="initial latency target [ms]")
     p.add_argument("--min-accuracy", type=float, default=0.83, help="initial minimum expected top-1 [0..1]")
@@ -240,9 +240,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         args.library = args.library or str(default_library_path())
-        if (args.source or "cifar10") == "cifar10" and args.config is None:
-            print("loading the CIFAR-10 test set (decoded once, cached afterwards)...", flush=True)
-            load_cifar10(progress=True)
         demo = Demo(args)
     except (FileNotFoundError, ValueError) as exc:
         print(f"cannot start: {exc}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Frame sources for the camera node (no ROS): video file, image folder, OpenCV camera, CIFAR-10 test set.
+"""Frame sources for the camera node (no ROS): video file, image folder, OpenCV camera, CIFAR-10 test images.
 
 Every source yields ``(rgb, label)``: an H×W×3 uint8 RGB frame and its true class (-1 when unknown).
 With an ``on_error`` callback, an unreadable image or a failed video read is reported to it and skipped
@@ -13,17 +13,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dynofa_ros.offline.data import decode_image, list_image_folder, load_cifar10
+from dynofa_ros.datasets.cifar10 import LabelledImages, load_test_set
+from dynofa_ros.datasets.images import decode_image, list_image_folder
 
 SOURCE_KINDS = ("cifar10", "folder", "video", "camera")
 MAX_VIDEO_ERRORS = 30  # consecutive failed reads that end a video/camera source
 OnError = Callable[[str], None]
 
 
-def _video_frames(capture: cv2.VideoCapture, what: str, loop: bool, on_error: OnError | None
-                  ) -> Iterator[tuple[np.ndarray, int]]:
+def _opened(capture: cv2.VideoCapture, what: str) -> cv2.VideoCapture:
     if not capture.isOpened():
         raise FileNotFoundError(f"cannot open {what}")
+    return capture
+
+
+def _video_frames(capture: cv2.VideoCapture, what: str, loop: bool, on_error: OnError | None
+                  ) -> Iterator[tuple[np.ndarray, int]]:
     errors = 0
     try:
         while True:
@@ -50,9 +55,9 @@ def _video_frames(capture: cv2.VideoCapture, what: str, loop: bool, on_error: On
         capture.release()
 
 
-def _folder_frames(root: Path, loop: bool, on_error: OnError | None) -> Iterator[tuple[np.ndarray, int]]:
-    """Images under ``root`` (sorted); ImageFolder sub-directories give the label index (-1 for none)."""
-    _, files = list_image_folder(root)
+def _folder_frames(root: Path, files: list[tuple[Path, int]], loop: bool, on_error: OnError | None
+                   ) -> Iterator[tuple[np.ndarray, int]]:
+    """``files`` of the folder ``root`` in turn, decoded."""
     while True:
         good = 0
         for path, label in files:
@@ -72,32 +77,33 @@ def _folder_frames(root: Path, loop: bool, on_error: OnError | None) -> Iterator
             return
 
 
-def _cifar10_frames(seed: int, loop: bool) -> Iterator[tuple[np.ndarray, int]]:
-    data = load_cifar10(progress=False)
+def _cifar10_frames(data: LabelledImages, seed: int, loop: bool) -> Iterator[tuple[np.ndarray, int]]:
     rng = np.random.default_rng(seed)
     while True:
-        for i in rng.permutation(len(data.test_y)):
-            yield data.test_x[i], int(data.test_y[i])
+        for i in rng.permutation(len(data.y)):
+            yield data.x[i], int(data.y[i])
         if not loop:
             return
 
 
 def open_source(kind: str, path: str = "", camera_index: int = 0, loop: bool = True,
                 seed: int = 0, on_error: OnError | None = None) -> Iterator[tuple[np.ndarray, int]]:
-    """An iterator of ``(rgb, label)`` frames; FileNotFoundError/ValueError for a bad source. With ``on_error``,
-    unreadable frames are reported to it and skipped (else they raise)."""
+    """An iterator of ``(rgb, label)`` frames; FileNotFoundError/ValueError for a bad source, raised here.
+
+    ``path``: the image folder or video file; for ``cifar10`` the CIFAR-10 data in any form that
+    :mod:`dynofa_ros.datasets.cifar10` reads ('' = the shipped test images). With ``on_error``, unreadable frames
+    are reported to it and skipped (else they raise)."""
     if kind == "cifar10":
-        return _cifar10_frames(seed, loop)
+        return _cifar10_frames(load_test_set(path or None), seed, loop)
     if kind == "folder":
-        if not Path(path).is_dir():
-            raise FileNotFoundError(f"image folder not found: {path!r}")
-        return _folder_frames(Path(path), loop, on_error)
+        return _folder_frames(Path(path), list_image_folder(path)[1], loop, on_error)
     if kind == "video":
         if not Path(path).is_file():
             raise FileNotFoundError(f"video file not found: {path!r}")
-        return _video_frames(cv2.VideoCapture(path), f"video {path}", loop, on_error)
+        return _video_frames(_opened(cv2.VideoCapture(path), f"video {path}"), f"video {path}", loop, on_error)
     if kind == "camera":
-        return _video_frames(cv2.VideoCapture(camera_index), f"camera {camera_index}", False, on_error)
+        what = f"camera {camera_index}"
+        return _video_frames(_opened(cv2.VideoCapture(camera_index), what), what, False, on_error)
     raise ValueError(f"unknown source {kind!r}; choose one of {SOURCE_KINDS}")
 
 

@@ -79,8 +79,9 @@ def _calibrate_run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
+    from dynofa_ros.datasets.cifar10 import load_cifar10
     from dynofa_ros.offline.bn_tuning import tune_config
-    from dynofa_ros.offline.data import load_cifar10, stratified_split, subset
+    from dynofa_ros.offline.data import stratified_split, subset
     from dynofa_ros.offline.heads import head_note
     from dynofa_ros.offline.library_build import calibrate_and_test, calibration_note, eval_set_note
     from dynofa_ros.supernet.bn import save_bn_stats
@@ -137,6 +138,8 @@ def _calibrate_run(args: argparse.Namespace) -> int:
 
 
 def _pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    from dynofa_ros.offline.data import add_source_arguments
+
     parser.add_argument("--checkpoint", type=Path, required=True, help="trained supernet checkpoint")
     parser.add_argument("--candidates", type=Path, help="GPU job results.json (subnets with val top-1, GPU "
                         "latency); without it the search evaluates random subnets on this machine")
@@ -147,8 +150,7 @@ def _pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", type=Path, default=Path("docs/img/pareto.png"), help="PNG (default: %(default)s)")
     parser.add_argument("--profile", default="cpu-1t", help="CPU profile whose LUT defines the search's latency "
                         "limits and the level order (default: %(default)s)")
-    parser.add_argument("--data", type=Path, help="CIFAR-10 tarball (default: ../shared/data/cifar10-jpeg.tar.gz)")
-    parser.add_argument("--cache-dir", type=Path, help="decoded-data cache (default: $DYNOFA_CACHE or .cache)")
+    add_source_arguments(parser)
     for stage in ("profile", "search", "build-library", "plot"):
         parser.add_argument(f"--{stage}-args", default="", metavar="ARGS",
                             help=f"extra options for the {stage} stage, one quoted string (see `dynofa {stage} -h`)")

@@ -28,9 +28,10 @@ from ofa.utils import count_net_flops, count_parameters
 from torch import nn
 from tqdm import tqdm
 
+from dynofa_ros.datasets.cifar10 import load_cifar10
 from dynofa_ros.offline.bn_tuning import BnTuneConfig, fit_tuned_head, running_stats
 from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB
-from dynofa_ros.offline.data import load_cifar10, stratified_split, subset
+from dynofa_ros.offline.data import stratified_split, subset
 from dynofa_ros.offline.profile import CPU_PROFILES, cpu_threads
 from dynofa_ros.offline.search import add_data_arguments
 from dynofa_ros.offline.slimmable import accuracy, calibrate_level, level_grid, load_baseline
@@ -358,7 +359,7 @@ def run_comparison(library: Path | str, baselines: Sequence[Path | str], profile
                    merge: Sequence[Path] = ()) -> dict[str, Any]:
     """Build, evaluate and time every level of every approach; return the ``compare.json`` record.
 
-    ``data`` is a :class:`~dynofa_ros.offline.data.Cifar10Arrays`; calibration images come from the same
+    ``data`` is a :class:`~dynofa_ros.datasets.cifar10.Cifar10Arrays`; calibration images come from the same
     training split as the library's (``val_size``, ``split_seed``).
     """
     if not baselines:

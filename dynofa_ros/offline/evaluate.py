@@ -147,7 +147,8 @@ def named_subnets(names: Sequence[str], library: SubnetLibrary) -> list[tuple[st
 
 def run(args: argparse.Namespace) -> int:
     """``dynofa evaluate``: top-1 (BN recalibrated) of named subnets on a split, optionally latency; a table."""
-    from dynofa_ros.offline.data import load_cifar10, stratified_split, subset
+    from dynofa_ros.datasets.cifar10 import load_cifar10
+    from dynofa_ros.offline.data import stratified_split, subset
     from dynofa_ros.offline.profile import cpu_threads, measure_subnets
     from dynofa_ros.supernet.checkpoint import load_supernet
     from dynofa_ros.supernet.library import default_library_path

@@ -34,9 +34,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from dynofa_ros.datasets.cifar10 import Cifar10Arrays, load_cifar10
 from dynofa_ros.offline.bn_tuning import BnTuneConfig
 from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB
-from dynofa_ros.offline.data import Cifar10Arrays, load_cifar10, stratified_split, subset
+from dynofa_ros.offline.data import stratified_split, subset
 from dynofa_ros.offline.evaluate import evaluate_arch, subnet_cost
 from dynofa_ros.offline.library_build import LATENCY_NOISE, build_candidate, write_levels
 from dynofa_ros.offline.profile import CPU_PROFILES

@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from dynofa_ros.datasets.cifar10 import load_cifar10
 from dynofa_ros.offline.bn_tuning import BnTuneConfig, add_tune_arguments, fit_level, tune_config
 from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB, calibrate_bn
-from dynofa_ros.offline.data import load_cifar10, stratified_split, subset
+from dynofa_ros.offline.data import stratified_split, subset
 from dynofa_ros.offline.evaluate import subnet_cost, top1
 from dynofa_ros.offline.heads import head_note
 from dynofa_ros.offline.profile import CPU_PROFILES, cpu_threads, measure_subnets, processor_name

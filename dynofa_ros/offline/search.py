@@ -22,6 +22,7 @@ import numpy as np
 from torch import nn
 from tqdm import tqdm
 
+from dynofa_ros.offline.data import add_source_arguments
 from dynofa_ros.offline.predictor import fit_and_report
 from dynofa_ros.offline.profile import (
     LatencyLUT,
@@ -283,8 +284,7 @@ def load_gpu_results(path: Path | str, spec: SupernetSpec,
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """Data options shared by ``dynofa search`` and ``build-library`` (same defaults as ``dynofa train``)."""
-    parser.add_argument("--data", type=Path, help="CIFAR-10 tarball (default: ../shared/data/cifar10-jpeg.tar.gz)")
-    parser.add_argument("--cache-dir", type=Path, help="decoded-data cache (default: $DYNOFA_CACHE or .cache)")
+    add_source_arguments(parser)
     parser.add_argument("--val-size", type=int, default=5000,
                         help="held-out split of the training set, as in training (default: %(default)s)")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of that split, as in training "
@@ -346,7 +346,8 @@ def fill_gpu_latency(points: Sequence[Point]) -> LinearLatencyModel | None:
 
 def run(args: argparse.Namespace) -> int:
     """Fit the predictor, sweep constraints, evaluate and measure every point, write the front."""
-    from dynofa_ros.offline.data import load_cifar10, stratified_split, subset
+    from dynofa_ros.datasets.cifar10 import load_cifar10
+    from dynofa_ros.offline.data import stratified_split, subset
     from dynofa_ros.supernet.checkpoint import load_supernet
     from dynofa_ros.supernet.library import sha256_file
 

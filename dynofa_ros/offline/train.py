@@ -48,7 +48,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from dynofa_ros.offline.data import DeviceAugmenter, default_cache_dir, load_cifar10, stratified_split, subset, to_input
+from dynofa_ros.datasets.cifar10 import load_cifar10
+from dynofa_ros.offline.data import DeviceAugmenter, add_source_arguments, stratified_split, subset, to_input
 from dynofa_ros.offline.evaluate import evaluate_arch
 from dynofa_ros.offline.timing import cuda_sync, time_calls
 from dynofa_ros.offline.train_state import MOMENTUM, PROGRESS, WEIGHTS, Progress, load_train_state, save_train_state
@@ -405,9 +406,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     """Data and hyper-parameter options (shared by ``dynofa train`` and the GPU job)."""
     d = TrainConfig()
-    parser.add_argument("--data", type=Path, default=None, help="CIFAR-10 tarball (default ../shared/data/...)")
-    parser.add_argument("--cache-dir", type=Path, default=None, help="decoded-data cache (default $DYNOFA_CACHE "
-                        f"or {default_cache_dir()})")
+    add_source_arguments(parser)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     parser.add_argument("--epochs", type=int, default=d.epochs, help="maximum epochs (budget may stop earlier)")
     parser.add_argument("--time-budget", type=float, default=None, help="training wall-clock budget, seconds; "

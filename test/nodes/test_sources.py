@@ -31,7 +31,12 @@ def test_bad_sources_raise_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="image folder not found"):
         open_source("folder", str(tmp_path / "missing"))
     with pytest.raises(FileNotFoundError, match="no images"):
-        next(open_source("folder", str(tmp_path)))
+        open_source("folder", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="CIFAR-10 data not found"):
+        open_source("cifar10", str(tmp_path / "cifar-10-python.tar.gz"))
+    (tmp_path / "broken.tar.gz").write_bytes(b"not an archive")
+    with pytest.raises(ValueError, match="corrupt or unreadable"):
+        open_source("cifar10", str(tmp_path / "broken.tar.gz"))
     with pytest.raises(FileNotFoundError, match="video file not found"):
         open_source("video", str(tmp_path / "x.mp4"))
     with pytest.raises(ValueError, match="unknown source"):
@@ -62,3 +67,11 @@ def test_a_folder_of_corrupt_images_ends_instead_of_spinning(tmp_path):
     errors: list[str] = []
     assert list(open_source("folder", str(tmp_path), loop=True, on_error=errors.append)) == []
     assert "no readable image" in errors[-1]
+
+
+def test_cifar10_source_serves_the_shipped_test_images():
+    frames = open_source("cifar10", "", seed=1, loop=False)
+    firsts = [next(frames) for _ in range(50)]
+    assert all(rgb.shape == (32, 32, 3) and rgb.dtype == np.uint8 for rgb, _ in firsts)
+    assert {label for _, label in firsts} <= set(range(10)) and len({label for _, label in firsts}) > 5
+    assert sum(1 for _ in frames) == 10000 - 50

@@ -1,42 +1,18 @@
-"""Shared fixtures of the offline tests: a tiny CIFAR-10 ImageFolder tree and a one-step supernet."""
+"""Shared fixtures of the offline tests: a one-step supernet."""
 
 from __future__ import annotations
 
-import tarfile
 from pathlib import Path
 
 import pytest
 import torch
 
-from dynofa_ros.offline.data import default_tarball, load_image_folder
+from dynofa_ros.datasets.images import load_image_folder
 from dynofa_ros.offline.train import TrainConfig, train_supernet
 from dynofa_ros.supernet.checkpoint import save_supernet
 from dynofa_ros.supernet.spec import SupernetSpec, build_supernet
 
-PER_CLASS = 30
 torch.set_num_threads(1)  # the test machine's two cores are shared; more threads only oversubscribe
-
-
-@pytest.fixture(scope="session")
-def cifar_tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """ImageFolder tree ``<root>/<class>/NNNN.jpg``: the first 30 CIFAR-10 test JPEGs of each class."""
-    tarball = default_tarball()
-    if not tarball.is_file():
-        pytest.skip(f"CIFAR-10 tarball not available at {tarball}")
-    root = tmp_path_factory.mktemp("cifar_tiny")
-    counts: dict[str, int] = {}
-    with tarfile.open(tarball, "r:gz") as tar:
-        for member in tar:
-            parts = Path(member.name).parts
-            if not member.isfile() or len(parts) != 4 or parts[1] != "test":
-                continue
-            if counts.get(parts[2], 0) < PER_CLASS:
-                counts[parts[2]] = counts.get(parts[2], 0) + 1
-                (root / parts[2]).mkdir(exist_ok=True)
-                (root / parts[2] / parts[3]).write_bytes(tar.extractfile(member).read())
-            if len(counts) == 10 and min(counts.values()) == PER_CLASS:
-                break
-    return root
 
 
 @pytest.fixture(scope="session")

@@ -10,10 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from dynofa_ros.datasets.images import load_image_folder
 from dynofa_ros.offline import bn_tuning
 from dynofa_ros.offline.bn_tuning import BnTuneConfig, fold_affine, scale_cap, tune_level_bn
 from dynofa_ros.offline.calibrate import calibrate_bn
-from dynofa_ros.offline.data import load_image_folder, to_input
+from dynofa_ros.offline.data import to_input
 from dynofa_ros.offline.library_build import calibrate_and_test, calibration_note
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.bn import apply_bn_stats

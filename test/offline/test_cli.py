@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import torch
 
+from dynofa_ros.datasets.cifar10 import load_cifar10
 from dynofa_ros.offline.cli import COMMANDS, build_parser, main
-from dynofa_ros.offline.data import CACHE_NAME, load_image_folder, subset
+from dynofa_ros.offline.data import subset
 from dynofa_ros.offline.evaluate import top1
 from dynofa_ros.offline.library_build import is_monotone
 from dynofa_ros.supernet.arch import SubnetArch
@@ -25,6 +26,8 @@ from dynofa_ros.supernet.checkpoint import load_supernet
 from dynofa_ros.supernet.heads import load_heads, using_head
 from dynofa_ros.supernet.library import SubnetLibrary, sha256_file
 from dynofa_ros.supernet.spec import SupernetSpec
+
+from ..data_util import cifar_split_folder
 
 # one thread throughout: on a shared 2-core machine two-thread runs can stall for seconds
 QUICK_PROFILE = "--profiles cpu-1t --resolutions 40 --fit 1 --holdout 2 --warmup 1 --repeats 3 --rounds 1"
@@ -45,16 +48,13 @@ def one_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def tiny_cache(cifar_tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data cache folder whose CIFAR-10 .npz holds the 300 tiny images as train and 150 of them as test."""
-    x, y, classes = load_image_folder(cifar_tiny_dir)
-    cache = tmp_path_factory.mktemp("cache")
-    np.savez(cache / CACHE_NAME, train_x=x, train_y=y, test_x=x[::2], test_y=y[::2], class_names=np.array(classes))
-    return cache
+def tiny_data(cifar_tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """CIFAR-10 data (ImageFolder train/ and test/): the 300 tiny images as train and 150 of them as test."""
+    return cifar_split_folder(cifar_tiny_dir, tmp_path_factory.mktemp("data"), test_every=2)
 
 
 @pytest.fixture(scope="module")
-def pipeline_run(tiny_trained: tuple[torch.nn.Module, Path], tiny_cache: Path,
+def pipeline_run(tiny_trained: tuple[torch.nn.Module, Path], tiny_data: Path,
                  tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Work folder of one ``dynofa pipeline`` run (no GPU candidates: subnets evaluated here); its standard output
     is in ``stdout.txt`` there."""
@@ -62,7 +62,7 @@ def pipeline_run(tiny_trained: tuple[torch.nn.Module, Path], tiny_cache: Path,
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         rc = main(["pipeline", "--checkpoint", str(tiny_trained[1]), "--work", str(work), "--out", str(work / "lib"),
-                   "--plot", str(work / "pareto.png"), "--cache-dir", str(tiny_cache), "--profile-args",
+                   "--plot", str(work / "pareto.png"), "--data", str(tiny_data), "--profile-args",
                    QUICK_PROFILE, "--search-args", QUICK_SEARCH, "--build-library-args", QUICK_BUILD])
     print(printed.getvalue())  # shown with a failing test
     (work / "stdout.txt").write_text(printed.getvalue())
@@ -114,24 +114,24 @@ def test_pipeline_writes_a_valid_library(pipeline_run: Path) -> None:
     assert net.predict(torch.zeros(2, 3, 40, 40)).shape == (2, 10)
 
 
-def _recorded_top1_is_what_the_files_give(lib: SubnetLibrary, tiny_cache: Path, n_test: int) -> None:
-    arrays = np.load(tiny_cache / CACHE_NAME)
-    pick = subset(np.arange(len(arrays["test_y"])), n_test, 0)
+def _recorded_top1_is_what_the_files_give(lib: SubnetLibrary, tiny_data: Path, n_test: int) -> None:
+    data = load_cifar10(tiny_data)
+    pick = subset(np.arange(len(data.test_y)), n_test, 0)
     supernet, spec = load_supernet(lib.checkpoint_path)
     heads = load_heads(lib.heads_path) if lib.heads_path else [None] * len(lib.levels)
     for lv, stats, head in zip(lib.levels, load_bn_stats(lib.bn_stats_path), heads, strict=True):
         apply_bn_stats(supernet, stats)
         with using_head(supernet, head):
-            assert lv.top1 == top1(supernet, lv.arch, arrays["test_x"][pick], arrays["test_y"][pick], spec)
+            assert lv.top1 == top1(supernet, lv.arch, data.test_x[pick], data.test_y[pick], spec)
 
 
-def test_calibrate_rewrites_bn_stats_and_heads_and_retests(pipeline_run: Path, tiny_cache: Path, tmp_path: Path,
+def test_calibrate_rewrites_bn_stats_and_heads_and_retests(pipeline_run: Path, tiny_data: Path, tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "lib"
     shutil.copytree(pipeline_run / "lib", folder)  # the pipeline's own library stays as built
     path = folder / "library.json"
     before = SubnetLibrary.load(path)
-    quick = ["--val-size", "100", "--max-test-images", "50", "--cache-dir", str(tiny_cache)]
+    quick = ["--val-size", "100", "--max-test-images", "50", "--data", str(tiny_data)]
     assert main(["calibrate", "--library", str(path), "--n-calib", "20", *quick]) == 0
     lib = SubnetLibrary.load(path)  # verifies the new SHA-256s
     assert lib.bn_stats.sha256 != before.bn_stats.sha256 and lib.bn_stats.sha256 == sha256_file(lib.bn_stats_path)
@@ -139,7 +139,7 @@ def test_calibrate_rewrites_bn_stats_and_heads_and_retests(pipeline_run: Path, t
     assert "200 cifar10-train images and their mirror images" in lib.heads_fit  # 300 - 100 held out
     assert lib.calibration.startswith("20 cifar10-train") and lib.eval_set == "cifar10-test (50 images)"
     # the recorded top-1 is the one the stored statistics and heads give on those 50 test images ...
-    _recorded_top1_is_what_the_files_give(lib, tiny_cache, 50)
+    _recorded_top1_is_what_the_files_give(lib, tiny_data, 50)
     # ... and only the statistics, heads and top-1 changed
     assert [(lv.name, lv.arch, lv.latency) for lv in lib.levels] == [(lv.name, lv.arch, lv.latency)
                                                                       for lv in before.levels]
@@ -158,11 +158,11 @@ def test_calibrate_rewrites_bn_stats_and_heads_and_retests(pipeline_run: Path, t
     assert "folded" not in shared.calibration  # --no-heads: no BN tuning either
     assert shared.heads is None and "heads" not in json.loads(path.read_text())
     assert not (folder / "heads.pt").exists()  # nothing left that the library does not name
-    _recorded_top1_is_what_the_files_give(shared, tiny_cache, 50)
+    _recorded_top1_is_what_the_files_give(shared, tiny_data, 50)
 
 
 def test_search_and_build_with_gpu_candidates(pipeline_run: Path, tiny_trained: tuple[torch.nn.Module, Path],
-                                              tiny_cache: Path, tmp_path: Path,
+                                              tiny_data: Path, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     spec = SupernetSpec(resolutions=(32, 40))
     rng = random.Random(0)
@@ -178,7 +178,7 @@ def test_search_and_build_with_gpu_candidates(pipeline_run: Path, tiny_trained: 
     job = {"env": {"device": "cuda", "gpu": "NVIDIA H200"}, "spec": spec.to_dict(), "latency_method": "batch 1",
            "candidates": cands, "args": {"seed": 0, "val_size": 100}}
     results.write_text(json.dumps(job))
-    data = ["--cache-dir", str(tiny_cache)]
+    data = ["--data", str(tiny_data)]
     assert main(["search", "--checkpoint", str(tiny_trained[1]), "--lut", str(pipeline_run / "profile" /
                  "lut_cpu-1t.json"), "--candidates", str(results), "--out", str(tmp_path / "search.json"),
                  *SEARCH_BUDGET.split(), *data]) == 0
@@ -228,11 +228,11 @@ def test_search_and_build_with_gpu_candidates(pipeline_run: Path, tiny_trained: 
         main(["build-library", "--checkpoint", "x.pt", "--search", "s.json", "--levels-from", "l.json"])
 
 
-def test_evaluate_reproduces_the_library_and_sweeps_resolutions(pipeline_run: Path, tiny_cache: Path, tmp_path: Path,
+def test_evaluate_reproduces_the_library_and_sweeps_resolutions(pipeline_run: Path, tiny_data: Path, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     path = pipeline_run / "lib" / "library.json"
     lib = SubnetLibrary.load(path)
-    data = ["--val-size", "100", "--cache-dir", str(tiny_cache)]
+    data = ["--val-size", "100", "--data", str(tiny_data)]
     # the same split, subset and calibration as build-library: the same top-1 as the library records
     assert main(["evaluate", "--library", str(path), "--max-images", "60", "--n-calib", "40",
                  "--out", str(tmp_path / "test.json"), *data]) == 0
@@ -262,16 +262,16 @@ def test_evaluate_reproduces_the_library_and_sweeps_resolutions(pipeline_run: Pa
     assert "below 32 px" in capsys.readouterr().err
 
 
-def test_build_library_fits_heads_and_evaluate_reproduces_them(pipeline_run: Path, tiny_cache: Path, tmp_path: Path,
+def test_build_library_fits_heads_and_evaluate_reproduces_them(pipeline_run: Path, tiny_data: Path, tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     out, source = tmp_path / "lib", pipeline_run / "lib"
-    data = ["--val-size", "100", "--cache-dir", str(tiny_cache)]
+    data = ["--val-size", "100", "--data", str(tiny_data)]
     assert main(["build-library", "--checkpoint", str(source / "supernet.pt"), "--levels-from",
                  str(source / "library.json"), "--out", str(out), "--profiles", "cpu-1t", "--warmup", "1",
                  "--repeats", "2", "--rounds", "1", "--n-calib", "40", "--max-test-images", "60", *data]) == 0
     lib = SubnetLibrary.load(out / "library.json")
     assert len(load_heads(lib.heads_path)) == len(lib.levels) >= 1 and "200 cifar10-train" in lib.heads_fit
-    _recorded_top1_is_what_the_files_give(lib, tiny_cache, 60)
+    _recorded_top1_is_what_the_files_give(lib, tiny_data, 60)
     # the same split, subset, calibration and fit: evaluate --fit-heads gives the library's top-1 ...
     assert main(["evaluate", "--library", str(out / "library.json"), "--max-images", "60", "--n-calib", "40",
                  "--fit-heads", "--out", str(tmp_path / "heads.json"), *data]) == 0
@@ -287,12 +287,12 @@ def test_build_library_fits_heads_and_evaluate_reproduces_them(pipeline_run: Pat
     assert "needs --fit-heads" in capsys.readouterr().err
 
 
-def test_data_command_reports_the_cache(tiny_cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["data", "--cache-dir", str(tiny_cache)]) == 0
+def test_data_command_reports_the_data(tiny_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "--data", str(tiny_data)]) == 0
     out = capsys.readouterr().out
     assert "train: 300 images (32, 32, 3) uint8, 30-30 per class" in out and "test: 150 images" in out
-    assert main(["data", "--cache-dir", str(tiny_cache.parent / "empty"), "--data", "/nonexistent.tar.gz"]) == 2
-    assert "tarball not found" in capsys.readouterr().err
+    assert main(["data", "--data", "/nonexistent.tar.gz"]) == 2
+    assert "/nonexistent.tar.gz" in capsys.readouterr().err
 
 
 def test_bad_inputs_exit_with_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,10 +6,11 @@ import copy
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
+from dynofa_ros.datasets.cifar10 import load_cifar10
+from dynofa_ros.datasets.images import load_image_folder
 from dynofa_ros.offline import baseline_gpu_job
 from dynofa_ros.offline.bn_tuning import BnTuneConfig
 from dynofa_ros.offline.calibrate import calibrate_bn
@@ -24,11 +25,12 @@ from dynofa_ros.offline.compare import (
     merge_latency,
     pareto_front,
 )
-from dynofa_ros.offline.data import CACHE_NAME, load_image_folder
 from dynofa_ros.offline.evaluate import accuracy, subnet_cost
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.heads import final_linear
 from dynofa_ros.supernet.library import Level, write_library
+
+from ..data_util import cifar_split_folder
 
 
 def test_pareto_front_drops_dominated_points() -> None:
@@ -93,23 +95,22 @@ def test_merge_latency_matches_same_networks_only() -> None:
 
 @pytest.fixture(scope="module")
 def tiny_inputs(cifar_tiny_dir: Path, tiny_trained, tiny_spec, tmp_path_factory) -> dict[str, Path]:
-    """A data cache of the 300 tiny images (train = test) and a two-level library of the one-step supernet."""
+    """CIFAR-10 data of the 300 tiny images (train = test) and a two-level library of the one-step supernet."""
     root = tmp_path_factory.mktemp("compare")
-    images, labels, classes = load_image_folder(cifar_tiny_dir)
-    np.savez(root / CACHE_NAME, train_x=images, train_y=labels, test_x=images, test_y=labels,
-             class_names=np.array(classes))
+    images = load_image_folder(cifar_tiny_dir)[0]
+    cifar_split_folder(cifar_tiny_dir, root / "data")
     supernet = copy.deepcopy(tiny_trained[0])
     archs = [SubnetArch.smallest(tiny_spec), SubnetArch.largest(tiny_spec)]
     stats = [calibrate_bn(supernet, a, images, n=32, batch=32, spec=tiny_spec) for a in archs]
     levels = [Level(f"L{i}", a, None, *subnet_cost(supernet, a)) for i, a in enumerate(archs)]
     write_library(root / "lib", "tiny", supernet, tiny_spec, levels, stats)
-    return {"cache": root, "library": root / "lib" / "library.json", "root": root}
+    return {"data": root / "data", "library": root / "lib" / "library.json", "root": root}
 
 
 def test_gpu_job_and_compare_end_to_end_tiny(tiny_inputs: dict[str, Path]) -> None:
     torch.manual_seed(0)
     root = tiny_inputs["root"]
-    common = ["--cache-dir", str(tiny_inputs["cache"]), "--device", "cpu", "--resolutions", "32", "--epochs", "1",
+    common = ["--data", str(tiny_inputs["data"]), "--device", "cpu", "--resolutions", "32", "--epochs", "1",
               "--batch-size", "16", "--max-train-images", "32", "--val-size", "50", "--n-calib", "16",
               "--eval-every", "0", "--library", str(tiny_inputs["library"]), "--eval-limit", "40",
               "--compare-warmup", "1", "--compare-repeats", "2", "--compare-rounds", "1"]
@@ -130,7 +131,7 @@ def test_gpu_job_and_compare_end_to_end_tiny(tiny_inputs: dict[str, Path]) -> No
     rc = dynofa(["compare", "--library", str(tiny_inputs["library"]), "--baselines", str(us), str(static),
                  "--widths", "0.35", "1.0", "--profiles", "cpu-2t",
                  "--merge", str(root / "static" / "compare_gpu.json"),
-                 "--cache-dir", str(tiny_inputs["cache"]), "--val-size", "50", "--n-calib", "16",
+                 "--data", str(tiny_inputs["data"]), "--val-size", "50", "--n-calib", "16",
                  "--max-test-images", "60", "--warmup", "1", "--repeats", "2", "--rounds", "1", "--out", str(out)])
     assert rc == 0
     result = json.loads((out / "compare.json").read_text())
@@ -145,11 +146,11 @@ def test_gpu_job_and_compare_end_to_end_tiny(tiny_inputs: dict[str, Path]) -> No
     assert "| width-only | us-mbv3-small-w0.35-r32 | 32 |" in (out / "compare.md").read_text()
     assert (out / "compare.png").stat().st_size > 1000
     assert dynofa(["compare", "--library", str(tiny_inputs["library"]), "--baselines", str(root / "nope.pt"),
-                   "--cache-dir", str(tiny_inputs["cache"]), "--out", str(out)]) == 2
+                   "--data", str(tiny_inputs["data"]), "--out", str(out)]) == 2
     # this library shares one classifier, so the baselines kept theirs; against per-level heads they get their own
     assert result["heads"] is False and "fitted like the library's" not in (out / "compare.md").read_text()
-    arrays = np.load(tiny_inputs["cache"] / CACHE_NAME)
-    calib_x, calib_y = arrays["train_x"][:40], arrays["train_y"][:40]
+    data = load_cifar10(tiny_inputs["data"])
+    calib_x, calib_y = data.train_x[:40], data.train_y[:40]
     shared, fitted = (baseline_levels(us, calib_x, 16, [1.0], y)[0] for y in (None, calib_y))
     assert final_linear(shared.net).weight.shape == final_linear(fitted.net).weight.shape
     on_fit = [accuracy(lv.net, calib_x, calib_y, lv.resolution, lv.mean, lv.std) for lv in (shared, fitted)]

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from dynofa_ros.datasets.images import load_image_folder
 from dynofa_ros.offline.calibrate import calibrate_bn, recalibrate_bn
-from dynofa_ros.offline.data import load_image_folder, to_input
+from dynofa_ros.offline.data import to_input
 from dynofa_ros.offline.evaluate import evaluate_arch, evaluate_many, subnet_cost, top1
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.spec import SupernetSpec

@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from dynofa_ros.datasets.images import load_image_folder
 from dynofa_ros.offline.calibrate import recalibrate_bn
-from dynofa_ros.offline.data import load_image_folder
 from dynofa_ros.offline.evaluate import evaluate_arch, top1
 from dynofa_ros.offline.heads import fit_head, fit_linear, penultimate_features
 from dynofa_ros.supernet.arch import SubnetArch

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from dynofa_ros.datasets.images import load_image_folder
 from dynofa_ros.offline import gpu_job
 from dynofa_ros.offline import train as train_module
-from dynofa_ros.offline.data import DeviceAugmenter, load_image_folder
+from dynofa_ros.offline.data import DeviceAugmenter
 from dynofa_ros.offline.train import (
     TrainConfig,
     TrainResult,
