@@ -8,10 +8,11 @@ header as the frame, so an evaluator can match results to labels by stamp.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import cv2
-from rclpy.node import Node
+import numpy as np
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
@@ -19,6 +20,8 @@ from std_msgs.msg import Header
 from dynofa_ros.msg import ClassificationResult
 from dynofa_ros.nodes import params as P
 from dynofa_ros.nodes.image_conv import array_to_compressed, array_to_image
+from dynofa_ros.nodes.lifecycle import ManagedNode
+from dynofa_ros.nodes.process import spin_node
 from dynofa_ros.nodes.qos import QOS_NAMES, image_qos, reliable
 from dynofa_ros.nodes.sources import SOURCE_KINDS, open_source, resize
 
@@ -26,15 +29,20 @@ ENCODINGS = ("rgb8", "bgr8", "mono8", "jpeg")
 GROUND_TRUTH = "ground_truth"
 
 
-class CameraNode(Node):
-    """Publishes frames at ``rate_hz`` (settable live) with their true label beside them."""
+class CameraNode(ManagedNode):
+    """Publishes frames at ``rate_hz`` (settable live) with their true label beside them.
+
+    Lifecycle: configure opens the source (a missing or unreadable dataset, folder or video fails here),
+    activate starts publishing, deactivate pauses, cleanup closes the source.
+    """
 
     def __init__(self, node_name: str = "camera", **node_kwargs: Any) -> None:
         super().__init__(node_name, **node_kwargs)
-        kind = P.declare(self, "source", "cifar10", "frame source", read_only=True, choices=SOURCE_KINDS)
-        path = P.declare(self, "path", "", "video file or image folder (source video/folder)", read_only=True)
-        index = P.declare(self, "camera_index", 0, "OpenCV camera index (source camera)", read_only=True,
-                          int_range=(0, 64))
+        self.kind = P.declare(self, "source", "cifar10", "frame source", read_only=True, choices=SOURCE_KINDS)
+        self.path = P.declare(self, "path", "", "cifar10: CIFAR-10 data ('' = the shipped test images); folder: "
+                              "an image folder; video: a video file", read_only=True)
+        self.index = P.declare(self, "camera_index", 0, "OpenCV camera index (source camera)", read_only=True,
+                               int_range=(0, 64))
         self.rate_hz = P.declare(self, "rate_hz", 30.0, "publish rate [Hz]; settable live",
                                  float_range=(0.1, 1000.0))
         self.width = P.declare(self, "width", 0, "output width [px] (0 = native)", read_only=True,
@@ -44,28 +52,50 @@ class CameraNode(Node):
         self.encoding = P.declare(self, "encoding", "rgb8", "published encoding (jpeg: image/compressed)",
                                   read_only=True, choices=ENCODINGS)
         self.frame_id = P.declare(self, "frame_id", "camera", "header frame_id", read_only=True)
-        loop = P.declare(self, "loop", True, "restart the source at its end", read_only=True)
-        seed = P.declare(self, "seed", 0, "shuffle seed (cifar10)", read_only=True, int_range=(0, 2**31 - 1))
+        self.loop = P.declare(self, "loop", True, "restart the source at its end", read_only=True)
+        self.seed = P.declare(self, "seed", 0, "shuffle seed (cifar10)", read_only=True, int_range=(0, 2**31 - 1))
         self.max_frames = P.declare(self, "max_frames", 0, "stop after this many frames (0 = no limit)",
                                     read_only=True, int_range=(0, 2**31 - 1))
-        qos = P.declare(self, "qos", "reliable", "image publisher QoS", read_only=True, choices=QOS_NAMES)
-        errors = [e for e in (P.check_choice("source", kind, SOURCE_KINDS), P.check_choice("qos", qos, QOS_NAMES),
+        self.qos = P.declare(self, "qos", "reliable", "image publisher QoS", read_only=True, choices=QOS_NAMES)
+        errors = [e for e in (P.check_choice("source", self.kind, SOURCE_KINDS),
+                              P.check_choice("qos", self.qos, QOS_NAMES),
                               P.check_choice("encoding", self.encoding, ENCODINGS)) if e]
         if errors:
             raise ValueError("; ".join(errors))
         self.source_errors = 0
-        self._frames = open_source(kind, path, index, loop, seed, on_error=self._on_source_error)
-        if self.encoding == "jpeg":
-            self.pub_image = self.create_publisher(CompressedImage, "image/compressed", image_qos(qos, 5))
-        else:
-            self.pub_image = self.create_publisher(Image, "image", image_qos(qos, 5))
-        self.pub_label = self.create_publisher(ClassificationResult, "image/label", reliable(50))
         self.published = 0
         self.finished = False
-        self._timer = self.create_timer(1.0 / self.rate_hz, self._tick)
+        self._frames: Iterator[tuple[np.ndarray, int]] | None = None
+        self._timer = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.get_logger().info(f"source {kind} {path or index if kind in ('folder', 'video', 'camera') else ''}"
-                               f" at {self.rate_hz:g} Hz, {self.encoding}, QoS {qos}")
+        self.start()
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def configure(self) -> None:
+        self._frames = open_source(self.kind, self.path, self.index, self.loop, self.seed,
+                                   on_error=self._on_source_error)
+        self.published, self.finished = 0, False
+        if self.encoding == "jpeg":
+            self.pub_image = self.create_lifecycle_publisher(CompressedImage, "image/compressed",
+                                                             image_qos(self.qos, 5))
+        else:
+            self.pub_image = self.create_lifecycle_publisher(Image, "image", image_qos(self.qos, 5))
+        self.pub_label = self.create_lifecycle_publisher(ClassificationResult, "image/label", reliable(50))
+        what = self.path or ("the shipped CIFAR-10 test images" if self.kind == "cifar10" else self.index)
+        self.get_logger().info(f"source {self.kind} {what} at {self.rate_hz:g} Hz, {self.encoding}, QoS {self.qos}")
+
+    def activate(self) -> None:
+        self._timer = self.create_timer(1.0 / self.rate_hz, self._tick)
+
+    def deactivate(self) -> None:
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+
+    def cleanup(self) -> None:
+        self.destroy_lifecycle_publisher(self.pub_image)
+        self.destroy_lifecycle_publisher(self.pub_label)
+        self._frames = None
 
     def _on_set_parameters(self, parameters: list[Parameter]):
         rates = [p.value for p in parameters if p.name == "rate_hz"]
@@ -73,9 +103,9 @@ class CameraNode(Node):
                   if not isinstance(r, float) or not 0 < r <= 1000]
         if rates and not errors:
             self.rate_hz = rates[-1]
-            self._timer.cancel()
-            self.destroy_timer(self._timer)
-            self._timer = self.create_timer(1.0 / self.rate_hz, self._tick)
+            if self._timer is not None:
+                self.deactivate()
+                self.activate()
         return P.result(errors)
 
     def _on_source_error(self, text: str) -> None:
@@ -112,7 +142,7 @@ class CameraNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """``ros2 run dynofa_ros camera_node``."""
-    sys.exit(P.spin_node(CameraNode, args))
+    sys.exit(spin_node(CameraNode, args))
 
 
 if __name__ == "__main__":

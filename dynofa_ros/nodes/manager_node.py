@@ -24,6 +24,7 @@ from dynofa_ros.manager.supervisor import Event, Supervisor, simulated_board_mod
 from dynofa_ros.msg import DvfsCommand, PerformanceReport, PerformanceTarget, PlatformState, SubnetCommand
 from dynofa_ros.nodes import params as P
 from dynofa_ros.nodes.convert import msg_to_domains, msg_to_state, report_to_record, target_to_record
+from dynofa_ros.nodes.process import spin_node
 from dynofa_ros.nodes.qos import latched, reliable
 from dynofa_ros.platform.types import DvfsSetting
 from dynofa_ros.supernet.library import SubnetLibrary, default_library_path
@@ -157,7 +158,7 @@ class ManagerNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """``ros2 run dynofa_ros manager_node``."""
-    sys.exit(P.spin_node(ManagerNode, args))
+    sys.exit(spin_node(ManagerNode, args))
 
 
 if __name__ == "__main__":

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import rclpy
-import rclpy.executors
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException
@@ -56,31 +53,6 @@ def diagnostic(node: Node, name: str, level: bytes, message: str, values: dict[s
 def stamp_s(stamp: Any) -> float:
     """builtin_interfaces/Time as float seconds."""
     return stamp.sec + stamp.nanosec * 1e-9
-
-
-def spin_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
-    """``ros2 run`` entry point: init rclpy, build the node, spin until Ctrl-C/shutdown; returns the exit code.
-
-    A constructor that fails on bad configuration (ValueError / FileNotFoundError: missing library, corrupt
-    checkpoint, bad parameter) gives one line on stderr and exit code 1 instead of a traceback.
-    """
-    rclpy.init(args=args)
-    try:
-        try:
-            node = factory()
-        except (ValueError, FileNotFoundError) as exc:
-            name = getattr(factory, "__name__", "node")
-            print(f"{name}: cannot start: {exc}", file=sys.stderr)
-            return 1
-        try:
-            rclpy.spin(node)
-        except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-            pass
-        finally:
-            node.destroy_node()
-        return 0
-    finally:
-        rclpy.try_shutdown()
 
 
 OK, WARN, ERROR, STALE = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR, DiagnosticStatus.STALE

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage, Image
@@ -30,6 +29,8 @@ from dynofa_ros.msg import ClassificationResult, PerformanceReport, PlatformStat
 from dynofa_ros.nodes import params as P
 from dynofa_ros.nodes.convert import msg_to_state
 from dynofa_ros.nodes.image_conv import array_to_image, compressed_to_bytes, image_to_array
+from dynofa_ros.nodes.lifecycle import ManagedNode
+from dynofa_ros.nodes.process import spin_node
 from dynofa_ros.nodes.qos import QOS_NAMES, image_qos, reliable
 from dynofa_ros.platform.sim.emulation import dvfs_slowdown, stretch_frame
 from dynofa_ros.report.annotate import annotate
@@ -39,48 +40,56 @@ from dynofa_ros.supernet.runtime import MODES, DynamicNetwork, Prediction, set_t
 from dynofa_ros.supernet.stats import FrameStats
 
 TRANSPORTS = ("raw", "compressed")
+MAX_LEVELS = 256  # bounds of the level and top_k parameters before a library is loaded
+MAX_CLASSES = 100_000
 
 
-class PerceptionNode(Node):
-    """One perception app: frames in, classification + performance report out, level switchable live."""
+class PerceptionNode(ManagedNode):
+    """One perception app: frames in, classification + performance report out, level switchable live.
+
+    Lifecycle: configure loads the library, activate subscribes and starts inference, deactivate stops it,
+    cleanup frees the network (``autostart``, default true, does the first two at construction).
+    """
 
     def __init__(self, node_name: str = "perception", **node_kwargs: Any) -> None:
         super().__init__(node_name, **node_kwargs)
-        library = P.declare(self, "library", "", "subnet library JSON ('' = shipped default)", read_only=True)
-        device = P.declare(self, "device", "cpu", "torch device: cpu or cuda[:N]", read_only=True)
-        mode = P.declare(self, "mode", "cache", "runtime mode", read_only=True, choices=MODES)
-        threads = P.declare(self, "threads", 0, "torch intra-op threads, process-wide: give every perception "
-                            "node of a process the same (0 = torch default)", read_only=True, int_range=(0, 256))
+        self.library = P.declare(self, "library", "", "subnet library JSON ('' = shipped default)", read_only=True)
+        self.device = P.declare(self, "device", "cpu", "torch device: cpu or cuda[:N]", read_only=True)
+        self.mode = P.declare(self, "mode", "cache", "runtime mode", read_only=True, choices=MODES)
+        self.threads = P.declare(self, "threads", 0, "torch intra-op threads, process-wide: give every perception "
+                                 "node of a process the same (0 = torch default)", read_only=True, int_range=(0, 256))
         self.app_id = P.declare(self, "app_id", "app0", "application id used in commands and reports",
                                 read_only=True)
         self.transport = P.declare(self, "input_transport", "raw", "subscribe image (raw) or image/compressed",
                                    read_only=True, choices=TRANSPORTS)
-        qos = P.declare(self, "qos", "sensor_data", "image subscription QoS", read_only=True, choices=QOS_NAMES)
+        self.qos = P.declare(self, "qos", "sensor_data", "image subscription QoS", read_only=True, choices=QOS_NAMES)
         self.emulate_domain = P.declare(
             self, "emulate_domain", "",
             "simulated board only: stretch each frame by f_max/f_cur of this DVFS domain ('' = off)", read_only=True)
-        errors = [e for e in (P.check_choice("mode", mode, MODES), P.check_choice("qos", qos, QOS_NAMES),
+        P.declare(self, "level", -1, "active subnet level (0 = fastest; -1 at start-up: the most accurate); "
+                  "settable live", int_range=(-1, MAX_LEVELS - 1))
+        self.top_k = P.declare(self, "top_k", 1, "classes per result", int_range=(1, MAX_CLASSES))
+        errors = [e for e in (P.check_choice("mode", self.mode, MODES), P.check_choice("qos", self.qos, QOS_NAMES),
                               P.check_choice("input_transport", self.transport, TRANSPORTS)) if e]
-        if not (device == "cpu" or device.startswith("cuda")):
-            errors.append(f"device must be cpu or cuda[:N], got {device!r}")
+        if not (self.device == "cpu" or self.device.startswith("cuda")):
+            errors.append(f"device must be cpu or cuda[:N], got {self.device!r}")
         if errors:
             raise ValueError("; ".join(errors))
-        if threads:
-            set_torch_threads(threads)
-        self.library_path = library or str(default_library_path())
-        self.net = DynamicNetwork.from_library(self.library_path, device=device, mode=mode)
-        self.device = device
-        n_levels = len(self.net.levels)
-        level = P.declare(self, "level", n_levels - 1, "active subnet level (0 = fastest); settable live",
-                          int_range=(0, n_levels - 1))
-        self.top_k = P.declare(self, "top_k", 1, "classes per result", int_range=(1, self.net.spec.num_classes))
-        self.net.activate(level)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-
-        self._cond = threading.Condition()
+        self.net: DynamicNetwork | None = None
+        self.library_path = ""
         self._msg_type = Image if self.transport == "raw" else CompressedImage
+        self._cond = threading.Condition()
         self._pending: bytes | None = None  # serialized: only the frame that gets processed is deserialized
         self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._subscriptions: list[Any] = []
+        self._reset_counters()
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", reliable())
+        self.create_timer(1.0, self._publish_diagnostics)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.start()
+
+    def _reset_counters(self) -> None:
         self.stats = FrameStats()
         self.frames_dropped = 0
         self.frames_bad = 0
@@ -90,36 +99,75 @@ class PerceptionNode(Node):
         self._slowdown = 1.0
         self._annotated_subscribers = 0  # refreshed by the 1 Hz diagnostics timer, not per frame
 
-        self.pub_result = self.create_publisher(ClassificationResult, "classification", reliable())
-        self.pub_report = self.create_publisher(PerformanceReport, "performance_report", reliable(50))
-        self.pub_annotated = self.create_publisher(Image, "image/annotated", image_qos("sensor_data"))
-        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", reliable())
-        self.create_subscription(self._msg_type, "image" if self.transport == "raw" else "image/compressed",
-                                 self._on_image, image_qos(qos), raw=True)
-        self.create_subscription(SubnetCommand, "subnet_command", self._on_command, reliable())
-        if self.emulate_domain:
-            self.create_subscription(PlatformState, "platform_state", self._on_platform, reliable())
-        self.create_timer(1.0, self._publish_diagnostics)
-        self._worker = threading.Thread(target=self._run, name=f"{node_name}-inference", daemon=True)
-        self._worker.start()
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def configure(self) -> None:
+        if self.threads:
+            set_torch_threads(self.threads)
+        self.library_path = self.library or str(default_library_path())
+        net = DynamicNetwork.from_library(self.library_path, device=self.device, mode=self.mode)
+        n_levels, n_classes = len(net.levels), net.spec.num_classes
+        level = self.get_parameter("level").value
+        if level >= n_levels:
+            raise ValueError(f"level {level} is not a level of {self.library_path} (0..{n_levels - 1})")
+        if self.top_k > n_classes:
+            raise ValueError(f"top_k {self.top_k} is more than the library's {n_classes} classes")
+        self.net = net
+        if level < 0:
+            self.set_parameters([Parameter("level", Parameter.Type.INTEGER, n_levels - 1)])
+            level = n_levels - 1
+        net.activate(level)
+        self._reset_counters()
+        self.pub_result = self.create_lifecycle_publisher(ClassificationResult, "classification", reliable())
+        self.pub_report = self.create_lifecycle_publisher(PerformanceReport, "performance_report", reliable(50))
+        self.pub_annotated = self.create_lifecycle_publisher(Image, "image/annotated", image_qos("sensor_data"))
         self.get_logger().info(
-            f"app {self.app_id!r}: library {self.library_path} ({n_levels} levels), device {device}, "
-            f"level {level} ({self.net.active.name}), input {self.transport}, QoS {qos}")
+            f"app {self.app_id!r}: library {self.library_path} ({n_levels} levels), device {self.device}, "
+            f"level {level} ({net.active.name}), input {self.transport}, QoS {self.qos}")
+
+    def activate(self) -> None:
+        topic = "image" if self.transport == "raw" else "image/compressed"
+        self._subscriptions = [
+            self.create_subscription(self._msg_type, topic, self._on_image, image_qos(self.qos), raw=True),
+            self.create_subscription(SubnetCommand, "subnet_command", self._on_command, reliable())]
+        if self.emulate_domain:
+            self._subscriptions.append(
+                self.create_subscription(PlatformState, "platform_state", self._on_platform, reliable()))
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._run, name=f"{self.get_name()}-inference", daemon=True)
+        self._worker.start()
+
+    def deactivate(self) -> None:
+        for sub in self._subscriptions:
+            self.destroy_subscription(sub)
+        self._subscriptions = []
+        self._stop.set()
+        with self._cond:
+            self._pending = None
+            self._cond.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=5.0)
+            self._worker = None
+
+    def cleanup(self) -> None:
+        for pub in (self.pub_result, self.pub_report, self.pub_annotated):
+            self.destroy_lifecycle_publisher(pub)
+        self.net = None
 
     # -- parameters and commands --------------------------------------------------------------------
     def _on_set_parameters(self, parameters: list[Parameter]):
+        net = self.net  # None until configured: values are then checked by configure
         errors = []
         for p in parameters:
-            if p.name == "level":
-                if not isinstance(p.value, int) or not 0 <= p.value < len(self.net.levels):
-                    errors.append(f"level must be an int in 0..{len(self.net.levels) - 1}, got {p.value!r}")
-            elif p.name == "top_k":
-                if not isinstance(p.value, int) or not 1 <= p.value <= self.net.spec.num_classes:
-                    errors.append(f"top_k must be in 1..{self.net.spec.num_classes}, got {p.value!r}")
+            if p.name == "level" and net is not None:
+                if not isinstance(p.value, int) or not 0 <= p.value < len(net.levels):
+                    errors.append(f"level must be an int in 0..{len(net.levels) - 1}, got {p.value!r}")
+            elif p.name == "top_k" and net is not None:
+                if not isinstance(p.value, int) or not 1 <= p.value <= net.spec.num_classes:
+                    errors.append(f"top_k must be in 1..{net.spec.num_classes}, got {p.value!r}")
         if not errors:
             for p in parameters:
-                if p.name == "level":
-                    self.net.request_level(p.value)  # applied at the next frame boundary
+                if p.name == "level" and net is not None:
+                    net.request_level(p.value)  # applied at the next frame boundary
                 elif p.name == "top_k":
                     self.top_k = p.value
         return P.result(errors)
@@ -158,6 +206,8 @@ class PerceptionNode(Node):
             try:
                 self.process(deserialize_message(item, self._msg_type))
             except Exception as exc:  # one failed frame (CUDA OOM, cv2.error...) must not stop the app
+                if self._stop.is_set():
+                    return  # deactivating or shutting down: the frame in flight is not a failure
                 self.frames_failed += 1
                 self._last_failure = f"{type(exc).__name__}: {exc}"
                 self.get_logger().error(f"frame failed, skipped: {self._last_failure}", throttle_duration_sec=5.0)
@@ -209,6 +259,12 @@ class PerceptionNode(Node):
         return self.stats.processed
 
     def _publish_diagnostics(self) -> None:
+        if self.lifecycle_state != "active" or self.net is None:
+            self.pub_diag.publish(P.diagnostic(self, f"dynofa perception: {self.app_id}", P.OK,
+                                               f"{self.lifecycle_state}: not processing frames",
+                                               {"app_id": self.app_id, "lifecycle_state": self.lifecycle_state},
+                                               hardware_id=self.device))
+            return
         self._annotated_subscribers = self.pub_annotated.get_subscription_count()
         last = self.stats.last_t
         idle = last is None or time.perf_counter() - last > 2.0
@@ -228,18 +284,10 @@ class PerceptionNode(Node):
         self.pub_diag.publish(P.diagnostic(self, f"dynofa perception: {self.app_id}", level, message, values,
                                            hardware_id=self.device))
 
-    def destroy_node(self) -> None:
-        self._stop.set()
-        with self._cond:
-            self._cond.notify_all()
-        if self._worker.is_alive():
-            self._worker.join(timeout=5.0)
-        super().destroy_node()
-
 
 def main(args: list[str] | None = None) -> None:
     """``ros2 run dynofa_ros perception_node``."""
-    sys.exit(P.spin_node(PerceptionNode, args))
+    sys.exit(spin_node(PerceptionNode, args))
 
 
 if __name__ == "__main__":

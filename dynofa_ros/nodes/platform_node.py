@@ -21,6 +21,7 @@ from sensor_msgs.msg import Temperature
 from dynofa_ros.msg import DvfsCommand, PerformanceReport, PlatformState
 from dynofa_ros.nodes import params as P
 from dynofa_ros.nodes.convert import state_to_msg
+from dynofa_ros.nodes.process import spin_node
 from dynofa_ros.nodes.qos import reliable
 from dynofa_ros.platform.base import Platform
 from dynofa_ros.platform.sim import SimulatedBoard
@@ -146,7 +147,7 @@ class PlatformNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """``ros2 run dynofa_ros platform_node``."""
-    sys.exit(P.spin_node(PlatformNode, args))
+    sys.exit(spin_node(PlatformNode, args))
 
 
 if __name__ == "__main__":

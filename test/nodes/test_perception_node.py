@@ -202,3 +202,85 @@ def test_compressed_input_from_the_camera_node(ros_context, tiny_library, tmp_pa
         executor.shutdown()
         for n in (camera, node, tester):
             n.destroy_node()
+
+
+def _subscribed_topics(node) -> set[str]:
+    return {s.topic_name for s in node.subscriptions}
+
+
+def test_lifecycle_configure_activate_deactivate_cleanup(ros_context, tiny_library):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    node = PerceptionNode(context=ros_context, parameter_overrides=[
+        Parameter("library", value=str(tiny_library)), Parameter("threads", value=1),
+        Parameter("autostart", value=False)])
+    tester = rclpy.create_node("tester", context=ros_context)
+    results: list[ClassificationResult] = []
+    tester.create_subscription(ClassificationResult, "classification", results.append, reliable(100))
+    pub = tester.create_publisher(Image, "image", image_qos("reliable", 10))
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    executor.add_node(tester)
+    try:
+        assert node.lifecycle_state == "unconfigured" and node.net is None
+        assert "/image" not in _subscribed_topics(node)
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.lifecycle_state == "inactive" and len(node.net.levels) == 2
+        assert node.get_parameter("level").value == 1  # -1 at start-up: the most accurate level
+        assert "/image" not in _subscribed_topics(node)
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert "/image" in _subscribed_topics(node) and node._worker.is_alive()
+        assert spin_until(executor, lambda: pub.get_subscription_count() > 0)
+        assert _send_and_wait(executor, pub, results, _image(0), 0)
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert "/image" not in _subscribed_topics(node) and node._worker is None
+        pub.publish(_image(1))
+        assert not spin_until(executor, lambda: len(results) > 1, 1.0)  # inactive: no inference
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+        assert node.lifecycle_state == "unconfigured" and node.net is None
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        tester.destroy_node()
+
+
+def test_a_bad_library_fails_configure_with_its_reason(ros_context, tmp_path, capfd):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    missing = str(tmp_path / "missing" / "library.json")
+    node = PerceptionNode(context=ros_context, parameter_overrides=[
+        Parameter("library", value=missing), Parameter("autostart", value=False)])
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert node.lifecycle_state == "unconfigured" and missing in node.transition_error
+        assert "configure failed" in capfd.readouterr().err
+    finally:
+        node.destroy_node()
+    with pytest.raises(ValueError, match="missing"):  # autostart: one error for the process to report
+        PerceptionNode(context=ros_context, parameter_overrides=[Parameter("library", value=missing)])
+
+
+def test_camera_lifecycle_and_a_missing_dataset(ros_context, tmp_path):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from dynofa_ros.nodes.camera_node import CameraNode
+
+    with pytest.raises(ValueError, match="CIFAR-10 data not found"):
+        CameraNode(context=ros_context, parameter_overrides=[Parameter("path", value=str(tmp_path / "nope.tgz"))])
+    camera = CameraNode(context=ros_context, parameter_overrides=[
+        Parameter("rate_hz", value=50.0), Parameter("autostart", value=False)])
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(camera)
+    try:
+        assert camera.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert not spin_until(executor, lambda: camera.published > 0, 0.3)
+        assert camera.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert spin_until(executor, lambda: camera.published >= 5, 10.0)
+        assert camera.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        paused_at = camera.published
+        spin_until(executor, lambda: False, 0.3)
+        assert camera.published == paused_at
+        assert camera.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    finally:
+        executor.shutdown()
+        camera.destroy_node()

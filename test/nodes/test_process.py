@@ -1,15 +1,34 @@
-"""The shared ``ros2 run`` entry point: start-up errors give one line and exit code 1."""
+"""Node processes: start-up errors give one line and exit code 1; SIGINT/SIGTERM at any moment (importing,
+loading the model, streaming) end the process with exit code 0, quickly and without an error or a traceback."""
 
 from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
 
-from dynofa_ros.nodes.params import spin_node  # noqa: E402
+from dynofa_ros.nodes.process import spin_node  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.usefixtures("ros_env")  # spin_node initialises rclpy on the isolated domain
+@pytest.fixture
+def own_signal_handlers():
+    """spin_node installs SIGINT/SIGTERM handlers: give pytest its own back afterwards."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, handler in saved.items():
+        signal.signal(s, handler)
+
+
+@pytest.mark.usefixtures("ros_env", "own_signal_handlers")  # spin_node initialises rclpy on the isolated domain
 def test_constructor_errors_give_one_line_and_exit_code_1(capsys):
     def PerceptionNode():  # stands for a node class
         raise FileNotFoundError("subnet library file not found: /nowhere/library.json")
@@ -20,7 +39,7 @@ def test_constructor_errors_give_one_line_and_exit_code_1(capsys):
     assert not rclpy.ok()  # shut down again
 
 
-@pytest.mark.usefixtures("ros_env")
+@pytest.mark.usefixtures("ros_env", "own_signal_handlers")
 def test_other_errors_are_not_hidden():
     def broken():
         raise RuntimeError("a bug")
@@ -28,3 +47,59 @@ def test_other_errors_are_not_hidden():
     with pytest.raises(RuntimeError, match="a bug"):
         spin_node(broken, [])
     assert not rclpy.ok()
+
+
+def _start(script: str, ros_env: dict[str, str], *params: str) -> subprocess.Popen:
+    env = {**os.environ, **ros_env, "PYTHONUNBUFFERED": "1"}
+    args = [a for p in params for a in ("-p", p)]
+    return subprocess.Popen([sys.executable, str(ROOT / "scripts" / script), "--ros-args", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _stop(proc: subprocess.Popen, sig: int) -> tuple[int, float, str]:
+    """Send ``sig`` twice (as a terminal and launch both do); (exit code, seconds to exit, output)."""
+    t0 = time.monotonic()
+    proc.send_signal(sig)
+    time.sleep(0.05)
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=30)
+    return proc.returncode, time.monotonic() - t0, out
+
+
+def _wait_for(proc: subprocess.Popen, text: str, timeout_s: float = 60.0) -> str:
+    seen = []
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        line = proc.stdout.readline()
+        seen.append(line)
+        if text in line:
+            return "".join(seen)
+    raise AssertionError(f"{text!r} not printed within {timeout_s} s:\n{''.join(seen)}")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_streaming_node_stops_cleanly_on_a_signal(sig, ros_env, tiny_library):
+    camera = _start("camera_node", ros_env, "rate_hz:=50.0")
+    perception = _start("perception_node", ros_env, f"library:={tiny_library}", "threads:=1")
+    try:
+        _wait_for(camera, "source cifar10")
+        before = _wait_for(perception, "app 'app0'")
+        time.sleep(2.0)  # frames flowing
+        results = [_stop(p, sig) for p in (perception, camera)]
+    finally:
+        for p in (camera, perception):
+            p.kill() if p.poll() is None else None
+    for code, seconds, out in results:
+        assert code == 0, before + out
+        assert seconds < 2.0, f"took {seconds:.1f} s to exit"
+        assert "Traceback" not in out and "ERROR" not in out and "Failed to publish" not in out, out
+
+
+@pytest.mark.parametrize("delay_s", [0.3, 2.0], ids=["importing", "loading"])
+def test_a_node_stops_cleanly_while_it_starts(delay_s, ros_env):
+    proc = _start("perception_node", ros_env)
+    time.sleep(delay_s)
+    code, seconds, out = _stop(proc, signal.SIGINT)
+    assert code == 0, out
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out

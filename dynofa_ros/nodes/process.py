@@ -1,0 +1,92 @@
+"""A node's process: SIGINT/SIGTERM handled from its first line, the node built and spun, a quiet exit 0.
+
+``ros2 launch`` stops its nodes with SIGINT (SIGTERM 5 s later), and a terminal's Ctrl-C reaches every
+process of the group too. The first SIGINT or SIGTERM raises KeyboardInterrupt in the main thread, wherever
+it is (importing torch, loading the model, spinning) and later ones are ignored. The node is then destroyed
+(worker threads joined, the board restored) before the ROS context shuts down, so nothing publishes on a
+dead context. rclpy's own handlers are not installed: they shut the context down at once, under threads
+that are still publishing. Only this module's standard-library imports run before the handlers are in
+place, so a script calls :func:`run` with the name of its node module.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+SPIN_PERIOD_S = 0.1  # the executor wakes at least this often, so a signal is acted on within it
+_signals = 0
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    global _signals
+    _signals += 1
+    if _signals == 1:
+        raise KeyboardInterrupt
+
+
+def handle_signals() -> None:
+    """Route SIGINT and SIGTERM to one KeyboardInterrupt in the main thread (later signals are ignored)."""
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+
+
+def run(module: str) -> NoReturn:
+    """Entry point of a node executable: handle signals, import ``module``, call its ``main()``, exit.
+
+    Once the node is down the process ends at once (``os._exit`` after flushing stdout and stderr, signals
+    ignored): the interpreter's own teardown of torch and its objects takes about a second, during which
+    Python restores the default signal handlers, so a second Ctrl-C or launch's SIGTERM would kill the
+    process with an error code.
+    """
+    handle_signals()
+    code = 0
+    try:
+        importlib.import_module(module).main()
+    except KeyboardInterrupt:  # while importing
+        pass
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def spin_node(factory: Callable[[], Any], args: list[str] | None = None) -> int:
+    """Init rclpy, build the node, spin it until SIGINT/SIGTERM or shutdown, destroy it; return the exit code.
+
+    A constructor that fails on bad configuration (ValueError / FileNotFoundError: missing library, corrupt
+    checkpoint, bad parameter) gives one line on stderr and exit code 1 instead of a traceback.
+    """
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
+
+    handle_signals()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    node = None
+    try:
+        try:
+            node = factory()
+        except (ValueError, FileNotFoundError) as exc:
+            print(f"{getattr(factory, '__name__', 'node')}: cannot start: {exc}", file=sys.stderr)
+            return 1
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while rclpy.ok():
+            executor.spin_once(timeout_sec=SPIN_PERIOD_S)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
