@@ -1,5 +1,6 @@
-"""Launch files (launch/launch_ros are not installable here): they compile, and every executable, launch
-argument and parameter they or the config YAMLs name exists; the bring-up plans the same nodes."""
+"""Launch files without running them: they compile, and every executable, launch argument and parameter they
+or the config YAMLs name exists with its type; the bring-up plans the same nodes. test_installed_launch.py runs
+them for real."""
 
 from __future__ import annotations
 
@@ -28,21 +29,43 @@ def test_there_are_two_launch_files():
 
 
 @pytest.mark.parametrize("path", LAUNCH, ids=lambda p: p.name)
-def test_launch_file_compiles_and_names_what_exists(path):
+def test_launch_file_compiles_and_builds_the_system_description(path):
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     compile(tree, str(path), "exec")
     functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     assert "generate_launch_description" in functions
-    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
-    declared = {c.args[0].value for c in calls if c.func.id == "DeclareLaunchArgument"}
-    used = {c.args[0].value for c in calls if c.func.id == "LaunchConfiguration"}
-    assert used and used <= declared, f"undeclared launch arguments {used - declared}"
-    all_params = set().union(*(declared_parameters(e) for e in NODES))
-    node_names = {e.name for e in NODES}
-    for d in (n for n in ast.walk(tree) if isinstance(n, ast.Dict)):
-        for key in d.keys:
-            if isinstance(key, ast.Constant) and isinstance(key.value, str):
-                assert key.value in all_params | node_names, f"{path.name}: unknown parameter {key.value!r}"
+    calls = [n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+    assert "system_launch_description" in calls
+
+
+def test_launch_arguments_set_declared_parameters_of_the_right_type():
+    source = (ROOT / "dynofa_ros" / "nodes" / "launch_description.py").read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    arguments = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "Argument"]
+    assert len(arguments) >= 7
+    declared = {e.name: declared_parameters(e) for e in NODES}
+    for call in arguments:
+        name, targets, value_type = call.args[0].value, ast.literal_eval(call.args[1]), call.args[2].id
+        for node, parameter in targets:
+            assert parameter in declared[node], f"launch argument {name}: {node} has no parameter {parameter!r}"
+            default = load_parameters(ROOT / "config" / "dynofa.yaml")[node][parameter]
+            assert type(default).__name__ == value_type, f"{name}: {value_type} vs the file's {default!r}"
+
+
+def test_typed_arguments_accept_ints_and_floats():
+    pytest.importorskip("launch_ros")
+    from launch import LaunchContext
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.parameter_descriptions import ParameterValue
+
+    from dynofa_ros.nodes.launch_description import ARGUMENTS
+
+    [target] = [a for a in ARGUMENTS if a.name == "target_latency"]
+    for given, expected in (("1", 1.0), ("0.02", 0.02), ("0", 0.0)):
+        context = LaunchContext()
+        context.launch_configurations["target_latency"] = given
+        value = ParameterValue(LaunchConfiguration("target_latency"), value_type=target.value_type).evaluate(context)
+        assert value == expected and isinstance(value, float)
 
 
 def test_every_node_executable_exists_and_runs_its_module():
@@ -50,7 +73,7 @@ def test_every_node_executable_exists_and_runs_its_module():
     for entry in NODES:
         script = ROOT / "scripts" / entry.executable
         assert script.is_file(), script
-        assert f"from {entry.module} import main" in script.read_text(encoding="utf-8")
+        assert f'run("{entry.module}")' in script.read_text(encoding="utf-8")
         assert f"{entry.module}:main" in cfg
         assert callable(importlib.import_module(entry.module).main)
 

@@ -1,0 +1,76 @@
+"""What ``launch/dynofa.launch.py`` (one app) and ``launch/multi_app.launch.py`` (two apps) start: the nodes of
+:data:`dynofa_ros.nodes.system.NODES` with the parameter file of the system, and typed launch arguments.
+
+Every argument sets node parameters with a declared type (``target_latency:=1``, ``:=0.02`` and ``:=0`` all give
+a float), and its default is the parameter file's value, so the file stays the one place of the defaults.
+``ros2 launch dynofa_ros dynofa.launch.py --show-args`` lists them. Imported by the launch files only (it needs
+``launch`` and ``launch_ros``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+
+from dynofa_ros.nodes.system import NODES, config_dir, load_parameters, shared_remappings
+
+PARAMETER_FILES = {1: "dynofa.yaml", 2: "multi_app.yaml"}
+
+
+@dataclass(frozen=True)
+class Argument:
+    """A launch argument and the node parameters it sets."""
+
+    name: str
+    targets: tuple[tuple[str, str], ...]  # (node, parameter)
+    value_type: type
+    description: str
+
+
+ARGUMENTS = (
+    Argument("library", (("perception", "library"), ("manager", "library")), str,
+             "subnet library JSON ('' = the shipped CIFAR-10 library)"),
+    Argument("platform", (("platform", "platform"),), str, "sim (SIMULATED Jetson Xavier NX) or real (this board)"),
+    Argument("policy", (("manager", "policy"),), str, "manager policy: joint, subnet-only, dvfs-only, "
+             "governor:<name> or static"),
+    Argument("target_latency", (("manager", "initial_max_latency"),), float,
+             "latency target [s] of every app until a PerformanceTarget arrives (0 = none)"),
+    Argument("source", (("camera", "source"),), str, "camera source: cifar10, folder, video or camera"),
+    Argument("source_path", (("camera", "path"),), str, "cifar10: CIFAR-10 data ('' = the shipped test images); "
+             "folder: an image folder; video: a video file"),
+    Argument("camera_rate", (("camera", "rate_hz"),), float, "camera frame rate [Hz]"),
+)
+
+
+def system_launch_description(apps: int) -> LaunchDescription:
+    """The launch description of the one-app (``apps=1``) or two-app system."""
+    config = config_dir() / PARAMETER_FILES[apps]
+    defaults = load_parameters(config)
+    declared = [DeclareLaunchArgument(a.name, default_value=str(defaults[a.targets[0][0]][a.targets[0][1]]),
+                                      description=a.description) for a in ARGUMENTS]
+    overrides: dict[str, dict[str, ParameterValue]] = {e.name: {} for e in NODES}
+    for a in ARGUMENTS:
+        for node, parameter in a.targets:
+            overrides[node][parameter] = ParameterValue(LaunchConfiguration(a.name), value_type=a.value_type)
+    if apps == 1:
+        declared.append(DeclareLaunchArgument("input_topic", default_value="image",
+                                              description="image topic between camera and perception"))
+        remap = [("image", LaunchConfiguration("input_topic"))]
+        nodes = [Node(package="dynofa_ros", executable=e.executable, name=e.name, output="screen",
+                      parameters=[str(config), overrides[e.name]], remappings=remap if e.per_app else [])
+                 for e in NODES]
+        return LaunchDescription([*declared, *nodes])
+    nodes = []
+    for e in NODES:
+        for i in range(1, apps + 1) if e.per_app else (0,):
+            extra = {"perception": {"app_id": f"app{i}"}, "camera": {"seed": i}}.get(e.name, {}) if i else {}
+            nodes.append(Node(package="dynofa_ros", executable=e.executable, name=e.name,
+                              namespace=f"app{i}" if i else "", output="screen",
+                              parameters=[str(config), {**overrides[e.name], **extra}],
+                              remappings=shared_remappings() if i else []))
+    return LaunchDescription([*declared, *nodes])
