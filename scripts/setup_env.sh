@@ -58,5 +58,24 @@ if ! up_to_date interfaces "$h"; then
   mark interfaces "$h"
 fi
 
+# The ROS 2 launch tools (launch, launch_ros, ros2cli; not on PyPI) for the test that runs the installed package
+# with `ros2 launch`: wheels built from upstream, plus composition_interfaces built like our interfaces. Taken
+# from $DYNOFA_ROS2_LAUNCH, else ../shared/ros2-launch beside the checkout; without them that test skips.
+LAUNCH_TOOLS=${DYNOFA_ROS2_LAUNCH:-$ROOT/../shared/ros2-launch}
+if [ -d "$LAUNCH_TOOLS/wheels" ] && [ -d "$LAUNCH_TOOLS/composition_interfaces" ]; then
+  h=$(stage_hash "$LAUNCH_TOOLS"/wheels/*.whl "$LAUNCH_TOOLS"/composition_interfaces/srv/*.srv requirements.txt)
+  if ! up_to_date launch_tools "$h"; then
+    echo "[setup] installing the ROS 2 launch tools from $LAUNCH_TOOLS (for the installed-package test)"
+    "$VENV/bin/python" -m pip install -q --no-deps "$LAUNCH_TOOLS"/wheels/*.whl
+    export AMENT_PREFIX_PATH=$VENV CMAKE_PREFIX_PATH=$VENV PATH=$VENV/bin:$PATH
+    rm -rf build/composition_interfaces; mkdir -p build
+    { cmake -S "$LAUNCH_TOOLS/composition_interfaces" -B build/composition_interfaces -DBUILD_TESTING=OFF \
+        -DCMAKE_INSTALL_PREFIX="$VENV" -DPython3_EXECUTABLE="$VENV/bin/python" -DCMAKE_BUILD_TYPE=Release \
+      && cmake --build build/composition_interfaces -j "$(nproc)" && cmake --install build/composition_interfaces
+    } >build/composition_interfaces.log 2>&1 || { tail -40 build/composition_interfaces.log; exit 1; }
+    mark launch_tools "$h"
+  fi
+fi
+
 "$VENV/bin/python" -c 'from dynofa_ros.msg import PerformanceReport' \
   || { echo "[setup] the built interfaces do not import" >&2; exit 1; }
