@@ -11,4 +11,4 @@ from dynofa_ros.nodes.launch_description import system_launch_description
 
 
 def generate_launch_description():
-    return system_launch_description(apps=1)
+    return system_launch_description(multi_app=False)

@@ -22,11 +22,21 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.signals import SignalHandlerOptions
 
 from dynofa_ros.msg import PerformanceTarget
 from dynofa_ros.nodes.evaluator_node import EvaluatorNode
+from dynofa_ros.nodes.process import handle_signals
 from dynofa_ros.nodes.qos import latched
-from dynofa_ros.nodes.system import NODES, NodeEntry, config_dir, load_parameters, shared_remappings
+from dynofa_ros.nodes.system import (
+    MAX_APPS,
+    NODES,
+    NodeEntry,
+    app_ids,
+    load_parameters,
+    parameter_file,
+    shared_remappings,
+)
 from dynofa_ros.report.run_report import new_run_dir
 from dynofa_ros.supernet.library import default_library_path
 
@@ -38,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dynofa_ros.nodes.bringup", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=float, default=60.0, help="run time [s] (10 for a smoke test)")
-    p.add_argument("--apps", type=int, choices=(1, 2), default=1, help="1: dynofa.yaml; 2: multi_app.yaml")
+    p.add_argument("--apps", type=int, choices=range(1, MAX_APPS + 1), default=1, metavar=f"1..{MAX_APPS}",
+                   help="1: config/dynofa.yaml; more: config/multi_app.yaml, apps in namespaces app1..appN")
     p.add_argument("--config", type=Path, help="parameter YAML (default config/dynofa.yaml or multi_app.yaml)")
     p.add_argument("--library", default="", help="subnet library JSON ('' = shipped default)")
     p.add_argument("--platform", choices=("sim", "real"), default=None, help="board (default from the YAML)")
@@ -61,13 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def node_plan(args: argparse.Namespace) -> list[tuple[NodeEntry, str, dict[str, Any]]]:
     """(entry, namespace, parameters) of every node, from the YAML with the command-line overrides."""
-    config = args.config or config_dir() / ("dynofa.yaml" if args.apps == 1 else "multi_app.yaml")
+    config = args.config or parameter_file(args.apps > 1)
     params = load_parameters(config)
     overrides = {
         "camera": {"source": args.source, "path": args.path or None, "rate_hz": args.rate},
         "perception": {"library": args.library or None},
         "platform": {"platform": args.platform},
-        "manager": {"policy": args.policy, "library": args.library or None},
+        "manager": {"policy": args.policy, "library": args.library or None,
+                    "app_ids": app_ids(args.apps) if args.apps > 1 else None},
     }
     shared = params.get("/**", {})  # the ROS wildcard block: parameters every node gets (e.g. board_config)
     plan = []
@@ -75,9 +87,9 @@ def node_plan(args: argparse.Namespace) -> list[tuple[NodeEntry, str, dict[str, 
         p = {**shared, **params.get(entry.name, {}),
              **{k: v for k, v in overrides[entry.name].items() if v is not None}}
         if entry.per_app and args.apps > 1:
-            for i in range(1, args.apps + 1):
-                extra = {"app_id": f"app{i}"} if entry.name == "perception" else {"seed": i}
-                plan.append((entry, f"app{i}", {**p, **extra}))
+            for i, app in enumerate(app_ids(args.apps), start=1):
+                extra = {"app_id": app} if entry.name == "perception" else {"seed": i}
+                plan.append((entry, app, {**p, **extra}))
         else:
             plan.append((entry, "", p))
     return plan
@@ -97,7 +109,7 @@ class Demo:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.context = rclpy.context.Context()
-        rclpy.init(context=self.context)
+        rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)  # see process.py
         self.nodes: dict[str, Node] = {}
         self.app_ids: list[str] = []
         for entry, ns, params in node_plan(args):
@@ -105,7 +117,7 @@ class Demo:
             self.nodes[key] = create_node(entry, ns, params, self.context)
             if entry.name == "perception":
                 self.app_ids.append(params["app_id"])
-        prefixes = [f"/app{i}/" for i in range(1, args.apps + 1)] if args.apps > 1 else [""]
+        prefixes = [f"/{app}/" for app in app_ids(args.apps)] if args.apps > 1 else [""]
         self.run_dir = new_run_dir(args.runs_dir)
         self.evaluator = EvaluatorNode(
             context=self.context,
@@ -235,12 +247,16 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    handle_signals()  # Ctrl-C or SIGTERM: one KeyboardInterrupt, the report is still written
     if args.duration <= 0:
         print("--duration must be > 0", file=sys.stderr)
         return 2
     try:
         args.library = args.library or str(default_library_path())
         demo = Demo(args)
+    except KeyboardInterrupt:
+        print("interrupted while starting", file=sys.stderr)
+        return 130
     except (FileNotFoundError, ValueError) as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1

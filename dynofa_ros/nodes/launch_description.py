@@ -1,4 +1,4 @@
-"""What ``launch/dynofa.launch.py`` (one app) and ``launch/multi_app.launch.py`` (two apps) start: the nodes of
+"""What ``launch/dynofa.launch.py`` (one app) and ``launch/multi_app.launch.py`` (``apps:=N``) start: the nodes of
 :data:`dynofa_ros.nodes.system.NODES` with the parameter file of the system, and typed launch arguments.
 
 Every argument sets node parameters with a declared type (``target_latency:=1``, ``:=0.02`` and ``:=0`` all give
@@ -11,15 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
-from dynofa_ros.nodes.system import NODES, config_dir, load_parameters, shared_remappings
-
-PARAMETER_FILES = {1: "dynofa.yaml", 2: "multi_app.yaml"}
+from dynofa_ros.nodes.system import NODES, app_ids, load_parameters, parameter_file, shared_remappings
 
 
 @dataclass(frozen=True)
@@ -47,9 +45,9 @@ ARGUMENTS = (
 )
 
 
-def system_launch_description(apps: int) -> LaunchDescription:
-    """The launch description of the one-app (``apps=1``) or two-app system."""
-    config = config_dir() / PARAMETER_FILES[apps]
+def system_launch_description(multi_app: bool) -> LaunchDescription:
+    """The launch description of the one-app system, or of the multi-app one (``apps`` argument, default 2)."""
+    config = parameter_file(multi_app)
     defaults = load_parameters(config)
     declared = [DeclareLaunchArgument(a.name, default_value=str(defaults[a.targets[0][0]][a.targets[0][1]]),
                                       description=a.description) for a in ARGUMENTS]
@@ -57,20 +55,35 @@ def system_launch_description(apps: int) -> LaunchDescription:
     for a in ARGUMENTS:
         for node, parameter in a.targets:
             overrides[node][parameter] = ParameterValue(LaunchConfiguration(a.name), value_type=a.value_type)
-    if apps == 1:
-        declared.append(DeclareLaunchArgument("input_topic", default_value="image",
-                                              description="image topic between camera and perception"))
-        remap = [("image", LaunchConfiguration("input_topic"))]
-        nodes = [Node(package="dynofa_ros", executable=e.executable, name=e.name, output="screen",
-                      parameters=[str(config), overrides[e.name]], remappings=remap if e.per_app else [])
-                 for e in NODES]
-        return LaunchDescription([*declared, *nodes])
+    if multi_app:
+        declared.append(DeclareLaunchArgument("apps", default_value="2", description="number of apps, each a "
+                                              "camera and a perception node in namespace app<N>"))
+        return LaunchDescription([*declared, OpaqueFunction(function=_app_nodes, args=[str(config), overrides])])
+    declared.append(DeclareLaunchArgument("input_topic", default_value="image",
+                                          description="image topic between camera and perception"))
+    remap = [("image", LaunchConfiguration("input_topic"))]
+    nodes = [Node(package="dynofa_ros", executable=e.executable, name=e.name, output="screen",
+                  parameters=[str(config), overrides[e.name]], remappings=remap if e.per_app else [])
+             for e in NODES]
+    return LaunchDescription([*declared, *nodes])
+
+
+def _app_nodes(context: LaunchContext, config: str, overrides: dict[str, dict[str, ParameterValue]]) -> list[Node]:
+    """The multi-app system's nodes for the ``apps`` argument: per-app nodes in namespaces app1..appN."""
+    text = context.launch_configurations["apps"]
+    if not text.isdigit():
+        raise ValueError(f"apps must be a whole number, got {text!r}")
+    apps = app_ids(int(text))
     nodes = []
     for e in NODES:
-        for i in range(1, apps + 1) if e.per_app else (0,):
-            extra = {"perception": {"app_id": f"app{i}"}, "camera": {"seed": i}}.get(e.name, {}) if i else {}
-            nodes.append(Node(package="dynofa_ros", executable=e.executable, name=e.name,
-                              namespace=f"app{i}" if i else "", output="screen",
-                              parameters=[str(config), {**overrides[e.name], **extra}],
-                              remappings=shared_remappings() if i else []))
-    return LaunchDescription([*declared, *nodes])
+        if not e.per_app:
+            extra = {"app_ids": apps} if e.name == "manager" else {}
+            nodes.append(Node(package="dynofa_ros", executable=e.executable, name=e.name, output="screen",
+                              parameters=[config, {**overrides[e.name], **extra}]))
+            continue
+        for i, app in enumerate(apps, start=1):
+            extra = {"app_id": app} if e.name == "perception" else {"seed": i}
+            nodes.append(Node(package="dynofa_ros", executable=e.executable, name=e.name, namespace=app,
+                              output="screen", parameters=[config, {**overrides[e.name], **extra}],
+                              remappings=shared_remappings()))
+    return nodes

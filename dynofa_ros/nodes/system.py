@@ -19,6 +19,21 @@ def config_dir() -> Path:
     return package_file("config")
 
 
+MAX_APPS = 8  # multi-app systems: apps app1..appN, N <= MAX_APPS
+
+
+def parameter_file(multi_app: bool) -> Path:
+    """``config/dynofa.yaml`` (one app) or ``config/multi_app.yaml`` (apps in namespaces app1..appN)."""
+    return config_dir() / ("multi_app.yaml" if multi_app else "dynofa.yaml")
+
+
+def app_ids(apps: int) -> list[str]:
+    """``app1``..``appN`` of a multi-app system; ValueError outside 1..MAX_APPS."""
+    if not 1 <= apps <= MAX_APPS:
+        raise ValueError(f"the number of apps must be in 1..{MAX_APPS}, got {apps}")
+    return [f"app{i}" for i in range(1, apps + 1)]
+
+
 # topics every app shares (absolute, so apps in namespaces meet one manager and one platform node)
 SHARED_TOPICS = ("performance_report", "subnet_command", "platform_state", "performance_target", "dvfs_command")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +49,24 @@ def test_bringup_runs_and_writes_a_report(tmp_path, tiny_library, image_folder, 
     with open(run_dir / "run.mcap", "rb") as f:
         topics = {c.topic for c in make_reader(f).get_summary().channels.values()}
     assert {"/classification", "/performance_report", "/platform_state", "/image/label"} <= topics
+
+
+def test_ctrl_c_ends_the_run_early_with_its_report(tmp_path, tiny_library, image_folder, ros_env):
+    env = {**os.environ, **ros_env, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "dynofa_ros.nodes.bringup", "--duration", "120", "--library", str(tiny_library),
+           "--source", "folder", "--path", str(image_folder), "--runs-dir", str(runs), "--apps", "2"]
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in proc.stdout:  # the first status line: the system runs
+            if line.startswith("t="):
+                break
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out
+    assert "interrupted: writing the report" in out and "Traceback" not in out, out
+    (run_dir,) = runs.iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert set(summary["apps"]) == {"app1", "app2"} and summary["duration_s"] < 60
