@@ -46,11 +46,12 @@ from dynofa_ros.msg import (  # noqa: E402
     ClassificationResult,
     DvfsCommand,
     PerformanceReport,
+    PerformanceTarget,
     PlatformState,
     SubnetCommand,
 )
 from dynofa_ros.nodes.image_conv import array_to_image  # noqa: E402
-from dynofa_ros.nodes.qos import image_qos, reliable  # noqa: E402
+from dynofa_ros.nodes.qos import image_qos, latched, reliable  # noqa: E402
 
 MSG_TYPES = dict(zip(TOPICS, (PerformanceReport, ClassificationResult, PlatformState, SubnetCommand, DvfsCommand)))
 
@@ -158,7 +159,7 @@ def _run_then_interrupt(cmd: list[str], env: dict[str, str], cwd: Path, listener
         assert proc.poll() is None, "".join(lines)
         checks()
         counts, ran_s = dict(listener.counts), time.monotonic() - end + 2 * RUN_S
-        nodes = psutil.Process(proc.pid).children(recursive=True)
+        nodes = psutil.Process(proc.pid).children(recursive=True) or [psutil.Process(proc.pid)]  # launched, or run
         t0 = time.monotonic()
         os.killpg(proc.pid, signal.SIGINT)
         node_exit_s = _exit_times(nodes, t0)
@@ -203,13 +204,20 @@ def test_ros2_launch_one_app(workspace, user_env, ros_context) -> None:
             assert listener.parameter("/manager", "initial_max_latency") == 1.0  # given as the int 1
             assert listener.parameter("/manager", "policy") == "subnet-only"
             assert "/cam/image" in listener.topics() and "/image" not in listener.topics()
+            # a target only the most accurate level meets: the manager commands it
+            targets = listener.node.create_publisher(PerformanceTarget, "/performance_target", latched())
+            targets.publish(PerformanceTarget(app_id="app0", max_latency=1.0, min_accuracy=0.87, priority=1.0))
+            end = time.monotonic() + 15.0
+            while not (listener.results and listener.results[-1].level == 4) and time.monotonic() < end:
+                time.sleep(0.2)
+            assert listener.results[-1].level == 4 and listener.counts["subnet_command"] > 0
 
         run = _run_then_interrupt(["ros2", "launch", "dynofa_ros", "dynofa.launch.py", "target_latency:=1",
                                    "policy:=subnet-only", "input_topic:=cam/image"], user_env, workspace, listener,
                                   checks)
     finally:
         listener.close()
-    assert all(run["counts"].get(t, 0) > 0 for t in TOPICS if t != "dvfs_command"), run["counts"]
+    assert all(run["counts"].get(t, 0) > 0 for t in TOPICS if t != "dvfs_command"), run["counts"]  # subnet-only
     _assert_clean(run, processes=4)
 
 

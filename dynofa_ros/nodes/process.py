@@ -15,18 +15,31 @@ import importlib
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any, NoReturn
 
 SPIN_PERIOD_S = 0.1  # the executor wakes at least this often, so a signal is acted on within it
+EXIT_DEADLINE_S = 1.5  # a node process ends this long after the first signal at the latest
 _signals = 0
+_deadline = False  # set by run(): a node process (not a test that calls spin_node) ends by the deadline
 
 
 def _on_signal(signum: int, frame: Any) -> None:
     global _signals
     _signals += 1
     if _signals == 1:
+        if _deadline:
+            threading.Timer(EXIT_DEADLINE_S, _exit, args=(0,)).start()
         raise KeyboardInterrupt
+
+
+def _exit(code: int) -> NoReturn:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def handle_signals() -> None:
@@ -41,8 +54,14 @@ def run(module: str) -> NoReturn:
     Once the node is down the process ends at once (``os._exit`` after flushing stdout and stderr, signals
     ignored): the interpreter's own teardown of torch and its objects takes about a second, during which
     Python restores the default signal handlers, so a second Ctrl-C or launch's SIGTERM would kill the
-    process with an error code.
+    process with an error code. And it ends EXIT_DEADLINE_S after the first signal at the latest: when every
+    process of a system stops at once, the DDS teardown (destroying the node's entities, then the
+    participant) now and then waits 2-3 s for peers that are going away too (seen with 10 processes on 2
+    cores); the node has stopped its work by then, and the peers that stay see the participant leave when its
+    lease ends.
     """
+    global _deadline
+    _deadline = True
     handle_signals()
     code = 0
     try:
@@ -53,11 +72,7 @@ def run(module: str) -> NoReturn:
         code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
         if isinstance(exc.code, str):
             print(exc.code, file=sys.stderr)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    _exit(code)
 
 
 def spin_node(factory: Callable[[], Any], args: list[str] | None = None) -> int:
