@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""The shipped library against its accuracy and latency targets (issue 8), re-measured on this machine.
+"""The shipped library against its accuracy and latency targets, re-measured on this machine.
 
 Every level's top-1 on the 10 000 CIFAR-10 test images, run the way the perception node runs it (the runtime's
 cache mode with the level's stored BN statistics and classifier head), beside the top-1 the library records;
 batch-1 CPU latency at 1 and 2 threads, all levels timed interleaved in one run; the GPU latency the library
-records (measured on the lent GPU by bench_gpu.py). Goals: largest level >= 92 %, smallest >= 85 %, at least
+records (measured on a GPU by bench_gpu.py). Goals: largest level >= 92 %, smallest >= 85 %, at least
 five levels with top-1 monotone in CPU latency across a >= 3x span, and the recorded top-1 reproduced within
 0.1 points.
 Writes library.json/library.md in docs/bench; exit code 1 when a goal is missed.

@@ -19,12 +19,9 @@ def share_dir() -> Path:
 
     FileNotFoundError saying where it looked when there is none.
     """
-    env = os.environ.get(SHARE_ENV)
-    if env:
-        path = Path(env).expanduser()
-        if not path.is_dir():
-            raise FileNotFoundError(f"${SHARE_ENV} points at {path}, which is not a folder")
-        return path
+    env = env_path(SHARE_ENV, folder=True)
+    if env is not None:
+        return env
     checkout = Path(__file__).resolve().parents[1]
     if (checkout / "package.xml").is_file():
         return checkout
@@ -40,6 +37,18 @@ def share_dir() -> Path:
     raise FileNotFoundError(
         f"cannot find the {PACKAGE} share directory: not a source checkout, not in the ament index "
         f"(source the install's setup.bash) and ${SHARE_ENV} is not set")
+
+
+def env_path(variable: str, folder: bool = False) -> Path | None:
+    """The path that ``$variable`` names (None when unset or empty); FileNotFoundError when it names no file
+    (``folder``: no folder)."""
+    value = os.environ.get(variable)
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not (path.is_dir() if folder else path.is_file()):
+        raise FileNotFoundError(f"${variable} points at {path}, which is not a {'folder' if folder else 'file'}")
+    return path
 
 
 def package_file(*parts: str) -> Path:

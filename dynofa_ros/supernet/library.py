@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import nn
 
-from dynofa_ros.package_files import package_file
+from dynofa_ros.package_files import env_path, package_file
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.bn import BnStats, save_bn_stats
 from dynofa_ros.supernet.heads import LevelHead, save_heads
@@ -366,10 +366,4 @@ def write_library(
 def default_library_path() -> Path:
     """The shipped library: ``$DYNOFA_LIBRARY``, else ``models/cifar10_mbv3/library.json`` of the package's
     share directory (:mod:`dynofa_ros.package_files`). FileNotFoundError naming the path it tried."""
-    env = os.environ.get(LIBRARY_ENV)
-    if env:
-        path = Path(env).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"${LIBRARY_ENV} points at {path}, which is not a file")
-        return path
-    return package_file(*DEFAULT_LIBRARY)
+    return env_path(LIBRARY_ENV) or package_file(*DEFAULT_LIBRARY)

@@ -16,7 +16,7 @@ from dynofa_ros.datasets import cifar10
 from dynofa_ros.datasets.cifar10 import default_cache_dir, load_cifar10, load_test_set, read_cifar10
 from dynofa_ros.datasets.images import load_image_folder
 
-from ..data_util import cifar_split_folder
+from ..data_util import cifar_jpeg_tarball, cifar_split_folder
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -24,12 +24,7 @@ CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 @pytest.fixture
 def tiny_tarball(cifar_tiny_dir: Path, tmp_path: Path) -> Path:
     """Our JPEG tarball layout: 20 train and 10 test images per class."""
-    path = tmp_path / "tiny.tar.gz"
-    with tarfile.open(path, "w:gz") as tar:
-        for class_dir in sorted(cifar_tiny_dir.iterdir()):
-            for i, jpg in enumerate(sorted(class_dir.iterdir())):
-                tar.add(jpg, arcname=f"cifar10/{'train' if i < 20 else 'test'}/{class_dir.name}/{jpg.name}")
-    return path
+    return cifar_jpeg_tarball(cifar_tiny_dir, tmp_path / "tiny.tar.gz")
 
 
 def python_archive(images: np.ndarray, labels: np.ndarray, path: Path) -> Path:

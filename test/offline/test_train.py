@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tarfile
 import time
 from pathlib import Path
 
@@ -31,6 +30,8 @@ from dynofa_ros.offline.train_state import STATE_FILES, Progress, load_train_sta
 from dynofa_ros.supernet.checkpoint import load_supernet, save_supernet
 from dynofa_ros.supernet.library import SubnetLibrary, sha256_file
 from dynofa_ros.supernet.spec import SupernetSpec, build_supernet
+
+from ..data_util import cifar_jpeg_tarball
 
 SHIPPED_LIBRARY = Path(__file__).parents[2] / "models" / "cifar10_mbv3" / "library.json"
 
@@ -269,11 +270,7 @@ def test_rejects_too_few_images(tiny_spec: SupernetSpec, tmp_path: Path) -> None
 
 
 def test_gpu_job_runs_end_to_end_on_cpu(cifar_tiny_dir: Path, tmp_path: Path) -> None:
-    tarball = tmp_path / "tiny.tar.gz"
-    with tarfile.open(tarball, "w:gz") as tar:
-        for class_dir in sorted(cifar_tiny_dir.iterdir()):
-            for i, jpg in enumerate(sorted(class_dir.iterdir())):
-                tar.add(jpg, arcname=f"cifar10/{'train' if i < 20 else 'test'}/{class_dir.name}/{jpg.name}")
+    tarball = cifar_jpeg_tarball(cifar_tiny_dir, tmp_path / "tiny.tar.gz")
     out = tmp_path / "out"
     common = ["--data", str(tarball), "--cache-dir", str(tmp_path / "cache"), "--device", "cpu", "--val-size", "50",
               "--max-train-images", "32", "--batch-size", "32", "--time-budget", "1", "--n-calib", "16",
