@@ -30,13 +30,12 @@ def _on_signal(signum: int, frame: Any) -> None:
     _signals += 1
     if _signals == 1:
         if _deadline:
-            threading.Timer(EXIT_DEADLINE_S, _exit, args=(0,)).start()
+            threading.Timer(EXIT_DEADLINE_S, _end, args=(0,)).start()
         raise KeyboardInterrupt
 
 
-def _exit(code: int) -> NoReturn:
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
+def _end(code: int) -> NoReturn:
+    """Flush stdout and stderr and end the process now (any thread)."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
@@ -72,7 +71,9 @@ def run(module: str) -> NoReturn:
         code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
         if isinstance(exc.code, str):
             print(exc.code, file=sys.stderr)
-    _exit(code)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    _end(code)
 
 
 def spin_node(factory: Callable[[], Any], args: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 
-from dynofa_ros.nodes.process import spin_node  # noqa: E402
+from dynofa_ros.nodes.process import EXIT_DEADLINE_S, spin_node  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,3 +105,27 @@ def test_a_node_stops_cleanly_while_it_starts(delay_s, sig, ros_env):
     assert code == 0, out
     assert seconds < 2.0, f"took {seconds:.1f} s to exit"
     assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
+
+
+def test_a_stalled_teardown_is_cut_short_at_the_deadline(ros_env, tmp_path):
+    """A node whose teardown hangs (as DDS teardown now and then does) still ends soon after the signal, exit 0."""
+    (tmp_path / "stalling_node.py").write_text(
+        "import sys, time\n"
+        "import rclpy.node\n"
+        "from dynofa_ros.nodes.process import spin_node\n"
+        "class Stalling(rclpy.node.Node):\n"
+        "    def __init__(self):\n"
+        "        super().__init__('stalling')\n"
+        "        print('up', flush=True)\n"
+        "    def destroy_node(self):\n"
+        "        time.sleep(30)\n"
+        "def main():\n"
+        "    sys.exit(spin_node(Stalling))\n")
+    env = {**os.environ, **ros_env, "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", "from dynofa_ros.nodes.process import run; run('stalling_node')"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _wait_for(proc, "up")
+    code, seconds, out = _stop(proc, signal.SIGINT)
+    assert code == 0 and "Traceback" not in out, out
+    assert EXIT_DEADLINE_S <= seconds < EXIT_DEADLINE_S + 1.0
