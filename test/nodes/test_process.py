@@ -116,7 +116,7 @@ def test_a_stalled_teardown_is_cut_short_at_the_deadline(ros_env, tmp_path):
         "class Stalling(rclpy.node.Node):\n"
         "    def __init__(self):\n"
         "        super().__init__('stalling')\n"
-        "        print('up', flush=True)\n"
+        "        self.create_timer(0.05, lambda: print('stalling node spinning', flush=True))\n"
         "    def destroy_node(self):\n"
         "        time.sleep(30)\n"
         "def main():\n"
@@ -125,7 +125,7 @@ def test_a_stalled_teardown_is_cut_short_at_the_deadline(ros_env, tmp_path):
            "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-c", "from dynofa_ros.nodes.process import run; run('stalling_node')"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    _wait_for(proc, "up")
+    _wait_for(proc, "stalling node spinning")
     code, seconds, out = _stop(proc, signal.SIGINT)
     assert code == 0 and "Traceback" not in out, out
     assert EXIT_DEADLINE_S <= seconds < EXIT_DEADLINE_S + 1.0
