@@ -61,10 +61,6 @@ class Cifar10Arrays:
     test_y: np.ndarray
     class_names: tuple[str, ...]
 
-    @property
-    def test(self) -> LabelledImages:
-        return LabelledImages(self.test_x, self.test_y, self.class_names)
-
 
 def default_cache_dir() -> Path:
     """``$DYNOFA_CACHE``, else ``$XDG_CACHE_HOME/dynofa_ros``, else ``~/.cache/dynofa_ros``."""
