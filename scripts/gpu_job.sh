@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The one-shot GPU job (dynofa_ros/offline/gpu_job.py), run from the repository root on the lent machine:
+# The one-shot GPU job (dynofa_ros/offline/gpu_job.py), run from the repository root on a CUDA machine:
 #   OUT=/some/dir scripts/gpu_job.sh [extra gpu_job options]
-# Reads .gpu/cifar10-jpeg.tar.gz (override with DYNOFA_TARBALL); results go to $OUT.
+# Reads .gpu/cifar10-jpeg.tar.gz (override with DYNOFA_TARBALL); results go to the folder OUT names.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${OUT:?set OUT to the output folder}"

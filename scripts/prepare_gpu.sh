@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fill .gpu/ (ignored by git) with what a lent GPU machine needs and cannot fetch: the CIFAR-10 tarball, the
+# Fill .gpu/ (ignored by git) with what a GPU machine needs and cannot fetch: the CIFAR-10 tarball, the
 # `ofa` wheel (the machine has torch but no package registry) and, optionally, a training state to continue.
 #   scripts/prepare_gpu.sh                      # tarball + wheel (and no stale state)
 #   scripts/prepare_gpu.sh --resume-from DIR    # + DIR's supernet.pt, momentum.pt, progress.json -> .gpu/resume/

@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--library", type=Path, help="our library.json for the GPU comparison "
                         "(default: the shipped one; skipped when there is none)")
     parser.add_argument("--compare-with", type=Path, nargs="*", default=[], metavar="PT",
-                        help="more baseline checkpoints (e.g. from an earlier session) to time in the comparison")
+                        help="more baseline checkpoints (e.g. from an earlier run) to time in the comparison")
     parser.add_argument("--compare-warmup", type=int, default=10)
     parser.add_argument("--compare-repeats", type=int, default=50)
     parser.add_argument("--compare-rounds", type=int, default=5)

@@ -1,7 +1,7 @@
-"""The state of a supernet training run, portable between machines and sessions.
+"""The state of a supernet training run, portable between machines and runs.
 
 One folder of three files, each under the device machine's 16 MiB transfer limit, so a run can stop on
-one lent GPU and go on, with the same learning-rate schedule and momentum, on the next:
+one GPU machine and go on, with the same learning-rate schedule and momentum, on the next:
 
 * ``supernet.pt``: the weights in the shipped checkpoint format (fp16, spec inside);
 * ``momentum.pt``: ``{parameter name: fp16 SGD momentum buffer}``;
