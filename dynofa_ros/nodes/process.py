@@ -1,12 +1,14 @@
 """A node's process: SIGINT/SIGTERM handled from its first line, the node built and spun, a quiet exit 0.
 
 ``ros2 launch`` stops its nodes with SIGINT (SIGTERM 5 s later), and a terminal's Ctrl-C reaches every
-process of the group too. The first SIGINT or SIGTERM raises KeyboardInterrupt in the main thread, wherever
-it is (importing torch, loading the model, spinning) and later ones are ignored. The node is then destroyed
-(worker threads joined, the board restored) before the ROS context shuts down, so nothing publishes on a
-dead context. rclpy's own handlers are not installed: they shut the context down at once, under threads
-that are still publishing. Only this module's standard-library imports run before the handlers are in
-place, so a script calls :func:`run` with the name of its node module.
+process of the group too. Only the first SIGINT or SIGTERM counts. While the node spins it ends the spin loop
+(within SPIN_PERIOD_S); the node is then destroyed (worker threads joined, the board restored) before the ROS
+context shuts down, so nothing publishes on a dead context. While a node process is still starting (importing
+torch, loading the model) there is nothing to tear down and it ends at once. Elsewhere (the in-process demo)
+the signal raises KeyboardInterrupt. The signal never raises inside rclpy's executor: pybind turns an
+exception raised there into a RuntimeError. rclpy's own handlers are not installed: they shut the context
+down at once, under threads that are still publishing. Only this module's standard-library imports run before
+the handlers are in place, so a script calls :func:`run` with the name of its node module.
 """
 
 from __future__ import annotations
@@ -23,15 +25,23 @@ SPIN_PERIOD_S = 0.1  # the executor wakes at least this often, so a signal is ac
 EXIT_DEADLINE_S = 1.5  # a node process ends this long after the first signal at the latest
 _signals = 0
 _deadline = False  # set by run(): a node process (not a test that calls spin_node) ends by the deadline
+_spinning = False  # set by spin_node while its spin loop runs
+_stop = threading.Event()  # the spin loop's end, set by the first signal
 
 
 def _on_signal(signum: int, frame: Any) -> None:
     global _signals
     _signals += 1
-    if _signals == 1:
-        if _deadline:
-            threading.Timer(EXIT_DEADLINE_S, _end, args=(0,)).start()
+    if _signals > 1:
+        return
+    if _spinning:
+        _stop.set()
+    elif _deadline:
+        _end(0)  # a node process still starting: nothing to tear down
+    else:
         raise KeyboardInterrupt
+    if _deadline:
+        threading.Timer(EXIT_DEADLINE_S, _end, args=(0,)).start()
 
 
 def _end(code: int) -> NoReturn:
@@ -42,7 +52,7 @@ def _end(code: int) -> NoReturn:
 
 
 def handle_signals() -> None:
-    """Route SIGINT and SIGTERM to one KeyboardInterrupt in the main thread (later signals are ignored)."""
+    """Handle SIGINT and SIGTERM as the module docstring says (the first one counts, later ones are ignored)."""
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
 
@@ -65,8 +75,6 @@ def run(module: str) -> NoReturn:
     code = 0
     try:
         importlib.import_module(module).main()
-    except KeyboardInterrupt:  # while importing
-        pass
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
         if isinstance(exc.code, str):
@@ -82,6 +90,7 @@ def spin_node(factory: Callable[[], Any], args: list[str] | None = None) -> int:
     A constructor that fails on bad configuration (ValueError / FileNotFoundError: missing library, corrupt
     checkpoint, bad parameter) gives one line on stderr and exit code 1 instead of a traceback.
     """
+    global _spinning
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
@@ -97,11 +106,13 @@ def spin_node(factory: Callable[[], Any], args: list[str] | None = None) -> int:
             return 1
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        while rclpy.ok():
+        _spinning = True
+        while rclpy.ok() and not _stop.is_set():
             executor.spin_once(timeout_sec=SPIN_PERIOD_S)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        _spinning = False
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
