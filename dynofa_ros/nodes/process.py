@@ -13,6 +13,7 @@ the handlers are in place, so a script calls :func:`run` with the name of its no
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import os
 import signal
@@ -27,6 +28,7 @@ _signals = 0
 _deadline = False  # set by run(): a node process (not a test that calls spin_node) ends by the deadline
 _spinning = False  # set by spin_node while its spin loop runs
 _stop = threading.Event()  # the spin loop's end, set by the first signal
+CLOCK_MONOTONIC, SIGEV_THREAD = 1, 2  # Linux
 
 
 def _on_signal(signum: int, frame: Any) -> None:
@@ -41,7 +43,45 @@ def _on_signal(signum: int, frame: Any) -> None:
     else:
         raise KeyboardInterrupt
     if _deadline:
-        threading.Timer(EXIT_DEADLINE_S, _end, args=(0,)).start()
+        _arm_exit_deadline(EXIT_DEADLINE_S)
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("sec", ctypes.c_long), ("nsec", ctypes.c_long)]
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = [("interval", _Timespec), ("value", _Timespec)]
+
+
+class _SigevThread(ctypes.Structure):
+    _fields_ = [("function", ctypes.c_void_p), ("attribute", ctypes.c_void_p)]
+
+
+class _Sigevent(ctypes.Structure):  # glibc's struct sigevent (64 bytes on 64-bit Linux)
+    _fields_ = [("value", ctypes.c_void_p), ("signo", ctypes.c_int), ("notify", ctypes.c_int),
+                ("thread", _SigevThread), ("pad", ctypes.c_int * 8)]
+
+
+def _arm_exit_deadline(seconds: float) -> None:
+    """Have the C library call ``_exit(0)`` in ``seconds`` from a thread of its own (POSIX timer, SIGEV_THREAD).
+
+    That thread needs no Python and no GIL, so it fires even while the main thread is stuck in C code that
+    holds the GIL, as the DDS teardown does; a Python timer thread would wait for the GIL. Where the C library
+    has no such timer, a Python timer thread stands in.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        event = _Sigevent(value=None, signo=0, notify=SIGEV_THREAD)
+        event.thread.function = ctypes.cast(libc._exit, ctypes.c_void_p).value  # called with sigev_value = 0
+        timer = ctypes.c_void_p()
+        due = _Itimerspec(value=_Timespec(int(seconds), int(seconds % 1 * 1e9)))
+        if libc.timer_create(CLOCK_MONOTONIC, ctypes.byref(event), ctypes.byref(timer)) == 0 and \
+                libc.timer_settime(timer, 0, ctypes.byref(due), None) == 0:
+            return
+    except (OSError, AttributeError):
+        pass
+    threading.Timer(seconds, _end, args=(0,)).start()
 
 
 def _end(code: int) -> NoReturn:
@@ -65,9 +105,9 @@ def run(module: str) -> NoReturn:
     Python restores the default signal handlers, so a second Ctrl-C or launch's SIGTERM would kill the
     process with an error code. And it ends EXIT_DEADLINE_S after the first signal at the latest: when every
     process of a system stops at once, the DDS teardown (destroying the node's entities, then the
-    participant) now and then waits 2-3 s for peers that are going away too (seen with 10 processes on 2
+    participant) now and then takes 2-3 s, holding the GIL, while peers go away too (seen with 10 processes on 2
     cores); the node has stopped its work by then, and the peers that stay see the participant leave when its
-    lease ends.
+    lease ends. The deadline is a C library timer (:func:`_arm_exit_deadline`), as no Python thread can run then.
     """
     global _deadline
     _deadline = True

@@ -108,9 +108,10 @@ def test_a_node_stops_cleanly_while_it_starts(delay_s, sig, ros_env):
 
 
 def test_a_stalled_teardown_is_cut_short_at_the_deadline(ros_env, tmp_path):
-    """A node whose teardown hangs (as DDS teardown now and then does) still ends soon after the signal, exit 0."""
+    """A node whose teardown hangs in C code that holds the GIL (as DDS teardown now and then does) still ends at the
+    deadline after the signal, exit 0."""
     (tmp_path / "stalling_node.py").write_text(
-        "import sys, time\n"
+        "import ctypes, sys\n"
         "import rclpy.node\n"
         "from dynofa_ros.nodes.process import spin_node\n"
         "class Stalling(rclpy.node.Node):\n"
@@ -118,7 +119,7 @@ def test_a_stalled_teardown_is_cut_short_at_the_deadline(ros_env, tmp_path):
         "        super().__init__('stalling')\n"
         "        self.create_timer(0.05, lambda: print('stalling node spinning', flush=True))\n"
         "    def destroy_node(self):\n"
-        "        time.sleep(30)\n"
+        "        ctypes.PyDLL(None).sleep(30)  # C code holding the GIL, as a stalled DDS teardown does\n"
         "def main():\n"
         "    sys.exit(spin_node(Stalling))\n")
     env = {**os.environ, **ros_env, "PYTHONUNBUFFERED": "1",
