@@ -1,4 +1,4 @@
-"""Dynamic-OFA vs a width-only dynamic network and static networks (thin wrapper over `dynofa compare`).
+"""Dynamic-OFA vs a width-only dynamic network and static networks (a wrapper over `experiments.compare`).
 
 Runs the comparison (top-1 on the test images, batch-1 latency at 1 and 2 CPU threads, plus GPU latency
 merged from the baseline GPU job's ``compare_gpu.json``) and writes a Markdown fragment (default
@@ -27,9 +27,12 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dynofa_ros.datasets.cifar10 import load_cifar10  # noqa: E402
-from dynofa_ros.offline import baseline_gpu_job  # noqa: E402
-from dynofa_ros.offline.compare import (  # noqa: E402
+from dynofa_ros.datasets.image_dataset import load_dataset  # noqa: E402
+from dynofa_ros.offline.options import add_source_arguments  # noqa: E402
+from dynofa_ros.supernet.library import default_library_path  # noqa: E402
+from dynofa_ros.supernet.synthetic import random_library  # noqa: E402
+from experiments import baseline_gpu_job  # noqa: E402
+from experiments.compare import (  # noqa: E402
     OURS,
     baseline_levels,
     library_levels,
@@ -38,11 +41,8 @@ from dynofa_ros.offline.compare import (  # noqa: E402
     plot,
     run_comparison,
 )
-from dynofa_ros.offline.data import add_source_arguments  # noqa: E402
-from dynofa_ros.offline.slimmable import BaselineConfig, SlimmableNet, save_baseline  # noqa: E402
-from dynofa_ros.offline.static_refs import static_configs  # noqa: E402
-from dynofa_ros.supernet.library import default_library_path  # noqa: E402
-from dynofa_ros.supernet.synthetic import random_library  # noqa: E402
+from experiments.slimmable import BaselineConfig, SlimmableNet, save_baseline  # noqa: E402
+from experiments.static_refs import static_configs  # noqa: E402
 
 
 def tiny_inputs(work: Path, data: Path | None, cache_dir: Path | None) -> tuple[Path, list[Path]]:
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("give --baselines (checkpoints of the baseline GPU job) or --tiny")
         library, baselines = args.library or default_library_path(), args.baselines
         test_images, warmup, repeats, rounds = args.max_test_images, 20, args.repeats, 5
-    data = load_cifar10(args.data, args.cache_dir)
+    data = load_dataset(args.data, args.cache_dir)
     result = run_comparison(library, baselines, ["cpu-1t", "cpu-2t"], data, max_test_images=test_images,
                             warmup=warmup, repeats=repeats, rounds=rounds, merge=args.merge)
     (args.work / "compare.json").write_text(json.dumps(result, indent=1))

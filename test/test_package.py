@@ -72,3 +72,15 @@ def test_ruff_clean():
         pytest.skip("ruff not installed")
     result = subprocess.run([ruff, "check", "--quiet", str(ROOT)], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_experiments_stay_outside_the_runtime_package():
+    """``experiments/`` is neither imported by ``dynofa_ros`` nor installed by setup.py or CMake."""
+    assert "experiments" not in _imported_top_modules()
+    setuptools = pytest.importorskip("setuptools")
+    call = next(node for node in ast.walk(ast.parse((ROOT / "setup.py").read_text()))
+                if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "find_packages")
+    include = next(ast.literal_eval(kw.value) for kw in call.keywords if kw.arg == "include")
+    packages = setuptools.find_packages(str(ROOT), include=include)
+    assert "dynofa_ros" in packages and not any(p.split(".")[0] == "experiments" for p in packages)
+    assert "experiments" not in (ROOT / "CMakeLists.txt").read_text()

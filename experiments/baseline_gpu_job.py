@@ -10,7 +10,7 @@ as much training as one dynamic network; ``--no-split-budget`` gives each the wh
 Writes to ``--out``: ``<name>.pt`` per trained network (fp16), ``train_log_<name>.jsonl``, ``job.log``,
 ``results.json`` (rewritten after every step) and, when our library is present, ``compare_gpu.json`` /
 ``compare_gpu.md`` (GPU latency + test top-1 of every level; merge it into the CPU comparison with
-``dynofa compare --merge``). Every step is guarded like the supernet's GPU job.
+``python -m experiments.compare --merge``). Every step is guarded like the supernet's GPU job.
 """
 
 from __future__ import annotations
@@ -25,9 +25,12 @@ import numpy as np
 import torch
 
 from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB
-from dynofa_ros.offline.compare import GPU_PROFILE, markdown, run_comparison
-from dynofa_ros.offline.gpu_job import JobLog, Results, environment, load_job_data
-from dynofa_ros.offline.slimmable import (
+from dynofa_ros.offline.options import val_size
+from dynofa_ros.offline.train import add_training_arguments, config_from_args, resolve_device
+from dynofa_ros.supernet.library import default_library_path
+from experiments.compare import GPU_PROFILE, markdown, run_comparison
+from experiments.gpu_job import JobLog, Results, environment, load_job_data
+from experiments.slimmable import (
     LAYOUTS,
     US_NETS_MIN_WIDTH,
     BaselineConfig,
@@ -36,9 +39,7 @@ from dynofa_ros.offline.slimmable import (
     save_baseline,
     train_elastic,
 )
-from dynofa_ros.offline.static_refs import STATIC_REFS, static_configs
-from dynofa_ros.offline.train import add_training_arguments, config_from_args, resolve_device
-from dynofa_ros.supernet.library import default_library_path
+from experiments.static_refs import STATIC_REFS, static_configs
 
 
 def planned_networks(args: argparse.Namespace) -> dict[str, tuple[BaselineConfig, float]]:
@@ -55,7 +56,8 @@ def planned_networks(args: argparse.Namespace) -> dict[str, tuple[BaselineConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m experiments.baseline_gpu_job",
+                                     description=__doc__.splitlines()[0])
     add_training_arguments(parser)
     parser.set_defaults(time_budget=420.0, epochs=300, eval_every=10)
     parser.add_argument("--approach", choices=("width-only", "static"), required=True)
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         library = args.library or default_library_path()
         baselines = checkpoints + list(args.compare_with)
         result = run_comparison(library, baselines, [GPU_PROFILE] if device.type == "cuda" else ["cpu-1t"], cifar,
-                                args.val_size, config.seed, LIBRARY_N_CALIB, args.eval_limit, None,
+                                val_size(args, len(cifar.train_y)), config.seed, LIBRARY_N_CALIB, args.eval_limit, None,
                                 args.compare_warmup, args.compare_repeats, args.compare_rounds, device)
         (args.out / "compare_gpu.json").write_text(json.dumps(result, indent=1))
         table = markdown(result)

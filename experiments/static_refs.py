@@ -1,8 +1,8 @@
 """Static references: torchvision MobileNetV3 small/large at fixed width multipliers (no pretrained weights).
 
-Each is a :class:`~dynofa_ros.offline.slimmable.BaselineConfig` with ``width_min == width_max``, so it is
+Each is a :class:`~experiments.slimmable.BaselineConfig` with ``width_min == width_max``, so it is
 built (``torchvision.models.mobilenet_v3_*(weights=None, width_mult=w)``), trained
-(:func:`~dynofa_ros.offline.slimmable.train_elastic`: plain cross-entropy, same recipe and data), saved
+(:func:`~experiments.slimmable.train_elastic`: plain cross-entropy, same recipe and data), saved
 and measured exactly like the width-only network, at one input resolution (default 64 px, the largest
 resolution of our supernet's levels).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dynofa_ros.offline.slimmable import BaselineConfig
+from experiments.slimmable import BaselineConfig
 
 STATIC_REFS: dict[str, tuple[str, float]] = {
     "mbv3-large-1.0": ("mobilenet_v3_large", 1.0),

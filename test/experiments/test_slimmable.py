@@ -13,7 +13,8 @@ from torch import nn
 from torchvision.models._utils import _make_divisible
 
 from dynofa_ros.offline.data import to_input
-from dynofa_ros.offline.slimmable import (
+from dynofa_ros.offline.train import TrainConfig
+from experiments.slimmable import (
     BaselineConfig,
     SlimmableNet,
     accuracy,
@@ -24,8 +25,7 @@ from dynofa_ros.offline.slimmable import (
     save_baseline,
     train_elastic,
 )
-from dynofa_ros.offline.static_refs import static_config
-from dynofa_ros.offline.train import TrainConfig
+from experiments.static_refs import static_config
 
 SMALL = BaselineConfig("mobilenet_v3_small", 0.35, 1.0, (32,))
 

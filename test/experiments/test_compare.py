@@ -9,33 +9,35 @@ from pathlib import Path
 import pytest
 import torch
 
-from dynofa_ros.datasets.cifar10 import load_cifar10
+from dynofa_ros.datasets.image_dataset import load_dataset
 from dynofa_ros.datasets.images import load_image_folder
-from dynofa_ros.offline import baseline_gpu_job
 from dynofa_ros.offline.bn_tuning import BnTuneConfig
 from dynofa_ros.offline.calibrate import calibrate_bn
-from dynofa_ros.offline.cli import main as dynofa
-from dynofa_ros.offline.compare import (
+from dynofa_ros.offline.evaluate import accuracy, subnet_cost
+from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.heads import final_linear
+from dynofa_ros.supernet.library import Level
+from dynofa_ros.supernet.library_write import write_library
+from experiments import baseline_gpu_job
+from experiments.compare import (
     COMPARE_FORMAT,
     Point,
     accuracy_at,
     baseline_levels,
     compare_fronts,
+    front_points,
     latency_at,
     merge_latency,
-    pareto_front,
 )
-from dynofa_ros.offline.evaluate import accuracy, subnet_cost
-from dynofa_ros.supernet.arch import SubnetArch
-from dynofa_ros.supernet.heads import final_linear
-from dynofa_ros.supernet.library import Level, write_library
+from experiments.compare import main as compare
 
 from ..data_util import cifar_split_folder
 
 
-def test_pareto_front_drops_dominated_points() -> None:
+def test_front_points_drop_dominated_points() -> None:
     points = [(3.0, 0.9), (1.0, 0.7), (2.0, 0.65), (2.5, 0.9), (1.0, 0.6), (4.0, 0.95)]
-    assert pareto_front(points) == [(1.0, 0.7), (2.5, 0.9), (4.0, 0.95)]
+    assert front_points(points) == [(1.0, 0.7), (2.5, 0.9), (4.0, 0.95)]
+    assert front_points([]) == []
 
 
 def test_interpolation_on_the_front_and_outside_it() -> None:
@@ -87,7 +89,7 @@ def test_merge_latency_matches_same_networks_only() -> None:
     assert points[0].latency["gpu"]["merged_from"] == "gpu.json"
     assert points[0].latency["cpu-1t"] == {"p50_s": 1.0}  # measured here: kept
     assert "gpu" not in points[1].latency  # other weights under the same name: not merged
-    with pytest.raises(ValueError, match="not a `dynofa compare` result"):
+    with pytest.raises(ValueError, match="not a comparison result"):
         merge_latency(points, {"format": "x"}, "x.json")
     with pytest.raises(ValueError, match="none of these networks"):
         merge_latency(points[1:], other | {"points": other["points"][:1]}, "gpu.json")
@@ -128,11 +130,11 @@ def test_gpu_job_and_compare_end_to_end_tiny(tiny_inputs: dict[str, Path]) -> No
     assert {p["approach"] for p in job_compare["points"]} == {"dynamic-ofa", "width-only", "static"}
 
     out = root / "compare"
-    rc = dynofa(["compare", "--library", str(tiny_inputs["library"]), "--baselines", str(us), str(static),
-                 "--widths", "0.35", "1.0", "--profiles", "cpu-2t",
-                 "--merge", str(root / "static" / "compare_gpu.json"),
-                 "--data", str(tiny_inputs["data"]), "--val-size", "50", "--n-calib", "16",
-                 "--max-test-images", "60", "--warmup", "1", "--repeats", "2", "--rounds", "1", "--out", str(out)])
+    rc = compare(["--library", str(tiny_inputs["library"]), "--baselines", str(us), str(static),
+                  "--widths", "0.35", "1.0", "--profiles", "cpu-2t",
+                  "--merge", str(root / "static" / "compare_gpu.json"),
+                  "--data", str(tiny_inputs["data"]), "--val-size", "50", "--n-calib", "16",
+                  "--max-test-images", "60", "--warmup", "1", "--repeats", "2", "--rounds", "1", "--out", str(out)])
     assert rc == 0
     result = json.loads((out / "compare.json").read_text())
     assert [p["approach"] for p in result["points"]] == ["dynamic-ofa"] * 2 + ["width-only"] * 2 + ["static"]
@@ -145,11 +147,11 @@ def test_gpu_job_and_compare_end_to_end_tiny(tiny_inputs: dict[str, Path]) -> No
         (p, o) for p in ("cpu-1t", "cpu-2t") for o in ("width-only", "static")}
     assert "| width-only | us-mbv3-small-w0.35-r32 | 32 |" in (out / "compare.md").read_text()
     assert (out / "compare.png").stat().st_size > 1000
-    assert dynofa(["compare", "--library", str(tiny_inputs["library"]), "--baselines", str(root / "nope.pt"),
-                   "--data", str(tiny_inputs["data"]), "--out", str(out)]) == 2
+    assert compare(["--library", str(tiny_inputs["library"]), "--baselines", str(root / "nope.pt"),
+                    "--data", str(tiny_inputs["data"]), "--out", str(out)]) == 2
     # this library shares one classifier, so the baselines kept theirs; against per-level heads they get their own
     assert result["heads"] is False and "fitted like the library's" not in (out / "compare.md").read_text()
-    data = load_cifar10(tiny_inputs["data"])
+    data = load_dataset(tiny_inputs["data"])
     calib_x, calib_y = data.train_x[:40], data.train_y[:40]
     shared, fitted = (baseline_levels(us, calib_x, 16, [1.0], y)[0] for y in (None, calib_y))
     assert final_linear(shared.net).weight.shape == final_linear(fitted.net).weight.shape

@@ -1,4 +1,4 @@
-"""``dynofa compare``: Dynamic-OFA's library against a width-only dynamic network and static networks.
+"""``python -m experiments.compare``: Dynamic-OFA's library against a width-only dynamic network and static networks.
 
 Every level of every approach is turned into a static eval-mode network (ours: the library's extracted
 subnets with their stored BN statistics and heads; baselines: the width-``w`` network with BN recalibrated on
@@ -17,6 +17,7 @@ import argparse
 import datetime as dt
 import json
 import statistics
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,19 +29,20 @@ from ofa.utils import count_net_flops, count_parameters
 from torch import nn
 from tqdm import tqdm
 
-from dynofa_ros.datasets.cifar10 import load_cifar10
+from dynofa_ros.datasets.image_dataset import load_dataset
 from dynofa_ros.offline.bn_tuning import BnTuneConfig, fit_tuned_head, running_stats
 from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB
 from dynofa_ros.offline.data import stratified_split, subset
+from dynofa_ros.offline.options import add_data_arguments, val_size
 from dynofa_ros.offline.profile import CPU_PROFILES, cpu_threads
-from dynofa_ros.offline.search import add_data_arguments
-from dynofa_ros.offline.slimmable import accuracy, calibrate_level, level_grid, load_baseline
+from dynofa_ros.offline.search import pareto_front
 from dynofa_ros.offline.timing import Timing, cuda_sync, processor_name, time_interleaved
 from dynofa_ros.supernet.bn import load_bn_stats
 from dynofa_ros.supernet.checkpoint import load_supernet
 from dynofa_ros.supernet.heads import apply_head
 from dynofa_ros.supernet.library import SubnetLibrary, default_library_path, sha256_file
 from dynofa_ros.supernet.runtime import extract_subnet, library_heads
+from experiments.slimmable import accuracy, calibrate_level, level_grid, load_baseline
 
 COMPARE_FORMAT = "dynofa-compare/1"
 GPU_PROFILE = "gpu"
@@ -52,13 +54,11 @@ LABELS = {OURS: "Dynamic-OFA (ours)", "width-only": "width-only (US-Nets MobileN
 # ------------------------------------------------------------------------------------ front arithmetic
 
 
-def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-    """The non-dominated (latency, accuracy) points, by increasing latency and strictly increasing accuracy."""
-    front: list[tuple[float, float]] = []
-    for lat, acc in sorted(points, key=lambda p: (p[0], -p[1])):
-        if not front or acc > front[-1][1]:
-            front.append((float(lat), float(acc)))
-    return front
+def front_points(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The non-dominated (latency, accuracy) points (:func:`~dynofa_ros.offline.search.pareto_front`), by
+    increasing latency and strictly increasing accuracy."""
+    keep = pareto_front([lat for lat, _ in points], [acc for _, acc in points])
+    return [(float(points[i][0]), float(points[i][1])) for i in keep]
 
 
 def interpolate(xs: Sequence[float], ys: Sequence[float], x: float) -> float | None:
@@ -251,7 +251,7 @@ def merge_latency(points: Sequence[Point], other: dict[str, Any], origin: str) -
     (same approach, level name and checkpoint hash, so the same network); returns the profiles added.
     ValueError when the file is not a comparison or shares no point with this one."""
     if other.get("format") != COMPARE_FORMAT:
-        raise ValueError(f"{origin} is not a `dynofa compare` result (format {COMPARE_FORMAT!r})")
+        raise ValueError(f"{origin} is not a comparison result (format {COMPARE_FORMAT!r})")
     theirs = {(p["approach"], p["name"], p["source"]): p["latency"] for p in other["points"]}
     matched = [p for p in points if (p.approach, p.name, p.source) in theirs]
     if not matched:
@@ -273,7 +273,7 @@ def fronts_by_profile(points: Sequence[Point]) -> dict[str, dict[str, list[tuple
             pts = [(pt.latency[profile]["p50_s"], pt.top1) for pt in points
                    if pt.approach == approach and profile in pt.latency]
             if pts:
-                out.setdefault(profile, {})[approach] = pareto_front(pts)
+                out.setdefault(profile, {})[approach] = front_points(pts)
     return out
 
 
@@ -359,7 +359,7 @@ def run_comparison(library: Path | str, baselines: Sequence[Path | str], profile
                    merge: Sequence[Path] = ()) -> dict[str, Any]:
     """Build, evaluate and time every level of every approach; return the ``compare.json`` record.
 
-    ``data`` is a :class:`~dynofa_ros.datasets.cifar10.Cifar10Arrays`; calibration images come from the same
+    ``data`` is a :class:`~dynofa_ros.datasets.image_dataset.ImageDataset`; calibration images come from the same
     training split as the library's (``val_size``, ``split_seed``).
     """
     if not baselines:
@@ -396,7 +396,7 @@ def run_comparison(library: Path | str, baselines: Sequence[Path | str], profile
     }
 
 
-# ----------------------------------------------------------------------------------------- sub-command
+# ------------------------------------------------------------------------------------------ command line
 
 
 def default_profiles() -> list[str]:
@@ -405,7 +405,7 @@ def default_profiles() -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``dynofa compare``."""
+    """Options of ``python -m experiments.compare``."""
     parser.add_argument("--library", type=Path, help="our library.json (default: the shipped one, "
                         "$DYNOFA_LIBRARY or models/cifar10_mbv3/library.json)")
     parser.add_argument("--baselines", type=Path, nargs="+", required=True, metavar="PT",
@@ -432,8 +432,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the comparison and write its JSON, Markdown table and plot."""
     library = args.library or default_library_path()
-    data = load_cifar10(args.data, args.cache_dir)
-    result = run_comparison(library, args.baselines, args.profiles, data, args.val_size, args.split_seed,
+    data = load_dataset(args.data, args.cache_dir)
+    result = run_comparison(library, args.baselines, args.profiles, data, val_size(args, len(data.train_y)),
+                            args.split_seed,
                             args.n_calib, args.max_test_images, args.widths, args.warmup, args.repeats, args.rounds,
                             args.device, args.merge)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -444,3 +445,24 @@ def run(args: argparse.Namespace) -> int:
     print(table)
     print(f"wrote {args.out}/compare.json, compare.md, compare.png")
     return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m experiments.compare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the comparison; problems with the inputs exit 2 with one clear line."""
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"experiments.compare: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

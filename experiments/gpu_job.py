@@ -34,12 +34,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from dynofa_ros.datasets.cifar10 import Cifar10Arrays, load_cifar10
+from dynofa_ros.datasets.image_dataset import ImageDataset, load_dataset
 from dynofa_ros.offline.bn_tuning import BnTuneConfig
 from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB
 from dynofa_ros.offline.data import stratified_split, subset
 from dynofa_ros.offline.evaluate import evaluate_arch, subnet_cost
 from dynofa_ros.offline.library_build import LATENCY_NOISE, build_candidate, write_levels
+from dynofa_ros.offline.options import val_size
 from dynofa_ros.offline.profile import CPU_PROFILES
 from dynofa_ros.offline.timing import Timing, cuda_sync, time_calls
 from dynofa_ros.offline.train import (
@@ -113,11 +114,11 @@ class Results:
 
 
 def load_job_data(args: argparse.Namespace, seed: int, data: dict[str, np.ndarray], res: Results, log: JobLog,
-                  test: bool = True) -> Cifar10Arrays:
+                  test: bool = True) -> ImageDataset:
     """A job's ``data`` step: fill ``data`` with the train/val (and test) arrays, subsets as ``--max-train-images``
     and ``--eval-limit`` ask, and record their sizes; returns the whole data set."""
-    cifar = load_cifar10(args.data, args.cache_dir, progress=False)
-    split = stratified_split(cifar.train_y, args.val_size, seed)
+    cifar = load_dataset(args.data, args.cache_dir, progress=False)
+    split = stratified_split(cifar.train_y, val_size(args, len(cifar.train_y)), seed)
     train_idx = subset(split.train, args.max_train_images, seed)
     val_idx = subset(split.val, args.eval_limit, seed)
     data.update(train_x=cifar.train_x[train_idx], train_y=cifar.train_y[train_idx],
@@ -165,7 +166,8 @@ def candidate_archs(spec: SupernetSpec, n: int, seed: int) -> list[SubnetArch]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m experiments.gpu_job",
+                                     description=__doc__.splitlines()[0])
     add_training_arguments(parser)
     parser.set_defaults(time_budget=390.0, epochs=300, eval_every=10)
     parser.add_argument("--out", type=Path, required=True, help="output folder ($OUT)")
@@ -322,8 +324,8 @@ def rebuild_levels(source_path: Path, data: dict[str, np.ndarray], device: torch
         top1 = built[-1].level.top1
         record.append({"source_level": lv.name, "arch": lv.arch.to_dict(), "test_top1": top1, "source_top1": lv.top1})
         log(f"{lv.name}: test top-1 {top1:.4f} (the source library's {lv.top1:.4f})")
-    lib, dropped = write_levels(out / "library", source.name, out / WEIGHTS, built, primary, n_calib, len(calib),
-                                tune, True, len(test_y))
+    lib, dropped = write_levels(out / "library", source.name, out / WEIGHTS, source.spec, built, primary, n_calib,
+                                len(calib), tune, True, len(test_y))
     log(f"wrote {out / 'library'}: {len(lib.levels)} levels ({dropped} dropped: not more accurate than one over "
         f"{LATENCY_NOISE:.0%} faster)")
     return {"dir": "library", "source": str(source_path), "levels": record, "kept": len(lib.levels),

@@ -9,7 +9,7 @@ tensors. Width is continuous in ``[width_min, width_max]`` (the widths a layer c
 ``_make_divisible`` yields); with several ``resolutions`` the network is also trained at several input
 sizes (MutualNet style).
 
-Training (:func:`train_elastic`) runs the supernet's training loop (``offline/train.py``'s
+Training (:func:`train_elastic`) runs the supernet's training loop (``dynofa_ros/offline/train.py``'s
 :func:`~dynofa_ros.offline.train.sandwich_epochs`) with widths in place of sub-networks: sandwich
 rule (largest on labels with label smoothing; smallest and ``num_random`` random widths on the
 largest's soft targets, in-place distillation), SGD nesterov, warm-up + cosine to the end of the
