@@ -39,8 +39,10 @@ BENCHMARKS: dict[str, tuple[list[str], str, str]] = {
     "library": (["bench_library.py"], "library.md", "shipped library vs the accuracy targets: per-level test "
                 "top-1, CPU latency (1 and 2 threads), GPU latency"),
     "gpu": (["bench_gpu.py"], "gpu.md", "per-level batch-1 GPU latency and switch time on CUDA (skips without a GPU)"),
+    "footprint": (["bench_node_footprint.py", "--out", "docs/bench/node_footprint.md"], "node_footprint.md",
+                  "node start-up: import time and peak RSS per node process; manager and platform load no torch"),
 }
-DEFAULT = ("switch", "node", "manager")
+DEFAULT = ("switch", "node", "manager", "footprint")
 
 
 def assemble() -> Path:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+if TYPE_CHECKING:  # only apply() takes a module: the record itself loads without torch
+    from torch import nn
 
 from dynofa_ros.supernet.spec import SupernetSpec
 

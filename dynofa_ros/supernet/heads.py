@@ -2,7 +2,7 @@
 
 Every level shares the supernet's convolutions; its BN statistics and, optionally, its last linear layer
 (1280 x classes weights and a bias, 0.2 % of the supernet) are its own. ``offline/heads.py`` fits them (``dynofa
-calibrate``, ``build-library``, ``evaluate --fit-heads``, and ``compare`` for the baselines).
+calibrate``, ``build-library``, ``evaluate --fit-heads``, and ``experiments.compare`` for the baselines).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ import torch
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.bn import collect_bn_stats
 from dynofa_ros.supernet.heads import LevelHead, final_linear
-from dynofa_ros.supernet.library import Level, SubnetLibrary, default_library_path, write_library
+from dynofa_ros.supernet.library import Level, SubnetLibrary, default_library_path
+from dynofa_ros.supernet.library_write import write_library
 from dynofa_ros.supernet.runtime import extract_subnet
 from dynofa_ros.supernet.spec import SupernetSpec, build_supernet
 
