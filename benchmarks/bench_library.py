@@ -24,7 +24,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dynofa_ros.datasets.cifar10 import load_test_set  # noqa: E402
+from dynofa_ros.datasets.cifar10 import shipped_test_set  # noqa: E402
+from dynofa_ros.datasets.image_dataset import load_split  # noqa: E402
 from dynofa_ros.offline.data import subset  # noqa: E402
 from dynofa_ros.offline.evaluate import accuracy  # noqa: E402
 from dynofa_ros.offline.library_build import cpu_latency, is_monotone  # noqa: E402
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     path = args.library or default_library_path()
     library = SubnetLibrary.load(path)
-    test = load_test_set()
+    test = load_split(shipped_test_set())
     pick = subset(np.arange(len(test.y)), args.max_images)
     n, full = len(pick), len(pick) == len(test.y)
     images, labels = torch.from_numpy(test.x[pick]), torch.from_numpy(test.y[pick])

@@ -39,8 +39,8 @@ class CameraNode(ManagedNode):
     def __init__(self, node_name: str = "camera", **node_kwargs: Any) -> None:
         super().__init__(node_name, **node_kwargs)
         self.kind = P.declare(self, "source", "cifar10", "frame source", read_only=True, choices=SOURCE_KINDS)
-        self.path = P.declare(self, "path", "", "cifar10: CIFAR-10 data ('' = the shipped test images); folder: "
-                              "an image folder; video: a video file", read_only=True)
+        self.path = P.declare(self, "path", "", "cifar10: a dataset whose test split is played ('' = the shipped "
+                              "CIFAR-10 test images); folder: an image folder; video: a video file", read_only=True)
         self.index = P.declare(self, "camera_index", 0, "OpenCV camera index (source camera)", read_only=True,
                                int_range=(0, 64))
         self.rate_hz = P.declare(self, "rate_hz", 30.0, "publish rate [Hz]; settable live",

@@ -39,8 +39,8 @@ ARGUMENTS = (
     Argument("target_latency", (("manager", "initial_max_latency"),), float,
              "latency target [s] of every app until a PerformanceTarget arrives (0 = none)"),
     Argument("source", (("camera", "source"),), str, "camera source: cifar10, folder, video or camera"),
-    Argument("source_path", (("camera", "path"),), str, "cifar10: CIFAR-10 data ('' = the shipped test images); "
-             "folder: an image folder; video: a video file"),
+    Argument("source_path", (("camera", "path"),), str, "cifar10: a dataset whose test split is played (any "
+             "form dynofa reads; '' = the shipped CIFAR-10 test images); folder: an image folder; video: a video file"),
     Argument("camera_rate", (("camera", "rate_hz"),), float, "camera frame rate [Hz]"),
 )
 

@@ -13,10 +13,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dynofa_ros.datasets.cifar10 import LabelledImages, load_test_set
+from dynofa_ros.datasets.cifar10 import shipped_test_set
+from dynofa_ros.datasets.image_dataset import LabelledImages, load_split
 from dynofa_ros.datasets.images import decode_image, list_image_folder
 
 SOURCE_KINDS = ("cifar10", "folder", "video", "camera")
+DATASET_FRAME_SIZE = 224  # a dataset whose images differ in size is played at this square size
 MAX_VIDEO_ERRORS = 30  # consecutive failed reads that end a video/camera source
 OnError = Callable[[str], None]
 
@@ -90,11 +92,12 @@ def open_source(kind: str, path: str = "", camera_index: int = 0, loop: bool = T
                 seed: int = 0, on_error: OnError | None = None) -> Iterator[tuple[np.ndarray, int]]:
     """An iterator of ``(rgb, label)`` frames; FileNotFoundError/ValueError for a bad source, raised here.
 
-    ``path``: the image folder or video file; for ``cifar10`` the CIFAR-10 data in any form that
-    :mod:`dynofa_ros.datasets.cifar10` reads ('' = the shipped test images). With ``on_error``, unreadable frames
+    ``path``: the image folder or video file; for ``cifar10`` a dataset in any form that
+    :mod:`dynofa_ros.datasets.image_dataset` reads, whose test split is played ('' = the shipped CIFAR-10 test
+    images). With ``on_error``, unreadable frames
     are reported to it and skipped (else they raise)."""
     if kind == "cifar10":
-        return _cifar10_frames(load_test_set(path or None), seed, loop)
+        return _cifar10_frames(load_split(path or shipped_test_set(), fallback_size=DATASET_FRAME_SIZE), seed, loop)
     if kind == "folder":
         return _folder_frames(Path(path), list_image_folder(path)[1], loop, on_error)
     if kind == "video":

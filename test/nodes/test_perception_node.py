@@ -265,7 +265,7 @@ def test_camera_lifecycle_and_a_missing_dataset(ros_context, tmp_path):
 
     from dynofa_ros.nodes.camera_node import CameraNode
 
-    with pytest.raises(ValueError, match="CIFAR-10 data not found"):
+    with pytest.raises(ValueError, match="dataset not found"):
         CameraNode(context=ros_context, parameter_overrides=[Parameter("path", value=str(tmp_path / "nope.tgz"))])
     camera = CameraNode(context=ros_context, parameter_overrides=[
         Parameter("rate_hz", value=50.0), Parameter("autostart", value=False)])

@@ -32,7 +32,7 @@ def test_bad_sources_raise_clear_errors(tmp_path):
         open_source("folder", str(tmp_path / "missing"))
     with pytest.raises(FileNotFoundError, match="no images"):
         open_source("folder", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="CIFAR-10 data not found"):
+    with pytest.raises(FileNotFoundError, match="dataset not found"):
         open_source("cifar10", str(tmp_path / "cifar-10-python.tar.gz"))
     (tmp_path / "broken.tar.gz").write_bytes(b"not an archive")
     with pytest.raises(ValueError, match="corrupt or unreadable"):
