@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 from tqdm import tqdm
 
-from dynofa_ros.offline.data import DeviceAugmenter, to_input
+from dynofa_ros.offline.data import BATCH_RESOLUTION, DeviceAugmenter, scaled_batch, to_input
 from dynofa_ros.offline.heads import fit_head
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.bn import BnStats, apply_bn_stats
@@ -55,10 +55,10 @@ class BnTuneConfig:
         if not (self.epochs > 0 and self.lr > 0 and self.batch_size > 0) or not math.isfinite(self.epochs * self.lr):
             raise ValueError(f"BN tuning needs positive epochs, lr and batch size, got {self}")
 
-    def note(self, n_images: int) -> str:
+    def note(self, n_images: int, dataset: str = "cifar10") -> str:
         """The library's record of this tuning (:meth:`from_note` reads it back)."""
         return (f"each level's BN scale and shift trained with its classifier ({self.epochs:g} epochs of {n_images} "
-                f"cifar10-train images, crop + flip, Adam lr {self.lr:g} cosine, batch {self.batch_size}, seed "
+                f"{dataset}-train images, crop + flip, Adam lr {self.lr:g} cosine, batch {self.batch_size}, seed "
                 f"{self.seed}) and folded into its statistics")
 
     @classmethod
@@ -71,7 +71,7 @@ class BnTuneConfig:
         return cls(float(epochs), float(lr), int(batch), int(seed))
 
 
-_NOTE = re.compile(r"\(([-+.\de]+) epochs of \d+ cifar10-train images, crop \+ flip, Adam lr ([-+.\de]+) cosine, "
+_NOTE = re.compile(r"\(([-+.\de]+) epochs of \d+ \S+-train images, crop \+ flip, Adam lr ([-+.\de]+) cosine, "
                    r"batch (\d+), seed (\d+)\) and folded into its statistics")
 
 
@@ -257,11 +257,16 @@ def add_tune_arguments(parser: argparse.ArgumentParser, heads_flag: str) -> None
                         f"{default.epochs:g} with {heads_flag}, else 0)")
     parser.add_argument("--tune-bn-lr", type=float, default=default.lr,
                         help="peak Adam learning rate of the BN tuning (default: %(default)s)")
+    parser.add_argument("--tune-bn-batch", type=int, default=None,
+                        help=f"batch of the BN tuning (default: {default.batch_size} up to 64 px, smaller in "
+                        "proportion to the pixels above, to bound memory)")
 
 
-def tune_config(args: argparse.Namespace, heads: bool, heads_flag: str) -> BnTuneConfig | None:
-    """The BN tuning ``--tune-bn-epochs``/``--tune-bn-lr`` ask for, given whether heads are fitted; None when
-    off. ValueError on bad values or tuning without heads."""
+def tune_config(args: argparse.Namespace, heads: bool, heads_flag: str, resolution: int = BATCH_RESOLUTION
+                ) -> BnTuneConfig | None:
+    """The BN tuning ``--tune-bn-epochs``/``--tune-bn-lr``/``--tune-bn-batch`` ask for, given whether heads are
+    fitted and the largest input ``resolution`` (the default batch shrinks above 64 px); None when off.
+    ValueError on bad values or tuning without heads."""
     epochs = args.tune_bn_epochs
     if epochs is None:
         epochs = BnTuneConfig().epochs if heads else 0
@@ -270,4 +275,5 @@ def tune_config(args: argparse.Namespace, heads: bool, heads_flag: str) -> BnTun
     if not heads:
         raise ValueError(f"--tune-bn-epochs trains each level's classifier with its BN: it needs {heads_flag} "
                          "(or --tune-bn-epochs 0)")
-    return BnTuneConfig(epochs=epochs, lr=args.tune_bn_lr)
+    batch = args.tune_bn_batch or scaled_batch(BnTuneConfig().batch_size, resolution)
+    return BnTuneConfig(epochs=epochs, lr=args.tune_bn_lr, batch_size=batch)

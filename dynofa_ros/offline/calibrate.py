@@ -10,7 +10,7 @@ import torch
 from ofa.imagenet_classification.elastic_nn.utils import set_running_statistics
 from torch import nn
 
-from dynofa_ros.offline.data import to_input
+from dynofa_ros.offline.data import scaled_batch, to_input
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.spec import SupernetSpec
 
@@ -26,6 +26,8 @@ LIBRARY_N_CALIB = 20_000
 
 def as_uint8_tensor(images: np.ndarray | torch.Tensor, device: torch.device | str) -> torch.Tensor:
     """N x H x W x 3 uint8 images as a tensor on ``device`` (no copy when already there)."""
+    if isinstance(images, np.ndarray) and not images.flags.writeable:  # a read-only memory-mapped split
+        images = np.array(images)
     tensor = torch.as_tensor(images)
     if tensor.dtype != torch.uint8 or tensor.dim() != 4 or tensor.shape[-1] != 3:
         raise ValueError(f"expected N x H x W x 3 uint8 images, got {tuple(tensor.shape)} {tensor.dtype}")
@@ -46,9 +48,12 @@ def calibration_batches(images_uint8: np.ndarray | torch.Tensor, resolution: int
         raise ValueError(f"n and batch must be positive, got n={n}, batch={batch}")
     if len(images_uint8) == 0:
         raise ValueError("no calibration images")
-    images = as_uint8_tensor(images_uint8, device)
-    pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
-    images = images[pick.to(device)]
+    pick = torch.randperm(len(images_uint8), generator=torch.Generator().manual_seed(seed))[:n]
+    # index before the copy: only the picked images are materialised (the pool may be memory-mapped)
+    chosen = images_uint8[pick.numpy()] if isinstance(images_uint8, np.ndarray) else images_uint8[pick.to(
+        images_uint8.device)]
+    images = as_uint8_tensor(chosen, device)
+    batch = scaled_batch(batch, resolution)
     return [(to_input(images[i:i + batch], resolution, mean, std), None) for i in range(0, len(images), batch)]
 
 

@@ -9,13 +9,12 @@ import argparse
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dynofa_ros.datasets.cifar10 import CACHE_ENV, DATA_ENV, FORMS, default_cache_dir, load_cifar10
+from dynofa_ros.offline.options import add_source_arguments, load_data
 from dynofa_ros.supernet.preprocess import normalisation
 
 
@@ -56,6 +55,18 @@ def subset(indices: np.ndarray, limit: int | None, seed: int = 0) -> np.ndarray:
     if limit <= 0:
         raise ValueError(f"subset size must be positive, got {limit}")
     return np.sort(np.random.default_rng(seed).choice(indices, limit, replace=False))
+
+
+BATCH_RESOLUTION = 64  # batch sizes are given for this input size and shrink with the pixels above it
+MIN_BATCH = 8
+
+
+def scaled_batch(batch: int, resolution: int) -> int:
+    """``batch`` for inputs of ``resolution`` px: unchanged up to :data:`BATCH_RESOLUTION`, then shrunk with the
+    pixel count (at least :data:`MIN_BATCH`), so activation memory stays about the same at any resolution."""
+    if resolution <= BATCH_RESOLUTION:
+        return batch
+    return max(min(batch, MIN_BATCH), int(batch * (BATCH_RESOLUTION / resolution) ** 2))
 
 
 @functools.lru_cache(maxsize=32)
@@ -103,26 +114,18 @@ class DeviceAugmenter:
         return self.padded[idx[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
-def add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--data`` and ``--cache-dir``: where the training data is and where its decoded cache goes."""
-    parser.add_argument("--data", type=Path, default=None,
-                        help=f"CIFAR-10 training data (default: ${DATA_ENV}): {FORMS}")
-    parser.add_argument("--cache-dir", type=Path, default=None,
-                        help=f"decoded-data cache (default: {default_cache_dir()}; ${CACHE_ENV} overrides)")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dynofa data``."""
     add_source_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    """``dynofa data``: decode the training data into the cache (once) and print what it holds."""
-    data = load_cifar10(args.data, args.cache_dir)
+    """``dynofa data``: decode the dataset into the cache (once) and print what it holds."""
+    data = load_data(args)
     for split in ("train", "test"):
         labels = getattr(data, f"{split}_y")
         counts = np.bincount(labels, minlength=len(data.class_names))
         print(f"{split}: {len(labels)} images {tuple(getattr(data, f'{split}_x').shape[1:])} uint8, "
               f"{counts.min()}-{counts.max()} per class")
-    print(f"classes: {', '.join(data.class_names)}")
+    print(f"{len(data.class_names)} classes: {', '.join(data.class_names)}")
     return 0

@@ -16,11 +16,13 @@ from tqdm import tqdm
 
 from dynofa_ros.offline.bn_tuning import BnTuneConfig, add_tune_arguments, fit_level, tune_config
 from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB, as_uint8_tensor, calibrate_bn
-from dynofa_ros.offline.data import to_input
+from dynofa_ros.offline.data import scaled_batch, stratified_split, subset, to_input
+from dynofa_ros.offline.options import add_data_arguments, add_supernet_arguments, load_checkpoint, load_data, val_size
+from dynofa_ros.offline.profile import cpu_threads, measure_subnets
 from dynofa_ros.offline.timing import processor_name
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.heads import using_head
-from dynofa_ros.supernet.library import SubnetLibrary
+from dynofa_ros.supernet.library import SubnetLibrary, default_library_path
 from dynofa_ros.supernet.runtime import extract_subnet
 from dynofa_ros.supernet.spec import SupernetSpec
 
@@ -47,6 +49,7 @@ def accuracy(net: nn.Module, images_uint8: np.ndarray | torch.Tensor, labels: np
     was_training = net.training
     net.eval()
     correct = torch.zeros((), dtype=torch.long, device=device)
+    batch = scaled_batch(batch, resolution)
     for i in range(0, len(images), batch):
         correct += (net(to_input(images[i:i + batch], resolution, mean, std)).argmax(1) == labels[i:i + batch]).sum()
     net.train(was_training)
@@ -104,17 +107,15 @@ SPLITS = ("test", "val", "train")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dynofa evaluate``."""
-    from dynofa_ros.offline.search import add_data_arguments
-
     parser.add_argument("--library", type=Path, default=None, help="library whose levels name the subnets "
                         "(default: the shipped one)")
-    parser.add_argument("--checkpoint", type=Path, default=None, help="supernet weights (default: the library's)")
+    add_supernet_arguments(parser, checkpoint="optional")
     parser.add_argument("--subnets", nargs="+", default=["levels"], metavar="NAME",
                         help="level names (L0, L1, ...), 'levels' (all of them), 'largest', 'smallest' "
                         "(default: %(default)s)")
     parser.add_argument("--resolutions", nargs="+", type=int, default=None, metavar="PX",
                         help="evaluate every subnet at each of these input sizes (default: its own)")
-    parser.add_argument("--split", choices=SPLITS, default="test", help="test: the 10 000 test images; val: the "
+    parser.add_argument("--split", choices=SPLITS, default="test", help="test: the test images; val: the "
                         "held-out training split; train: the training split without augmentation, to see how well "
                         "the supernet fits (default: %(default)s)")
     parser.add_argument("--max-images", type=int, default=None, help="a seeded random subset of the split")
@@ -147,12 +148,6 @@ def named_subnets(names: Sequence[str], library: SubnetLibrary) -> list[tuple[st
 
 def run(args: argparse.Namespace) -> int:
     """``dynofa evaluate``: top-1 (BN recalibrated) of named subnets on a split, optionally latency; a table."""
-    from dynofa_ros.datasets.cifar10 import load_cifar10
-    from dynofa_ros.offline.data import stratified_split, subset
-    from dynofa_ros.offline.profile import cpu_threads, measure_subnets
-    from dynofa_ros.supernet.checkpoint import load_supernet
-    from dynofa_ros.supernet.library import default_library_path
-
     for p in args.latency:
         cpu_threads(p)
     if args.repeats < 1:
@@ -160,9 +155,9 @@ def run(args: argparse.Namespace) -> int:
     if any(r < 32 for r in args.resolutions or ()):
         raise ValueError(f"the network downsamples by 32: resolutions below 32 px are not supported, "
                          f"got {args.resolutions}")
-    tune = tune_config(args, args.fit_heads, "--fit-heads")
     library = SubnetLibrary.load(args.library or default_library_path(), verify=args.checkpoint is None)
-    supernet, spec = load_supernet(args.checkpoint or library.checkpoint_path, library.spec)
+    supernet, spec = load_checkpoint(args, args.checkpoint or library.checkpoint_path, library.spec)
+    tune = tune_config(args, args.fit_heads, "--fit-heads", max(spec.resolutions))
     subnets = [(f"{name}@{r}" if args.resolutions else name, replace(arch, resolution=r))
                for name, arch in named_subnets(args.subnets, library)
                for r in (args.resolutions or [arch.resolution])]
@@ -170,8 +165,8 @@ def run(args: argparse.Namespace) -> int:
     if untrained:
         print(f"note: {untrained} px are outside the trained resolutions {list(spec.resolutions)}")
 
-    data = load_cifar10(args.data, args.cache_dir)
-    split = stratified_split(data.train_y, args.val_size, args.split_seed)
+    data = load_data(args, spec)
+    split = stratified_split(data.train_y, val_size(args, len(data.train_y)), args.split_seed)
     if args.split == "test":
         pool_x, pool_y = data.test_x, data.test_y
     else:

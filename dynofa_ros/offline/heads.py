@@ -17,19 +17,20 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from dynofa_ros.offline.calibrate import as_uint8_tensor
-from dynofa_ros.offline.data import to_input
+from dynofa_ros.offline.data import scaled_batch, to_input
 from dynofa_ros.supernet.heads import LevelHead, final_linear
 
 HEAD_ITERATIONS = 200
 
 
-def head_note(n_images: int, iterations: int = HEAD_ITERATIONS, bn_tuned: bool = False) -> str:
+def head_note(n_images: int, iterations: int = HEAD_ITERATIONS, bn_tuned: bool = False, dataset: str = "cifar10"
+              ) -> str:
     """The library's ``heads.fit`` record for heads fitted on ``n_images`` training images (``bn_tuned``: after
     the level's BN scale/shift tuning, from the classifier trained with it)."""
     start, after = (("the classifier trained with the level's BN scale/shift", "its BN calibration and tuning")
                     if bn_tuned else ("the shared classifier", "the level's BN calibration"))
     return (f"final linear layer per level: cross-entropy, L-BFGS ({iterations} iterations, no weight decay) from "
-            f"{start}, on the features of {n_images} cifar10-train images and their mirror images, after {after}")
+            f"{start}, on the features of {n_images} {dataset}-train images and their mirror images, after {after}")
 
 
 @torch.no_grad()
@@ -43,6 +44,7 @@ def penultimate_features(net: nn.Module, images_uint8: np.ndarray | Tensor, reso
     hook = final_linear(net).register_forward_pre_hook(lambda _m, args: captured.append(args[0].float()))
     was_training = net.training
     net.eval()
+    batch = scaled_batch(batch, resolution)
     try:
         for i in tqdm(range(0, len(images), batch), desc="features", unit="batch", leave=False, disable=not progress):
             chunk = images[i:i + batch]

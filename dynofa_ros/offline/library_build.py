@@ -25,19 +25,20 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from dynofa_ros.datasets.cifar10 import load_cifar10
 from dynofa_ros.offline.bn_tuning import BnTuneConfig, add_tune_arguments, fit_level, tune_config
 from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB, calibrate_bn
 from dynofa_ros.offline.data import stratified_split, subset
 from dynofa_ros.offline.evaluate import subnet_cost, top1
 from dynofa_ros.offline.heads import head_note
+from dynofa_ros.offline.options import add_data_arguments, add_supernet_arguments, load_checkpoint, load_data, val_size
 from dynofa_ros.offline.profile import CPU_PROFILES, cpu_threads, measure_subnets, processor_name
-from dynofa_ros.offline.search import SEARCH_FORMAT, add_data_arguments, pick_spread
+from dynofa_ros.offline.search import SEARCH_FORMAT, pick_spread
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.bn import BnStats
 from dynofa_ros.supernet.checkpoint import load_supernet
 from dynofa_ros.supernet.heads import LevelHead, using_head
-from dynofa_ros.supernet.library import LatencyProfile, Level, SubnetLibrary, write_library
+from dynofa_ros.supernet.library import LatencyProfile, Level, SubnetLibrary
+from dynofa_ros.supernet.library_write import write_library
 from dynofa_ros.supernet.spec import SupernetSpec
 
 SIZE_LIMIT_BYTES = 25 * 1024 * 1024
@@ -100,16 +101,17 @@ def build_candidate(supernet: Any, arch: SubnetArch, latency: tuple[LatencyProfi
     return Candidate(Level("", arch, fit.top1, macs, params, latency), fit)
 
 
-def calibration_note(n_calib: int, tune: BnTuneConfig | None = None, n_tune: int = 0) -> str:
+def calibration_note(n_calib: int, tune: BnTuneConfig | None = None, n_tune: int = 0, dataset: str = "cifar10"
+                     ) -> str:
     """The library's ``calibration`` record for statistics from ``n_calib`` training images (then, with ``tune``,
     the level's own BN scale and shift trained on ``n_tune`` images and folded in)."""
-    note = f"{n_calib} cifar10-train images (seeded random subset of the training split)"
-    return note if tune is None else f"{note}; then {tune.note(n_tune)}"
+    note = f"{n_calib} {dataset}-train images (seeded random subset of the training split)"
+    return note if tune is None else f"{note}; then {tune.note(n_tune, dataset)}"
 
 
-def eval_set_note(n_images: int) -> str:
+def eval_set_note(n_images: int, dataset: str = "cifar10") -> str:
     """The library's ``eval_set`` record for a top-1 measured on ``n_images`` test images."""
-    return f"cifar10-test ({n_images} images)"
+    return f"{dataset}-test ({n_images} images)"
 
 
 def dominates(j: int, i: int, latency: Sequence[float], accuracy: Sequence[float], noise: float) -> bool:
@@ -138,8 +140,9 @@ def monotone_levels(latency: Sequence[float], accuracy: Sequence[float], noise: 
     return sorted(kept, key=lambda i: (accuracy[i], latency[i]))
 
 
-def write_levels(out: Path, name: str, checkpoint: Path, built: Sequence[Candidate], primary: str, n_calib: int,
-                 n_tune: int, tune: BnTuneConfig | None, heads: bool, n_test: int) -> tuple[SubnetLibrary, int]:
+def write_levels(out: Path, name: str, checkpoint: Path, spec: SupernetSpec, built: Sequence[Candidate], primary: str,
+                 n_calib: int, n_tune: int, tune: BnTuneConfig | None, heads: bool, n_test: int,
+                 dataset: str = "cifar10") -> tuple[SubnetLibrary, int]:
     """Order ``built`` by accuracy, drop the levels :func:`monotone_levels` finds redundant by ``primary``
     latency, name the rest L0, L1, ... and write them as a library into ``out`` with the weights of
     ``checkpoint`` (read afresh: the calibration changed the BN buffers of the supernet in memory); the library
@@ -148,11 +151,11 @@ def write_levels(out: Path, name: str, checkpoint: Path, built: Sequence[Candida
     kept = [built[i] for i in monotone_levels(lat, [c.level.top1 for c in built])]
     levels = [Level(f"L{i}", c.level.arch, c.level.top1, c.level.macs, c.level.params, c.level.latency)
               for i, c in enumerate(kept)]
-    fresh, spec = load_supernet(checkpoint)
-    write_library(out, name, fresh, spec, levels, [c.fit.stats for c in kept], eval_set=eval_set_note(n_test),
-                  calibration=calibration_note(n_calib, tune, n_tune),
+    fresh, spec = load_supernet(checkpoint, spec)
+    write_library(out, name, fresh, spec, levels, [c.fit.stats for c in kept], eval_set=eval_set_note(n_test, dataset),
+                  calibration=calibration_note(n_calib, tune, n_tune, dataset),
                   heads=[c.fit.head for c in kept] if heads else None,
-                  heads_fit=head_note(n_tune, bn_tuned=tune is not None))
+                  heads_fit=head_note(n_tune, bn_tuned=tune is not None, dataset=dataset))
     return SubnetLibrary.load(Path(out) / "library.json"), len(built) - len(kept)
 
 
@@ -214,17 +217,17 @@ def add_timing_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dynofa build-library``."""
-    parser.add_argument("--checkpoint", type=Path, required=True, help="trained supernet checkpoint")
+    add_supernet_arguments(parser)
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--search", type=Path, default=Path("runs/offline/search.json"),
                         help="`dynofa search` result whose Pareto front gives the levels (default: %(default)s)")
     source.add_argument("--levels-from", type=Path, metavar="LIBRARY",
                         help="library.json whose levels to rebuild with --checkpoint's weights instead (no search: "
                         "the same sub-networks, re-calibrated, re-tested, re-timed; other profiles' latency kept)")
-    parser.add_argument("--out", type=Path, default=Path("models/cifar10_mbv3"),
+    parser.add_argument("--out", type=Path, default=Path("runs/library"),
                         help="library folder: library.json, supernet.pt, bn_stats.pt, heads.pt (default: "
                         "%(default)s)")
-    parser.add_argument("--name", default="cifar10-ofa-mbv3-w1.0", help="library name (default: %(default)s)")
+    parser.add_argument("--name", default=None, help="library name (default: <dataset>-ofa-mbv3-w<width>)")
     parser.add_argument("--levels", type=int, default=7,
                         help="levels to pick from the Pareto front, spread in latency (default: %(default)s)")
     add_timing_arguments(parser)
@@ -252,18 +255,18 @@ def run(args: argparse.Namespace) -> int:
     archs, primary = source.archs, source.primary
     if primary not in args.profiles:
         raise ValueError(f"the search ranked by {primary}; include it in --profiles")
-    supernet, spec = load_supernet(args.checkpoint)
+    supernet, spec = load_checkpoint(args, spec=source.spec)
     if spec != source.spec:
         raise ValueError(f"{args.checkpoint}'s spec differs from the one of {args.levels_from or args.search}")
 
-    data = load_cifar10(args.data, args.cache_dir)
-    split = stratified_split(data.train_y, args.val_size, args.split_seed)
+    data = load_data(args, spec)
+    split = stratified_split(data.train_y, val_size(args, len(data.train_y)), args.split_seed)
     calib = data.train_x[split.train]
     calib_y = data.train_y[split.train] if args.heads else None  # head fitting labels
     test_idx = subset(np.arange(len(data.test_y)), args.max_test_images, args.split_seed)
     test_x, test_y = data.test_x[test_idx], data.test_y[test_idx]
     n_calib = min(args.n_calib, len(calib))
-    tune = tune_config(args, args.heads, "--heads")
+    tune = tune_config(args, args.heads, "--heads", max(spec.resolutions))
 
     latencies = cpu_latency(supernet, archs, args.profiles, args.warmup, args.repeats, args.rounds)
     built: list[Candidate] = []
@@ -275,8 +278,9 @@ def run(args: argparse.Namespace) -> int:
         tqdm.write(f"built r{arch.resolution} {lv.macs / 1e6:.1f} MMACs: top-1 {lv.top1 * 100:.2f} %  {primary} p50 "
                    f"{lv.latency_for(primary).p50_s * 1e3:.2f} ms")
 
-    lib, dropped = write_levels(args.out, args.name, args.checkpoint, built, primary, n_calib, len(calib), tune,
-                                args.heads, len(test_y))
+    name = args.name or f"{data.name}-ofa-mbv3-w{spec.width_mult:.1f}"
+    lib, dropped = write_levels(args.out, name, args.checkpoint, spec, built, primary, n_calib, len(calib), tune,
+                                args.heads, len(test_y), data.name)
     for lv in lib.levels:
         p = lv.latency_for(primary)
         print(f"{lv.name}: top-1 {lv.top1 * 100:.2f} %  {primary} p50 {p.p50_s * 1e3:.2f} ms  "

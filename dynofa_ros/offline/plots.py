@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--search", type=Path, default=Path("runs/offline/search.json"),
                         help="`dynofa search` result (default: %(default)s)")
     parser.add_argument("--library", type=Path, help="library.json whose levels to mark (test top-1)")
-    parser.add_argument("--out", type=Path, default=Path("docs/img/pareto.png"), help="PNG (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("runs/pareto.png"), help="PNG (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:

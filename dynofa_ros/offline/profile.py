@@ -25,6 +25,7 @@ import torch
 from ofa.utils.layers import ResidualBlock
 from torch import nn
 
+from dynofa_ros.offline.options import add_supernet_arguments, load_checkpoint, spec_for
 from dynofa_ros.offline.timing import Timing, processor_name, time_calls, time_interleaved, torch_threads
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.runtime import extract_subnet
@@ -410,8 +411,7 @@ class LinearLatencyModel:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dynofa profile``."""
-    parser.add_argument("--checkpoint", type=Path, help="supernet checkpoint (its spec is used; latency does not "
-                        "depend on the weights); default: the default CIFAR-10 spec, random weights")
+    add_supernet_arguments(parser, checkpoint="optional")
     parser.add_argument("--out", type=Path, default=Path("runs/offline/profile"),
                         help="output folder for lut_<profile>.json and profile_report.json (default: %(default)s)")
     parser.add_argument("--profiles", nargs="+", default=list(CPU_PROFILES), metavar="PROFILE",
@@ -431,20 +431,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
 
 
-def _load_spec(checkpoint: Path | None) -> tuple[SupernetSpec, nn.Module]:
-    if checkpoint is None:
-        spec = SupernetSpec()
+def _load_spec(args: argparse.Namespace) -> tuple[SupernetSpec, nn.Module]:
+    """The checkpoint's supernet, or without one random weights for the requested spec (latency does not depend
+    on the weights)."""
+    if args.checkpoint is None:
+        spec = spec_for(args)
         return spec, build_supernet(spec).eval()
-    from dynofa_ros.supernet.checkpoint import load_supernet
-
-    supernet, spec = load_supernet(checkpoint)
+    supernet, spec = load_checkpoint(args)
     return spec, supernet.eval()
 
 
 def run(args: argparse.Namespace) -> int:
     """Build and validate one LUT per profile; write LUTs and an error report to ``args.out``."""
     threads = {p: cpu_threads(p) for p in args.profiles}
-    spec, supernet = _load_spec(args.checkpoint)
+    spec, supernet = _load_spec(args)
     for r in args.resolutions or ():
         if r not in spec.resolutions:
             raise ValueError(f"--resolutions {r} is not one of the spec's {list(spec.resolutions)}")

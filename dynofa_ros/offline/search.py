@@ -22,7 +22,9 @@ import numpy as np
 from torch import nn
 from tqdm import tqdm
 
-from dynofa_ros.offline.data import add_source_arguments
+from dynofa_ros.offline.data import stratified_split, subset
+from dynofa_ros.offline.evaluate import evaluate_many
+from dynofa_ros.offline.options import add_data_arguments, add_supernet_arguments, load_checkpoint, load_data, val_size
 from dynofa_ros.offline.predictor import fit_and_report
 from dynofa_ros.offline.profile import (
     LatencyLUT,
@@ -34,6 +36,7 @@ from dynofa_ros.offline.profile import (
     processor_name,
 )
 from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.library import sha256_file
 from dynofa_ros.supernet.spec import SupernetSpec
 
 
@@ -282,18 +285,9 @@ def load_gpu_results(path: Path | str, spec: SupernetSpec,
     return list(unique.values()), {"env": env, "args": data.get("args", {}), "sha256": sha}
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """Data options shared by ``dynofa search`` and ``build-library`` (same defaults as ``dynofa train``)."""
-    add_source_arguments(parser)
-    parser.add_argument("--val-size", type=int, default=5000,
-                        help="held-out split of the training set, as in training (default: %(default)s)")
-    parser.add_argument("--split-seed", type=int, default=0, help="seed of that split, as in training "
-                        "(default: %(default)s)")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dynofa search``."""
-    parser.add_argument("--checkpoint", type=Path, required=True, help="trained supernet checkpoint")
+    add_supernet_arguments(parser)
     parser.add_argument("--lut", type=Path, default=Path("runs/offline/profile/lut_cpu-1t.json"),
                         help="latency LUT of the profile that defines the constraints (default: %(default)s)")
     parser.add_argument("--candidates", type=Path, help="GPU job results.json (subnets with val top-1); without "
@@ -320,8 +314,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _evaluate_points(supernet: nn.Module, spec: SupernetSpec, archs: Sequence[SubnetArch], source: str,
                      val: tuple[np.ndarray, np.ndarray], calib: np.ndarray, n_calib: int) -> list[Point]:
-    from dynofa_ros.offline.evaluate import evaluate_many
-
     evals = evaluate_many(supernet, archs, val[0], val[1], calib, spec, n_calib=min(n_calib, len(calib)))
     return [Point(e.arch, source, e.top1, e.macs, e.params) for e in evals]
 
@@ -346,12 +338,8 @@ def fill_gpu_latency(points: Sequence[Point]) -> LinearLatencyModel | None:
 
 def run(args: argparse.Namespace) -> int:
     """Fit the predictor, sweep constraints, evaluate and measure every point, write the front."""
-    from dynofa_ros.datasets.cifar10 import load_cifar10
-    from dynofa_ros.offline.data import stratified_split, subset
-    from dynofa_ros.supernet.checkpoint import load_supernet
-    from dynofa_ros.supernet.library import sha256_file
 
-    supernet, spec = load_supernet(args.checkpoint)
+    supernet, spec = load_checkpoint(args)
     lut = LatencyLUT.load(args.lut)
     if lut.spec != spec:
         raise ValueError(f"LUT {args.lut} was built for another supernet spec than {args.checkpoint}'s")
@@ -364,13 +352,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"WARNING: {args.candidates} does not record which checkpoint it evaluated; its val accuracies "
                   f"are only right if that was {args.checkpoint}")
         points, env = [p for p in points if space.contains(p.arch)], meta["env"]
+        if args.val_size is None:  # the candidates' validation split, unless asked otherwise
+            args.val_size = meta["args"].get("val_size")
         for ours, theirs in (("val_size", "val_size"), ("split_seed", "seed")):
             if meta["args"].get(theirs, getattr(args, ours)) != getattr(args, ours):
                 raise ValueError(f"{args.candidates} used {theirs}={meta['args'][theirs]} for its val split; pass "
                                  f"--{ours.replace('_', '-')} {meta['args'][theirs]} so both use the same images")
     rng = random.Random(args.seed)
-    data = load_cifar10(args.data, args.cache_dir)
-    split = stratified_split(data.train_y, args.val_size, args.split_seed)
+    data = load_data(args, spec)
+    split = stratified_split(data.train_y, val_size(args, len(data.train_y)), args.split_seed)
     val_idx = subset(split.val, args.max_val_images, args.split_seed)
     val = (data.train_x[val_idx], data.train_y[val_idx])
     calib = data.train_x[split.train]

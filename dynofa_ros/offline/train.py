@@ -38,7 +38,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +48,17 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from dynofa_ros.datasets.cifar10 import load_cifar10
-from dynofa_ros.offline.data import DeviceAugmenter, add_source_arguments, stratified_split, subset, to_input
+from dynofa_ros.offline.data import DeviceAugmenter, stratified_split, subset, to_input
 from dynofa_ros.offline.evaluate import evaluate_arch
+from dynofa_ros.offline.options import (
+    VAL_FRACTION,
+    add_source_arguments,
+    add_supernet_arguments,
+    load_checkpoint,
+    load_data,
+    spec_for,
+    val_size,
+)
 from dynofa_ros.offline.timing import cuda_sync, time_calls
 from dynofa_ros.offline.train_state import MOMENTUM, PROGRESS, WEIGHTS, Progress, load_train_state, save_train_state
 from dynofa_ros.supernet.arch import SubnetArch
@@ -387,7 +395,7 @@ def train_supernet(supernet: nn.Module, spec: SupernetSpec, train_x: np.ndarray,
 
 
 def initial_supernet(spec: SupernetSpec, init: Path | str | None = None) -> nn.Module:
-    """A fresh supernet, or one holding a shipped checkpoint's weights (to continue training elsewhere)."""
+    """A fresh supernet, or one holding a checkpoint's weights (to continue training elsewhere)."""
     if init is None:
         return build_supernet(spec)
     from dynofa_ros.supernet.checkpoint import load_supernet
@@ -407,6 +415,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     """Data and hyper-parameter options (shared by ``dynofa train`` and the GPU job)."""
     d = TrainConfig()
     add_source_arguments(parser)
+    add_supernet_arguments(parser, checkpoint="none")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     parser.add_argument("--epochs", type=int, default=d.epochs, help="maximum epochs (budget may stop earlier)")
     parser.add_argument("--time-budget", type=float, default=None, help="training wall-clock budget, seconds; "
@@ -422,10 +431,11 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory-format", choices=MEMORY_FORMATS, default=d.memory_format,
                         help="tensor layout while training; auto times a few steps in each and keeps the faster "
                         "(default: %(default)s)")
-    parser.add_argument("--val-size", type=int, default=5000, help="held-out split of the training set")
+    parser.add_argument("--val-size", type=int, default=None,
+                        help=f"held-out split of the training set (default: {VAL_FRACTION * 100:.0f} %% of it)")
     parser.add_argument("--max-train-images", type=int, default=None, help="train on a subset (quick runs)")
-    parser.add_argument("--init", type=Path, default=None, help="start from this shipped supernet.pt "
-                        "(fresh optimizer and schedule)")
+    parser.add_argument("--init", type=Path, default=None, help="start from this checkpoint: ours or a published "
+                        "ofa one with --net (fresh optimizer and schedule)")
     parser.add_argument("--schedule", choices=SCHEDULES, default=d.schedule, help="fit: the cosine ends with "
                         "--time-budget; fixed: it spans --epochs, the budget only ends this call (continue with "
                         "--resume-from) (default: %(default)s)")
@@ -446,15 +456,23 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``dynofa train``: train on CIFAR-10 (train split); ``<out>/supernet.pt`` is the trained checkpoint."""
+    """``dynofa train``: train on the dataset's training split; ``<out>/supernet.pt`` is the trained checkpoint."""
     config = config_from_args(args)
     device = resolve_device(args.device)
     torch.manual_seed(config.seed)
-    data = load_cifar10(args.data, args.cache_dir)
-    split = stratified_split(data.train_y, args.val_size, config.seed)
+    if args.init is None:
+        spec = spec_for(args)
+        supernet = initial_supernet(spec)
+    else:  # ours (spec inside) or a published checkpoint with --net
+        supernet, spec = load_checkpoint(args, args.init)
+        supernet.train()
+    data = load_data(args, spec)
+    if len(data.class_names) != spec.num_classes:
+        raise ValueError(f"the dataset has {len(data.class_names)} classes, the supernet {spec.num_classes}: pass "
+                         f"--net-classes {len(data.class_names)} (a fresh supernet) or `dynofa adapt` the checkpoint")
+    spec = replace(spec, class_names=data.class_names)
+    split = stratified_split(data.train_y, val_size(args, len(data.train_y)), config.seed)
     train_idx = subset(split.train, args.max_train_images, config.seed)
-    spec = SupernetSpec()
-    supernet = initial_supernet(spec, args.init)
     train_supernet(supernet, spec, data.train_x[train_idx], data.train_y[train_idx], data.train_x[split.val],
                    data.train_y[split.val], config, args.out, device, resume=args.resume, resume_from=args.resume_from)
     print(f"wrote {Path(args.out) / WEIGHTS} (the checkpoint; with {MOMENTUM} and {PROGRESS} the state that "

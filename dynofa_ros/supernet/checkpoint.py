@@ -69,8 +69,8 @@ def _unwrap(path: Path, data: Any, spec: SupernetSpec | None) -> tuple[dict[str,
             raise CheckpointError(f"{path}: its spec differs from the requested one (file, requested): {diff}")
         return data.get("state_dict"), file_spec
     if spec is None:
-        raise CheckpointError(f"{path} is a plain ofa state dict without a spec: pass the SupernetSpec it was "
-                              "trained with (width, ks/e/d lists, classes)")
+        raise CheckpointError(f"{path} is a plain ofa state dict without a spec: name the net it is (dynofa: --net "
+                              "ofa_mbv3_d234_e346_k357_w1.2 etc., or the --net-* fields: width, ks/e/d lists, classes)")
     if isinstance(data, dict) and "state_dict" in data:
         data = data["state_dict"]
     return data, spec

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+if TYPE_CHECKING:  # torch only in build_supernet: the spec record itself loads without it
+    from torch import nn
 
-CIFAR10_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer",
-    "dog", "frog", "horse", "ship", "truck",
-)
+from dynofa_ros.datasets.cifar10 import CLASS_NAMES as CIFAR10_CLASSES
+
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
@@ -83,3 +82,39 @@ def build_supernet(spec: SupernetSpec) -> nn.Module:
         expand_ratio_list=list(spec.expand_list),
         depth_list=list(spec.depth_list),
     )
+
+
+# -- the published Once-for-All ImageNet supernets -------------------------------------------------------------
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def numbered_classes(n: int) -> tuple[str, ...]:
+    """Placeholder class names ``class_0`` ... for a spec whose dataset has not named them yet."""
+    return tuple(f"class_{i}" for i in range(n))
+
+
+def _published(width_mult: float) -> SupernetSpec:
+    return SupernetSpec(width_mult=width_mult, num_classes=1000, resolutions=(128, 160, 192, 224),
+                        mean=IMAGENET_MEAN, std=IMAGENET_STD, dropout=0.1, class_names=numbered_classes(1000))
+
+
+# Names as the ``ofa`` model zoo publishes them (``ofa_net(name)``): elastic kernel 3/5/7, expand 3/4/6,
+# depth 2/3/4, trained at 128-224 px on ImageNet with its mean/std. The ResNet50 family (``ofa_resnet50``) is a
+# different architecture space (elastic depth, expand ratio and width per stage) that SubnetArch does not encode.
+PUBLISHED_NETS: dict[str, SupernetSpec] = {
+    "ofa_mbv3_d234_e346_k357_w1.0": _published(1.0),
+    "ofa_mbv3_d234_e346_k357_w1.2": _published(1.2),
+}
+NET_NAMES = ("cifar10", *PUBLISHED_NETS)
+
+
+def named_spec(name: str) -> SupernetSpec:
+    """The spec of a published net, or ``cifar10`` (this package's default: 10 classes, 40-64 px)."""
+    if name == "cifar10":
+        return SupernetSpec()
+    try:
+        return PUBLISHED_NETS[name]
+    except KeyError:
+        raise ValueError(f"unknown net {name!r}; known: {', '.join(NET_NAMES)}") from None

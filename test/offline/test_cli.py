@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from dynofa_ros.datasets.cifar10 import load_cifar10
+from dynofa_ros.datasets.image_dataset import load_dataset
 from dynofa_ros.offline.cli import COMMANDS, build_parser, main
 from dynofa_ros.offline.data import subset
 from dynofa_ros.offline.evaluate import top1
@@ -115,7 +115,7 @@ def test_pipeline_writes_a_valid_library(pipeline_run: Path) -> None:
 
 
 def _recorded_top1_is_what_the_files_give(lib: SubnetLibrary, tiny_data: Path, n_test: int) -> None:
-    data = load_cifar10(tiny_data)
+    data = load_dataset(tiny_data)
     pick = subset(np.arange(len(data.test_y)), n_test, 0)
     supernet, spec = load_supernet(lib.checkpoint_path)
     heads = load_heads(lib.heads_path) if lib.heads_path else [None] * len(lib.levels)

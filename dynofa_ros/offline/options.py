@@ -1,0 +1,114 @@
+"""Command-line options the ``dynofa`` sub-commands share: which supernet, which data; and how they are loaded.
+
+Supernet: ``--checkpoint`` and, for a checkpoint without a spec inside (the published ``ofa`` layout, a bare
+state dict or ``{"state_dict": ...}``), ``--net`` (a published name or ``cifar10``) with ``--net-*`` overrides
+of its fields. Our own checkpoints carry their spec; a spec given for one must equal it.
+
+Data: ``--data`` (any form :mod:`dynofa_ros.datasets.image_dataset` reads) and ``--cache-dir``; images are
+stored at ``--image-size``, else their own size when they all share one, else the supernet's largest resolution.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dynofa_ros.datasets.image_dataset import CACHE_ENV, DATA_ENV, FORMS, ImageDataset, default_cache_dir
+from dynofa_ros.supernet.spec import NET_NAMES, SupernetSpec, named_spec, numbered_classes
+
+if TYPE_CHECKING:
+    from torch import nn
+
+VAL_FRACTION = 0.1  # of the training images, when --val-size is not given (CIFAR-10: 5 000 of 50 000)
+
+# --net-<field> overrides: option suffix -> (spec field, type, nargs)
+_SPEC_FIELDS: dict[str, tuple[str, type, str | int | None, str]] = {
+    "width": ("width_mult", float, None, "W"),
+    "ks": ("ks_list", int, "+", "K"),
+    "expand": ("expand_list", int, "+", "E"),
+    "depth": ("depth_list", int, "+", "D"),
+    "classes": ("num_classes", int, None, "N"),
+    "resolutions": ("resolutions", int, "+", "PX"),
+    "mean": ("mean", float, 3, "M"),
+    "std": ("std", float, 3, "S"),
+}
+
+
+def add_supernet_arguments(parser: argparse.ArgumentParser, checkpoint: str = "required") -> None:
+    """``--checkpoint`` (``required``, ``optional`` or ``none``: the sub-command takes no checkpoint), ``--net``
+    and the ``--net-*`` spec fields."""
+    group = parser.add_argument_group("supernet")
+    if checkpoint != "none":
+        group.add_argument("--checkpoint", type=Path, required=checkpoint == "required",
+                           help="supernet weights: our checkpoint (spec inside) or a published ofa one "
+                                "({'state_dict': ...} or a bare state dict; needs --net)")
+    group.add_argument("--net", choices=NET_NAMES, metavar="NAME",
+                       help=f"spec of a checkpoint without one: {', '.join(NET_NAMES)}")
+    for suffix, (name, kind, nargs, metavar) in _SPEC_FIELDS.items():
+        group.add_argument(f"--net-{suffix}", type=kind, nargs=nargs, dest=f"net_{suffix}", metavar=metavar,
+                           help=f"override the spec's {name} (default: --net's, else cifar10's)")
+
+
+def requested_spec(args: argparse.Namespace) -> SupernetSpec | None:
+    """The spec ``--net``/``--net-*`` describe, or None when none of them is given (the checkpoint's own)."""
+    overrides: dict[str, Any] = {}
+    for suffix, (name, _, nargs, _) in _SPEC_FIELDS.items():
+        value = getattr(args, f"net_{suffix}", None)
+        if value is not None:
+            overrides[name] = tuple(value) if nargs else value
+    if args.net is None and not overrides:
+        return None
+    spec = named_spec(args.net or "cifar10")
+    classes = overrides.get("num_classes", spec.num_classes)
+    if classes != spec.num_classes:
+        overrides["class_names"] = numbered_classes(classes)
+    return replace(spec, **overrides)
+
+
+def spec_for(args: argparse.Namespace) -> SupernetSpec:
+    """``requested_spec``, else the default (CIFAR-10) spec: for sub-commands that build a supernet afresh."""
+    return requested_spec(args) or SupernetSpec()
+
+
+def load_checkpoint(args: argparse.Namespace, path: Path | None = None,
+                    spec: SupernetSpec | None = None) -> tuple[nn.Module, SupernetSpec]:
+    """The supernet of ``path`` (default ``args.checkpoint``) with the spec the options request, else ``spec``."""
+    from dynofa_ros.supernet.checkpoint import load_supernet
+
+    return load_supernet(path or args.checkpoint, requested_spec(args) or spec)
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--data``, ``--cache-dir`` and ``--image-size``: where the data is, where its decoded cache goes, and the
+    size it is stored at."""
+    group = parser.add_argument_group("data")
+    group.add_argument("--data", type=Path, default=None, help=f"the dataset (default: ${DATA_ENV}): {FORMS}")
+    group.add_argument("--cache-dir", type=Path, default=None,
+                       help=f"decoded-data cache (default: {default_cache_dir()}; ${CACHE_ENV} overrides)")
+    group.add_argument("--image-size", type=int, default=None, help="store images at this square size "
+                       "(default: their own size when they all share one, else the supernet's largest resolution)")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """:func:`add_source_arguments` and the held-out validation split (the same as in training)."""
+    add_source_arguments(parser)
+    parser.add_argument("--val-size", type=int, default=None,
+                        help=f"validation images held out of the training split, as in training (default: "
+                             f"{VAL_FRACTION * 100:.0f} %% of it)")
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of that split, as in training "
+                        "(default: %(default)s)")
+
+
+def load_data(args: argparse.Namespace, spec: SupernetSpec | None = None, progress: bool = True) -> ImageDataset:
+    """The dataset the options name, stored at ``--image-size`` or as the module docstring says."""
+    from dynofa_ros.datasets.image_dataset import load_dataset
+
+    fallback = max(spec.resolutions) if spec is not None else None
+    return load_dataset(args.data, args.cache_dir, args.image_size, fallback, progress)
+
+
+def val_size(args: argparse.Namespace, n_train: int) -> int:
+    """``--val-size``, else :data:`VAL_FRACTION` of the ``n_train`` training images (at least one)."""
+    return args.val_size if args.val_size is not None else max(1, round(VAL_FRACTION * n_train))

@@ -1,0 +1,86 @@
+"""``dynofa pipeline``: adapt -> profile -> search -> build-library -> plot, from a checkpoint and a dataset.
+
+Each stage is its own sub-command; the pipeline only chains them, passing each one's output to the next under
+``--work``, and stops at the first failure. ``--<stage>-args`` adds options to one stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from dynofa_ros.offline.options import add_data_arguments, add_supernet_arguments
+
+STAGES = ("adapt", "profile", "search", "build-library", "plot")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``dynofa pipeline``."""
+    add_supernet_arguments(parser)
+    parser.add_argument("--candidates", type=Path, help="results.json of a training run's evaluation (subnets "
+                        "with val top-1); without it the search evaluates random subnets on this machine")
+    parser.add_argument("--work", type=Path, default=Path("runs/offline"),
+                        help="folder for the adapted checkpoint, LUTs and search results (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("runs/library"),
+                        help="library folder (default: %(default)s)")
+    parser.add_argument("--plot", type=Path, default=None, help="PNG (default: <work>/pareto.png)")
+    parser.add_argument("--profile", default="cpu-1t", help="CPU profile whose LUT defines the search's latency "
+                        "limits and the level order (default: %(default)s)")
+    add_data_arguments(parser)
+    for stage in STAGES:
+        parser.add_argument(f"--{stage}-args", default="", metavar="ARGS",
+                            help=f"extra options for the {stage} stage, one quoted string (see `dynofa {stage} -h`)")
+
+
+def _passed(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
+    """The given options among ``names`` (attribute names), back as command-line words."""
+    words: list[str] = []
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None:
+            words.append("--" + name.replace("_", "-"))
+            words += [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+    return words
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the stages in order, each parsed as its own ``dynofa`` sub-command; print each stage's wall time."""
+    from dynofa_ros.offline.cli import build_parser
+
+    parse = build_parser().parse_args
+    net = _passed(args, ("net", *(k for k in vars(args) if k.startswith("net_"))))
+    data = _passed(args, ("data", "cache_dir", "image_size", "val_size", "split_seed"))
+    adapted = args.work / "supernet.pt"
+    adapted.unlink(missing_ok=True)
+    lut = args.work / "profile" / f"lut_{args.profile}.json"
+    search = args.work / "search.json"
+    stages: dict[str, Callable[[], list[str]]] = {
+        "adapt": lambda: ["--checkpoint", str(args.checkpoint), *net, "--out", str(adapted), *data],
+        "profile": lambda: [*checkpoint(), "--out", str(args.work / "profile"), "--profiles", args.profile],
+        "search": lambda: [*checkpoint(), "--lut", str(lut), "--out", str(search), *data,
+                           *(["--candidates", str(args.candidates)] if args.candidates else [])],
+        "build-library": lambda: [*checkpoint(), "--search", str(search), "--out", str(args.out), *data],
+        "plot": lambda: ["--search", str(search), "--library", str(args.out / "library.json"),
+                         "--out", str(args.plot or args.work / "pareto.png")],
+    }
+
+    def checkpoint() -> list[str]:  # the adapted one when adapt wrote it, else the given one with its spec
+        return ["--checkpoint", str(adapted)] if adapted.exists() else ["--checkpoint", str(args.checkpoint), *net]
+
+    times: dict[str, float] = {}
+    for stage, argv in stages.items():
+        words = argv() + shlex.split(getattr(args, f"{stage.replace('-', '_')}_args"))
+        print(f"== dynofa {stage} {shlex.join(words)}", flush=True)
+        sub = parse([stage, *words])
+        start = time.perf_counter()
+        rc = sub.func(sub)
+        times[stage] = time.perf_counter() - start
+        if rc:
+            print(f"== {stage} failed (exit {rc}); stopping", file=sys.stderr)
+            return rc
+    print("== stage wall times: " + ", ".join(f"{s} {t / 60:.1f} min" for s, t in times.items()))
+    return 0
