@@ -203,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"checkpoint": str(args.checkpoint or library.checkpoint_path),
-                                        "processor": processor_name(), "records": records}, indent=1) + "\n")
+                                        "spec": spec.to_dict(), "processor": processor_name(), "records": records},
+                                       indent=1) + "\n")
         print(f"wrote {args.out}")
     return 0
