@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """GPU figures of a subnet library: per-level batch-1 latency and level-switch time on CUDA.
 
-Runs where a CUDA device exists (the lent H100/H200 machine); elsewhere it says so and exits 0 without
+Runs where a CUDA device exists (e.g. an H100/H200 machine); elsewhere it says so and exits 0 without
 measuring. Both runtime modes are timed side by side: "cache" (pre-extracted subnets) and "inplace"
 (the supernet with per-level BN statistics copied in). Writes a JSON record and a Markdown fragment.
 """

@@ -3,13 +3,14 @@
 # `ofa` wheel (the machine has torch but no package registry) and, optionally, a training state to continue.
 #   scripts/prepare_gpu.sh                      # tarball + wheel (and no stale state)
 #   scripts/prepare_gpu.sh --resume-from DIR    # + DIR's supernet.pt, momentum.pt, progress.json -> .gpu/resume/
-# Then run(carry=[".gpu"], ...) as docs/TRAINING.md shows. Idempotent; fails if what travels exceeds 64 MiB.
+# Then copy the checkout with .gpu/ to the GPU machine and run scripts/gpu_job.sh there (experiments/README.md).
+# Idempotent; fails if .gpu/ exceeds 64 MiB.
 set -euo pipefail
 RESUME=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --resume-from) RESUME="$(realpath "${2:?--resume-from needs a folder}")"; shift 2 ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
     *) echo "prepare_gpu.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
