@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dynofa_ros.datasets.image_dataset import load_dataset  # noqa: E402
-from dynofa_ros.offline.options import add_source_arguments  # noqa: E402
+from dynofa_ros.offline.commands.options import add_source_arguments  # noqa: E402
 from dynofa_ros.supernet.library import default_library_path  # noqa: E402
 from dynofa_ros.supernet.synthetic import random_library  # noqa: E402
 from experiments import baseline_gpu_job  # noqa: E402

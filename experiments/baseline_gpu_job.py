@@ -25,8 +25,9 @@ import numpy as np
 import torch
 
 from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB
-from dynofa_ros.offline.options import val_size
-from dynofa_ros.offline.train import add_training_arguments, config_from_args, resolve_device
+from dynofa_ros.offline.commands.options import val_size
+from dynofa_ros.offline.commands.train import add_training_arguments, config_from_args
+from dynofa_ros.offline.train import resolve_device
 from dynofa_ros.supernet.library import default_library_path
 from experiments.compare import GPU_PROFILE, markdown, run_comparison
 from experiments.gpu_job import JobLog, Results, environment, load_job_data

@@ -32,8 +32,8 @@ from tqdm import tqdm
 from dynofa_ros.datasets.image_dataset import load_dataset
 from dynofa_ros.offline.bn_tuning import BnTuneConfig, fit_tuned_head, running_stats
 from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB
+from dynofa_ros.offline.commands.options import add_data_arguments, val_size
 from dynofa_ros.offline.data import stratified_split, subset
-from dynofa_ros.offline.options import add_data_arguments, val_size
 from dynofa_ros.offline.profile import CPU_PROFILES, cpu_threads
 from dynofa_ros.offline.search import pareto_front
 from dynofa_ros.offline.timing import Timing, cuda_sync, processor_name, time_interleaved

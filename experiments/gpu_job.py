@@ -37,19 +37,14 @@ from torch import nn
 from dynofa_ros.datasets.image_dataset import ImageDataset, load_dataset
 from dynofa_ros.offline.bn_tuning import BnTuneConfig
 from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB
+from dynofa_ros.offline.commands.options import val_size
+from dynofa_ros.offline.commands.train import add_training_arguments, config_from_args
 from dynofa_ros.offline.data import stratified_split, subset
 from dynofa_ros.offline.evaluate import evaluate_arch, subnet_cost
 from dynofa_ros.offline.library_build import LATENCY_NOISE, build_candidate, write_levels
-from dynofa_ros.offline.options import val_size
 from dynofa_ros.offline.profile import CPU_PROFILES
 from dynofa_ros.offline.timing import Timing, cuda_sync, time_calls
-from dynofa_ros.offline.train import (
-    add_training_arguments,
-    config_from_args,
-    initial_supernet,
-    resolve_device,
-    train_supernet,
-)
+from dynofa_ros.offline.train import initial_supernet, resolve_device, train_supernet
 from dynofa_ros.offline.train_state import PROGRESS, WEIGHTS, load_train_state
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.checkpoint import load_supernet

@@ -19,7 +19,6 @@ same copy at a switch. ``s`` is capped so that ``var'`` stays >= 0, and ``b`` is
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 from collections.abc import Sequence
@@ -32,7 +31,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 from tqdm import tqdm
 
-from dynofa_ros.offline.data import BATCH_RESOLUTION, DeviceAugmenter, scaled_batch, to_input
+from dynofa_ros.offline.data import DeviceAugmenter, to_input
 from dynofa_ros.offline.heads import fit_head
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.bn import BnStats, apply_bn_stats
@@ -245,35 +244,3 @@ def fit_tuned_head(net: nn.Module, stats: BnStats, resolution: int, mean: Sequen
         stats, start = tune_bn(net, stats, resolution, mean, std, images_uint8, labels, tune, progress=True)
     with using_head(net, start):
         return stats, fit_head(net, images_uint8, labels, resolution, mean, std, progress=True)
-
-
-def add_tune_arguments(parser: argparse.ArgumentParser, heads_flag: str) -> None:
-    """``--tune-bn-epochs`` and ``--tune-bn-lr``; the tuning is on by default when ``heads_flag`` is."""
-    default = BnTuneConfig()
-    parser.add_argument("--tune-bn-epochs", type=float, default=None, metavar="E",
-                        help="train each level's own BN scale and shift with its classifier for E epochs of the "
-                        f"training split and fold them into its BN statistics (0: off; needs {heads_flag}; ~1-3 min "
-                        "per epoch for a small level, ~6 for the largest, on 2 cores) (default: "
-                        f"{default.epochs:g} with {heads_flag}, else 0)")
-    parser.add_argument("--tune-bn-lr", type=float, default=default.lr,
-                        help="peak Adam learning rate of the BN tuning (default: %(default)s)")
-    parser.add_argument("--tune-bn-batch", type=int, default=None,
-                        help=f"batch of the BN tuning (default: {default.batch_size} up to 64 px, smaller in "
-                        "proportion to the pixels above, to bound memory)")
-
-
-def tune_config(args: argparse.Namespace, heads: bool, heads_flag: str, resolution: int = BATCH_RESOLUTION
-                ) -> BnTuneConfig | None:
-    """The BN tuning ``--tune-bn-epochs``/``--tune-bn-lr``/``--tune-bn-batch`` ask for, given whether heads are
-    fitted and the largest input ``resolution`` (the default batch shrinks above 64 px); None when off.
-    ValueError on bad values or tuning without heads."""
-    epochs = args.tune_bn_epochs
-    if epochs is None:
-        epochs = BnTuneConfig().epochs if heads else 0
-    if epochs == 0:
-        return None
-    if not heads:
-        raise ValueError(f"--tune-bn-epochs trains each level's classifier with its BN: it needs {heads_flag} "
-                         "(or --tune-bn-epochs 0)")
-    batch = args.tune_bn_batch or scaled_batch(BnTuneConfig().batch_size, resolution)
-    return BnTuneConfig(epochs=epochs, lr=args.tune_bn_lr, batch_size=batch)

@@ -25,11 +25,16 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Command:
-    """One sub-command: the module holding its ``add_arguments``/``run``, and one line of help."""
+    """One sub-command, and one line of help; its ``add_arguments``/``run`` are in its module of
+    :mod:`dynofa_ros.offline.commands` (named after it, ``-`` as ``_``)."""
 
     name: str
-    module: str
     help: str
+
+    @property
+    def module(self) -> str:
+        """The sub-command's module."""
+        return f"dynofa_ros.offline.commands.{self.name.replace('-', '_')}"
 
     def functions(self) -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]:
         """``(add_arguments, run)`` of the sub-command."""
@@ -38,25 +43,20 @@ class Command:
 
 
 COMMANDS = (
-    Command("data", "dynofa_ros.offline.data", "decode a dataset into the data cache and show what it holds"),
-    Command("train", "dynofa_ros.offline.train", "train the supernet (sandwich rule, in-place distillation)"),
-    Command("adapt", "dynofa_ros.offline.adapt", "give a supernet the dataset's classes: their names, and a new "
-            "classifier when their number differs"),
-    Command("profile", "dynofa_ros.offline.profile",
-            "build per-layer CPU latency LUTs and report their error against measured subnets"),
-    Command("search", "dynofa_ros.offline.search",
-            "accuracy predictor + evolutionary search under a sweep of latency limits; Pareto front"),
-    Command("build-library", "dynofa_ros.offline.library_build",
-            "calibrate, fit heads, test and re-measure the chosen levels; write library.json, supernet.pt, "
-            "bn_stats.pt, heads.pt"),
-    Command("plot", "dynofa_ros.offline.plots", "plot val accuracy vs CPU latency, the Pareto front and the levels"),
-    Command("pipeline", "dynofa_ros.offline.pipeline",
-            "run adapt -> profile -> search -> build-library -> plot from a checkpoint and a dataset"),
-    Command("evaluate", "dynofa_ros.offline.evaluate", "evaluate sub-networks (BN recalibrated) on a split"),
-    Command("calibrate", "dynofa_ros.offline.recalibrate", "recalibrate the BN statistics of a library's levels "
-            "(bn_stats.pt), refit their classifier heads (heads.pt) and re-test their top-1 (library.json)"),
-    Command("measure", "dynofa_ros.offline.measure",
-            "re-measure a library's levels on this machine and update their CPU latency records"),
+    Command("data", "decode a dataset into the data cache and show what it holds"),
+    Command("train", "train the supernet (sandwich rule, in-place distillation)"),
+    Command("adapt", "give a supernet the dataset's classes: their names, and a new classifier when their number "
+            "differs"),
+    Command("profile", "build per-layer CPU latency LUTs and report their error against measured subnets"),
+    Command("search", "accuracy predictor + evolutionary search under a sweep of latency limits; Pareto front"),
+    Command("build-library", "calibrate, fit heads, test and re-measure the chosen levels; write library.json, "
+            "supernet.pt, bn_stats.pt, heads.pt"),
+    Command("plot", "plot val accuracy vs CPU latency, the Pareto front and the levels"),
+    Command("pipeline", "run adapt -> profile -> search -> build-library -> plot from a checkpoint and a dataset"),
+    Command("evaluate", "evaluate sub-networks (BN recalibrated) on a split"),
+    Command("calibrate", "recalibrate the BN statistics of a library's levels (bn_stats.pt), refit their classifier "
+            "heads (heads.pt) and re-test their top-1 (library.json)"),
+    Command("measure", "re-measure a library's levels on this machine and update their CPU latency records"),
 )
 
 

@@ -1,11 +1,10 @@
-"""Training input: the seeded train/val split, network input tensors, on-device augmentation, ``dynofa data``.
+"""Training input: the seeded train/val split, network input tensors, on-device augmentation.
 
 Reading and caching the datasets themselves is :mod:`dynofa_ros.datasets` (no torch), which the runtime uses too.
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,7 +13,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dynofa_ros.offline.options import add_source_arguments, load_data
 from dynofa_ros.supernet.preprocess import normalisation
 
 
@@ -112,20 +110,3 @@ class DeviceAugmenter:
         rows = oy + self.rows
         cols = ox + torch.where(flip, self.cols.flip(0), self.cols)
         return self.padded[idx[:, None, None], rows[:, :, None], cols[:, None, :]]
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``dynofa data``."""
-    add_source_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    """``dynofa data``: decode the dataset into the cache (once) and print what it holds."""
-    data = load_data(args)
-    for split in ("train", "test"):
-        labels = getattr(data, f"{split}_y")
-        counts = np.bincount(labels, minlength=len(data.class_names))
-        print(f"{split}: {len(labels)} images {tuple(getattr(data, f'{split}_x').shape[1:])} uint8, "
-              f"{counts.min()}-{counts.max()} per class")
-    print(f"{len(data.class_names)} classes: {', '.join(data.class_names)}")
-    return 0

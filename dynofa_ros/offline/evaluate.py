@@ -1,12 +1,10 @@
-"""Top-1 accuracy (after BN recalibration), MACs and parameter counts of sub-networks; ``dynofa evaluate``."""
+"""Top-1 accuracy (after BN recalibration), MACs, parameter counts and latency of sub-networks."""
 
 from __future__ import annotations
 
-import argparse
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,15 +12,12 @@ from ofa.utils import count_net_flops, count_parameters
 from torch import nn
 from tqdm import tqdm
 
-from dynofa_ros.offline.bn_tuning import BnTuneConfig, add_tune_arguments, fit_level, tune_config
-from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB, as_uint8_tensor, calibrate_bn
-from dynofa_ros.offline.data import scaled_batch, stratified_split, subset, to_input
-from dynofa_ros.offline.options import add_data_arguments, add_supernet_arguments, load_checkpoint, load_data, val_size
+from dynofa_ros.offline.bn_tuning import BnTuneConfig, fit_level
+from dynofa_ros.offline.calibrate import as_uint8_tensor, calibrate_bn
+from dynofa_ros.offline.data import scaled_batch, to_input
 from dynofa_ros.offline.profile import cpu_threads, measure_subnets
-from dynofa_ros.offline.timing import processor_name
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.heads import using_head
-from dynofa_ros.supernet.library import SubnetLibrary, default_library_path
 from dynofa_ros.supernet.runtime import extract_subnet
 from dynofa_ros.supernet.spec import SupernetSpec
 
@@ -100,110 +95,24 @@ def evaluate_many(supernet: nn.Module, archs: Sequence[SubnetArch], images_uint8
     return results
 
 
-# ------------------------------------------------------------------------------------- dynofa evaluate
-
-SPLITS = ("test", "val", "train")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``dynofa evaluate``."""
-    parser.add_argument("--library", type=Path, default=None, help="library whose levels name the subnets "
-                        "(default: the shipped one)")
-    add_supernet_arguments(parser, checkpoint="optional")
-    parser.add_argument("--subnets", nargs="+", default=["levels"], metavar="NAME",
-                        help="level names (L0, L1, ...), 'levels' (all of them), 'largest', 'smallest' "
-                        "(default: %(default)s)")
-    parser.add_argument("--resolutions", nargs="+", type=int, default=None, metavar="PX",
-                        help="evaluate every subnet at each of these input sizes (default: its own)")
-    parser.add_argument("--split", choices=SPLITS, default="test", help="test: the test images; val: the "
-                        "held-out training split; train: the training split without augmentation, to see how well "
-                        "the supernet fits (default: %(default)s)")
-    parser.add_argument("--max-images", type=int, default=None, help="a seeded random subset of the split")
-    parser.add_argument("--n-calib", type=int, default=LIBRARY_N_CALIB,
-                        help="BN calibration images from the training split (default: %(default)s)")
-    parser.add_argument("--fit-heads", action="store_true",
-                        help="score each subnet with its own classifier head fitted on the training split, as "
-                        "`dynofa calibrate` makes the library's (default: the supernet's shared classifier)")
-    add_tune_arguments(parser, "--fit-heads")
-    parser.add_argument("--latency", nargs="*", default=[], metavar="PROFILE",
-                        help="also time batch-1 latency under these CPU profiles (e.g. cpu-1t cpu-2t)")
-    parser.add_argument("--repeats", type=int, default=50, help="timed runs per latency (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=None, help="write the records as JSON here")
-    add_data_arguments(parser)
-
-
-def named_subnets(names: Sequence[str], library: SubnetLibrary) -> list[tuple[str, SubnetArch]]:
-    """``(name, arch)`` for level names, ``levels`` (all), ``largest`` and ``smallest``; ValueError otherwise."""
-    extremes = {"largest": SubnetArch.largest(library.spec), "smallest": SubnetArch.smallest(library.spec)}
-    chosen: list[tuple[str, SubnetArch]] = []
-    for name in names:
-        if name == "levels":
-            chosen += [(lv.name, lv.arch) for lv in library.levels]
-        elif name in extremes:
-            chosen.append((name, extremes[name]))
-        else:
-            chosen.append((name, library.levels[library.index_of(name)].arch))
-    return chosen
-
-
-def run(args: argparse.Namespace) -> int:
-    """``dynofa evaluate``: top-1 (BN recalibrated) of named subnets on a split, optionally latency; a table."""
-    for p in args.latency:
-        cpu_threads(p)
-    if args.repeats < 1:
-        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
-    if any(r < 32 for r in args.resolutions or ()):
-        raise ValueError(f"the network downsamples by 32: resolutions below 32 px are not supported, "
-                         f"got {args.resolutions}")
-    library = SubnetLibrary.load(args.library or default_library_path(), verify=args.checkpoint is None)
-    supernet, spec = load_checkpoint(args, args.checkpoint or library.checkpoint_path, library.spec)
-    tune = tune_config(args, args.fit_heads, "--fit-heads", max(spec.resolutions))
-    subnets = [(f"{name}@{r}" if args.resolutions else name, replace(arch, resolution=r))
-               for name, arch in named_subnets(args.subnets, library)
-               for r in (args.resolutions or [arch.resolution])]
-    untrained = sorted({a.resolution for _, a in subnets} - set(spec.resolutions))
-    if untrained:
-        print(f"note: {untrained} px are outside the trained resolutions {list(spec.resolutions)}")
-
-    data = load_data(args, spec)
-    split = stratified_split(data.train_y, val_size(args, len(data.train_y)), args.split_seed)
-    if args.split == "test":
-        pool_x, pool_y = data.test_x, data.test_y
-    else:
-        idx = split.val if args.split == "val" else split.train
-        pool_x, pool_y = data.train_x[idx], data.train_y[idx]
-    pick = subset(np.arange(len(pool_y)), args.max_images, args.split_seed)
-    images, labels = pool_x[pick], pool_y[pick]
-    calib = data.train_x[split.train]
-    head_labels = data.train_y[split.train] if args.fit_heads else None
-
-    if library.heads is not None and not args.fit_heads:
-        print("note: the library's levels have their own classifier heads; these figures use the supernet's shared "
-              "one (--fit-heads refits a head per subnet, as the library's were made)")
-    n_calib = min(args.n_calib, len(calib))
-    records = [{"name": name, "arch": arch.to_dict(), "split": args.split, "images": len(labels), "n_calib": n_calib,
-                "heads": "fitted per subnet" if args.fit_heads else "shared",
-                "bn_tuning": None if tune is None else tune.note(len(calib)),
-                "top1": evaluate_arch(supernet, arch, images, labels, calib, spec, n_calib, head_labels=head_labels,
-                                      tune=tune),
+def evaluate_subnets(supernet: nn.Module, spec: SupernetSpec, subnets: Sequence[tuple[str, SubnetArch]],
+                     images_uint8: np.ndarray, labels: np.ndarray, calib_uint8: np.ndarray, n_calib: int, split: str,
+                     head_labels: np.ndarray | None = None, tune: BnTuneConfig | None = None,
+                     profiles: Sequence[str] = (), repeats: int = 50) -> list[dict[str, Any]]:
+    """A record per named subnet: :func:`evaluate_arch` on the ``split`` images (BN from ``n_calib`` of
+    ``calib_uint8``; with ``head_labels`` its own head, after BN tuning with ``tune``), :func:`subnet_cost` and,
+    per CPU profile in ``profiles``, batch-1 latency from ``repeats`` timed runs (subnets timed interleaved)."""
+    n_calib = min(n_calib, len(calib_uint8))
+    records = [{"name": name, "arch": arch.to_dict(), "split": split, "images": len(labels), "n_calib": n_calib,
+                "heads": "shared" if head_labels is None else "fitted per subnet",
+                "bn_tuning": None if tune is None else tune.note(len(calib_uint8)),
+                "top1": evaluate_arch(supernet, arch, images_uint8, labels, calib_uint8, spec, n_calib,
+                                      head_labels=head_labels, tune=tune),
                 **dict(zip(("macs", "params"), subnet_cost(supernet, arch), strict=True))}
-               for name, arch in tqdm(subnets, desc=f"evaluate on {args.split}", unit="net")]
-    for profile in args.latency:
-        timings = measure_subnets(supernet, [a for _, a in subnets], cpu_threads(profile), repeats=args.repeats,
-                                  rounds=min(5, args.repeats))
+               for name, arch in tqdm(subnets, desc=f"evaluate on {split}", unit="net")]
+    for profile in profiles:
+        timings = measure_subnets(supernet, [a for _, a in subnets], cpu_threads(profile), repeats=repeats,
+                                  rounds=min(5, repeats))
         for rec, t in zip(records, timings, strict=True):
             rec.setdefault("latency", {})[profile] = {"p50_s": t.p50_s, "p90_s": t.p90_s, "method": t.method}
-
-    head = f"{'subnet':<14}{'px':>4}{'MMACs':>8}  top-1 ({args.split}, {len(labels)} images)"
-    print(head + "".join(f"  {p} p50" for p in args.latency))
-    for rec in records:
-        cells = "".join(f"  {rec['latency'][p]['p50_s'] * 1e3:8.2f} ms" for p in args.latency)
-        print(f"{rec['name']:<14}{rec['arch']['resolution']:>4}{rec['macs'] / 1e6:>8.1f}  {rec['top1'] * 100:6.2f} %"
-              + cells)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"checkpoint": str(args.checkpoint or library.checkpoint_path),
-                                        "spec": spec.to_dict(), "processor": processor_name(), "records": records},
-                                       indent=1) + "\n")
-        print(f"wrote {args.out}")
-    return 0
+    return records

@@ -1,4 +1,4 @@
-"""``dynofa build-library``: turn the search's Pareto front into the shipped subnet library.
+"""Turn the search's Pareto front into the shipped subnet library (the ``dynofa build-library`` stage).
 
 For each chosen level: BN statistics calibrated on ``n_calib`` training images, its own classifier head fitted
 on the training split (``offline.heads``; ``--no-heads``: the supernet's shared one), top-1 on the test set,
@@ -15,7 +15,6 @@ and loaded back to validate it.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,13 +24,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from dynofa_ros.offline.bn_tuning import BnTuneConfig, add_tune_arguments, fit_level, tune_config
-from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB, calibrate_bn
-from dynofa_ros.offline.data import stratified_split, subset
+from dynofa_ros.offline.bn_tuning import BnTuneConfig, fit_level
+from dynofa_ros.offline.calibrate import calibrate_bn
 from dynofa_ros.offline.evaluate import subnet_cost, top1
 from dynofa_ros.offline.heads import head_note
-from dynofa_ros.offline.options import add_data_arguments, add_supernet_arguments, load_checkpoint, load_data, val_size
-from dynofa_ros.offline.profile import CPU_PROFILES, cpu_threads, measure_subnets, processor_name
+from dynofa_ros.offline.profile import cpu_threads, measure_subnets, processor_name
 from dynofa_ros.offline.search import SEARCH_FORMAT, pick_spread
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.bn import BnStats
@@ -197,104 +194,31 @@ def cpu_latency(supernet: Any, archs: Sequence[SubnetArch], profiles: Sequence[s
             for timings in zip(*per_profile, strict=True)]
 
 
-def add_heads_argument(parser: argparse.ArgumentParser) -> None:
-    """``--heads/--no-heads`` and the BN tuning options, shared by ``build-library`` and ``calibrate``."""
-    parser.add_argument("--heads", action=argparse.BooleanOptionalAction, default=True,
-                        help="fit each level's classifier head on the training split (heads.pt; ~1-4 min per level "
-                        "on 2 cores); --no-heads: the levels share the supernet's classifier (default: %(default)s)")
-    add_tune_arguments(parser, "--heads")
+@dataclass
+class LevelImages:
+    """The images levels are built on: ``calib``, the training split (BN statistics from ``n_calib`` of them; heads
+    and BN tuning on all, with their labels ``calib_y``, None when the levels share the supernet's classifier), and
+    the test images ``test_x`` with their labels ``test_y``."""
+
+    calib: np.ndarray
+    calib_y: np.ndarray | None
+    n_calib: int
+    test_x: np.ndarray
+    test_y: np.ndarray
 
 
-def add_timing_arguments(parser: argparse.ArgumentParser) -> None:
-    """CPU profiles and timing options shared by ``build-library`` and ``measure``."""
-    parser.add_argument("--profiles", nargs="+", default=list(CPU_PROFILES), metavar="PROFILE",
-                        help="CPU profiles to measure each level on (default: %(default)s)")
-    parser.add_argument("--warmup", type=int, default=20, help="warm-up runs per measurement (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=100, help="timed runs per measurement (default: %(default)s)")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved passes over the levels the repeats "
-                        "are split into (default: %(default)s)")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``dynofa build-library``."""
-    add_supernet_arguments(parser)
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--search", type=Path, default=Path("runs/offline/search.json"),
-                        help="`dynofa search` result whose Pareto front gives the levels (default: %(default)s)")
-    source.add_argument("--levels-from", type=Path, metavar="LIBRARY",
-                        help="library.json whose levels to rebuild with --checkpoint's weights instead (no search: "
-                        "the same sub-networks, re-calibrated, re-tested, re-timed; other profiles' latency kept)")
-    parser.add_argument("--out", type=Path, default=Path("runs/library"),
-                        help="library folder: library.json, supernet.pt, bn_stats.pt, heads.pt (default: "
-                        "%(default)s)")
-    parser.add_argument("--name", default=None, help="library name (default: <dataset>-ofa-mbv3-w<width>)")
-    parser.add_argument("--levels", type=int, default=7,
-                        help="levels to pick from the Pareto front, spread in latency (default: %(default)s)")
-    add_timing_arguments(parser)
-    parser.add_argument("--n-calib", type=int, default=LIBRARY_N_CALIB,
-                        help="BN calibration images from the training split (default: %(default)s)")
-    add_heads_argument(parser)
-    parser.add_argument("--max-test-images", type=int,
-                        help="evaluate on a seeded random N of the test images (quick runs)")
-    parser.add_argument("--min-span", type=float, default=3.0,
-                        help="warn when slowest/fastest level latency is below this (default: %(default)s)")
-    add_data_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Build, write and validate the library; print one line per level."""
-    if args.levels < 2:
-        raise ValueError(f"--levels must be >= 2, got {args.levels}")
-    for p in args.profiles:
-        cpu_threads(p)
-    if args.levels_from and Path(args.out).resolve() == Path(args.levels_from).parent.resolve():
-        raise ValueError(f"--out {args.out} is the folder of --levels-from: write the rebuilt library elsewhere, "
-                         "compare, then copy it over")
-    source = (levels_of_library(args.levels_from, args.profiles) if args.levels_from
-              else levels_of_search(args.search, args.levels))
-    archs, primary = source.archs, source.primary
-    if primary not in args.profiles:
-        raise ValueError(f"the search ranked by {primary}; include it in --profiles")
-    supernet, spec = load_checkpoint(args, spec=source.spec)
-    if spec != source.spec:
-        raise ValueError(f"{args.checkpoint}'s spec differs from the one of {args.levels_from or args.search}")
-
-    data = load_data(args, spec)
-    split = stratified_split(data.train_y, val_size(args, len(data.train_y)), args.split_seed)
-    calib = data.train_x[split.train]
-    calib_y = data.train_y[split.train] if args.heads else None  # head fitting labels
-    test_idx = subset(np.arange(len(data.test_y)), args.max_test_images, args.split_seed)
-    test_x, test_y = data.test_x[test_idx], data.test_y[test_idx]
-    n_calib = min(args.n_calib, len(calib))
-    tune = tune_config(args, args.heads, "--heads", max(spec.resolutions))
-
-    latencies = cpu_latency(supernet, archs, args.profiles, args.warmup, args.repeats, args.rounds)
+def build_candidates(supernet: Any, spec: SupernetSpec, source: LevelSource, images: LevelImages,
+                     tune: BnTuneConfig | None, profiles: Sequence[str], warmup: int, repeats: int, rounds: int
+                     ) -> list[Candidate]:
+    """A candidate level of each of ``source``'s sub-networks: its batch-1 latency under the CPU ``profiles``
+    (:func:`cpu_latency`) and the carried-over records, then :func:`build_candidate`; a progress line for each."""
+    latencies = cpu_latency(supernet, source.archs, profiles, warmup, repeats, rounds)
     built: list[Candidate] = []
-    bar = tqdm(archs, desc="calibrate + test levels", unit="level")
+    bar = tqdm(source.archs, desc="calibrate + test levels", unit="level")
     for arch, latency, other in zip(bar, latencies, source.carried, strict=True):
-        built.append(build_candidate(supernet, arch, latency + other, calib, n_calib, test_x, test_y, spec, calib_y,
-                                     tune))
+        built.append(build_candidate(supernet, arch, latency + other, images.calib, images.n_calib, images.test_x,
+                                     images.test_y, spec, images.calib_y, tune))
         lv = built[-1].level
-        tqdm.write(f"built r{arch.resolution} {lv.macs / 1e6:.1f} MMACs: top-1 {lv.top1 * 100:.2f} %  {primary} p50 "
-                   f"{lv.latency_for(primary).p50_s * 1e3:.2f} ms")
-
-    name = args.name or f"{data.name}-ofa-mbv3-w{spec.width_mult:.1f}"
-    lib, dropped = write_levels(args.out, name, args.checkpoint, spec, built, primary, n_calib, len(calib), tune,
-                                args.heads, len(test_y), data.name)
-    for lv in lib.levels:
-        p = lv.latency_for(primary)
-        print(f"{lv.name}: top-1 {lv.top1 * 100:.2f} %  {primary} p50 {p.p50_s * 1e3:.2f} ms  "
-              f"{lv.macs / 1e6:.1f} MMACs  r{lv.arch.resolution}")
-    if dropped:
-        print(f"dropped {dropped} level(s) not more accurate than one over {LATENCY_NOISE:.0%} faster "
-              "(their figures: the 'built' lines above)")
-    files = [args.out / "library.json", lib.checkpoint_path, lib.bn_stats_path, lib.heads_path]
-    size = sum(f.stat().st_size for f in files if f is not None)
-    span = lib.levels[-1].latency_for(primary).p50_s / lib.levels[0].latency_for(primary).p50_s
-    print(f"wrote {args.out / 'library.json'}: {len(lib.levels)} levels, {primary} latency span {span:.2f}x, "
-          f"{size / 2**20:.1f} MiB")
-    if span < args.min_span:
-        print(f"WARNING: the levels span only {span:.2f}x in {primary} latency (wanted >= {args.min_span}x)")
-    if size > SIZE_LIMIT_BYTES:
-        print(f"WARNING: the library files total {size / 2**20:.1f} MiB, over {SIZE_LIMIT_BYTES / 2**20:.0f} MiB")
-    return 0
+        tqdm.write(f"built r{arch.resolution} {lv.macs / 1e6:.1f} MMACs: top-1 {lv.top1 * 100:.2f} %  "
+                   f"{source.primary} p50 {lv.latency_for(source.primary).p50_s * 1e3:.2f} ms")
+    return built

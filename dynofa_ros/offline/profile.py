@@ -9,7 +9,6 @@ layers' entries plus one overhead term fitted on directly measured subnets.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import random
@@ -25,7 +24,6 @@ import torch
 from ofa.utils.layers import ResidualBlock
 from torch import nn
 
-from dynofa_ros.offline.options import add_supernet_arguments, load_checkpoint, spec_for
 from dynofa_ros.offline.timing import Timing, processor_name, time_calls, time_interleaved, torch_threads
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.runtime import extract_subnet
@@ -406,75 +404,45 @@ class LinearLatencyModel:
                    {"holdout_mape": mape, "n_fit": float(len(train)), "n_holdout": float(n_test)})
 
 
-# ---------------------------------------------------------------------------------------- sub-command
+# ------------------------------------------------------------------------------------------- profiling
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``dynofa profile``."""
-    add_supernet_arguments(parser, checkpoint="optional")
-    parser.add_argument("--out", type=Path, default=Path("runs/offline/profile"),
-                        help="output folder for lut_<profile>.json and profile_report.json (default: %(default)s)")
-    parser.add_argument("--profiles", nargs="+", default=list(CPU_PROFILES), metavar="PROFILE",
-                        help="CPU profiles cpu-<threads>t (default: %(default)s)")
-    parser.add_argument("--resolutions", type=int, nargs="+", help="restrict to these input resolutions "
-                        "(default: all of the spec's)")
-    parser.add_argument("--warmup", type=int, default=10, help="warm-up runs per measurement (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=50,
-                        help="timed runs per LUT layer and per directly measured subnet (default: %(default)s)")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved passes over all layers and subnets "
-                        "the repeats are split into (default: %(default)s)")
-    parser.add_argument("--fit", type=int, default=10,
-                        help="random subnets measured to fit the overhead term (plus smallest and largest; "
-                        "default: %(default)s)")
-    parser.add_argument("--holdout", type=int, default=20,
-                        help="held-out random subnets on which the LUT error is reported (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+@dataclass
+class ProfileRun:
+    """The LUT of each profile, in order (overhead fitted, error measured), and the report of the run
+    (``profile_report.json``: per profile its layers, overhead, error and every directly measured subnet)."""
+
+    luts: list[LatencyLUT]
+    report: dict[str, Any]
 
 
-def _load_spec(args: argparse.Namespace) -> tuple[SupernetSpec, nn.Module]:
-    """The checkpoint's supernet, or without one random weights for the requested spec (latency does not depend
-    on the weights)."""
-    if args.checkpoint is None:
-        spec = spec_for(args)
-        return spec, build_supernet(spec).eval()
-    supernet, spec = load_checkpoint(args)
-    return spec, supernet.eval()
-
-
-def run(args: argparse.Namespace) -> int:
-    """Build and validate one LUT per profile; write LUTs and an error report to ``args.out``."""
-    threads = {p: cpu_threads(p) for p in args.profiles}
-    spec, supernet = _load_spec(args)
-    for r in args.resolutions or ():
-        if r not in spec.resolutions:
-            raise ValueError(f"--resolutions {r} is not one of the spec's {list(spec.resolutions)}")
-    resolutions = args.resolutions or list(spec.resolutions)
-    rng = random.Random(args.seed)
+def profile_luts(supernet: nn.Module, spec: SupernetSpec, profiles: Sequence[str], resolutions: Sequence[int],
+                 *, warmup: int, repeats: int, rounds: int, n_fit: int, n_holdout: int, seed: int) -> ProfileRun:
+    """One LUT per CPU profile over every layer of the search space at ``resolutions`` (all when empty), timed
+    interleaved with the smallest and largest subnet and ``n_fit`` random ones (they fit the overhead) and
+    ``n_holdout`` more (the error is measured on them; on the fit subnets when there are none)."""
+    resolutions = list(resolutions or spec.resolutions)
+    rng = random.Random(seed)
     layout = layout_for(spec)
     smallest = replace(SubnetArch.smallest(spec), resolution=min(resolutions))
     largest = replace(SubnetArch.largest(spec), resolution=max(resolutions))
-    sampled = sample_archs(spec, args.fit + args.holdout, rng, resolutions)
-    fit_archs = [smallest, largest, *sampled[: args.fit]]
-    held_out = sampled[args.fit:]
+    sampled = sample_archs(spec, n_fit + n_holdout, rng, resolutions)
+    fit_archs = [smallest, largest, *sampled[:n_fit]]
+    held_out = sampled[n_fit:]
     keys = layout.all_layer_keys(spec, resolutions)
-    report: dict[str, Any] = {"processor": processor_name(), "resolutions": resolutions, "profiles": {}}
-    args.out.mkdir(parents=True, exist_ok=True)
-    for profile in args.profiles:
-        lut, timings = build_lut(supernet, spec, profile, keys, args.warmup, args.repeats, args.rounds,
-                                 extra=fit_archs + held_out)
+    result = ProfileRun([], {"processor": processor_name(), "resolutions": resolutions, "profiles": {}})
+    for profile in profiles:
+        lut, timings = build_lut(supernet, spec, profile, keys, warmup, repeats, rounds, extra=fit_archs + held_out)
         measured = {"fit": [Measured(a, profile, t) for a, t in zip(fit_archs, timings, strict=False)],
                     "held-out": [Measured(a, profile, t) for a, t in zip(held_out, timings[len(fit_archs):],
                                                                           strict=True)]}
         fit_overhead(lut, measured["fit"])
         lut.error = prediction_error(lut, measured["held-out"] or measured["fit"])
-        lut.save(args.out / f"lut_{profile}.json")
-        report["profiles"][profile] = {
-            "threads": threads[profile], "n_layers": len(lut.entries), "overhead_s": lut.overhead_s, "error": lut.error,
+        result.luts.append(lut)
+        result.report["profiles"][profile] = {
+            "threads": lut.threads, "n_layers": len(lut.entries), "overhead_s": lut.overhead_s, "error": lut.error,
             "error_on": "held-out" if measured["held-out"] else "fit (no held-out subnets)",
             "measured": [{"set": name, "arch": m.arch.to_dict(), "p50_s": m.timing.p50_s, "p90_s": m.timing.p90_s,
                           "lut_s": lut.predict(m.arch)} for name, ms in measured.items() for m in ms],
         }
-        print(f"{profile}: {len(lut.entries)} layers, overhead {lut.overhead_s * 1e3:.2f} ms, held-out MAPE "
-              f"{lut.error['mape'] * 100:.1f} % (max {lut.error['max_ape'] * 100:.1f} %, n={int(lut.error['n'])})")
-    (args.out / "profile_report.json").write_text(json.dumps(report, indent=1))
-    return 0
+    return result

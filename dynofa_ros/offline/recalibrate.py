@@ -1,80 +1,23 @@
-"""``dynofa calibrate``: recalibrate a library's levels on the data: BN statistics, classifier heads, test top-1."""
+"""Recalibrate a library's levels on the data: BN statistics, classifier heads, test top-1 (``dynofa calibrate``)."""
 
 from __future__ import annotations
 
-import argparse
-from dataclasses import replace
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
+from torch import nn
 from tqdm import tqdm
 
-from dynofa_ros.offline.bn_tuning import tune_config
-from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB
-from dynofa_ros.offline.data import stratified_split, subset
-from dynofa_ros.offline.heads import head_note
-from dynofa_ros.offline.library_build import add_heads_argument, calibrate_and_test, calibration_note, eval_set_note
-from dynofa_ros.offline.options import add_data_arguments, load_data, val_size
-from dynofa_ros.supernet.bn import save_bn_stats
-from dynofa_ros.supernet.checkpoint import load_supernet
-from dynofa_ros.supernet.library import FileRef, SubnetLibrary, sha256_file
-from dynofa_ros.supernet.library_write import save_heads_ref
+from dynofa_ros.offline.bn_tuning import BnTuneConfig
+from dynofa_ros.offline.library_build import LevelFit, LevelImages, calibrate_and_test
+from dynofa_ros.supernet.library import Level
+from dynofa_ros.supernet.spec import SupernetSpec
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``dynofa calibrate``."""
-    parser.add_argument("--library", type=Path, required=True, help="library.json whose levels to recalibrate")
-    parser.add_argument("--n-calib", type=int, default=LIBRARY_N_CALIB,
-                        help="calibration images from the training split (default: %(default)s)")
-    add_heads_argument(parser)
-    parser.add_argument("--max-test-images", type=int,
-                        help="re-test on a seeded random N of the test images (quick runs; default: all)")
-    add_data_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Recalibrate, refit and re-test every level; rewrite bn_stats.pt, heads.pt and library.json."""
-    lib = SubnetLibrary.load(args.library)
-    supernet, spec = load_supernet(lib.checkpoint_path, lib.spec)
-    tune = tune_config(args, args.heads, "--heads", max(spec.resolutions))
-    data = load_data(args, spec)
-    split = stratified_split(data.train_y, val_size(args, len(data.train_y)), args.split_seed)
-    calib = data.train_x[split.train]
-    calib_y = data.train_y[split.train] if args.heads else None  # head fitting labels
-    test_idx = subset(np.arange(len(data.test_y)), args.max_test_images, args.split_seed)
-    test_x, test_y = data.test_x[test_idx], data.test_y[test_idx]
-    n = min(args.n_calib, len(calib))
-    val = (data.train_x[split.val], data.train_y[split.val])
-    fits = [calibrate_and_test(supernet, lv.arch, calib, n, test_x, test_y, spec, calib_y, tune, val)
-            for lv in tqdm(lib.levels, desc="calibrate + test levels", unit="level")]
-    levels = [replace(lv, top1=fit.top1) for lv, fit in zip(lib.levels, fits, strict=True)]
-    save_bn_stats(lib.bn_stats_path, [fit.stats for fit in fits])
-    lib.bn_stats = FileRef(lib.bn_stats.path, sha256_file(lib.bn_stats_path))
-    lib.calibration = calibration_note(n, tune, len(calib), data.name)
-    lib.eval_set = eval_set_note(len(test_y), data.name)
-    old_heads = lib.heads_path
-    if args.heads:
-        lib.heads = save_heads_ref(lib.base_dir, [fit.head for fit in fits])
-        lib.heads_fit = head_note(len(calib), bn_tuned=tune is not None, dataset=data.name)
-    else:
-        lib.heads, lib.heads_fit = None, ""
-    before, lib.levels = lib.levels, levels
-    lib.save(args.library)
-    if old_heads is not None and lib.heads_path != old_heads:
-        old_heads.unlink(missing_ok=True)  # no longer referenced by the library
-    for old, lv, fit in zip(before, levels, fits, strict=True):
-        was = "n/a" if old.top1 is None else f"{old.top1 * 100:.2f} %"
-        print(f"{lv.name}: test top-1 {was} -> {lv.top1 * 100:.2f} %  (validation split {fit.val_top1 * 100:.2f} %)")
-    heads = f" and fitted their heads on {len(calib)} images (x2 mirrored)" if args.heads else ""
-    if tune is not None:
-        heads = f", trained their BN scale/shift ({tune.epochs:g} epochs){heads}"
-    print(f"recalibrated {len(fits)} levels on {n} images{heads}, tested on {len(test_y)}; wrote {args.library}, "
-          f"{lib.bn_stats_path}" + (f", {lib.heads_path}" if lib.heads_path else ""))
-    if len(test_y) < len(data.test_y):
-        print(f"note: the recorded top-1 is now on {len(test_y)} of the {len(data.test_y)} test images "
-              "(--max-test-images)")
-    top = [lv.top1 for lv in levels]
-    if any(b <= a for a, b in zip(top, top[1:])):
-        print("WARNING: test top-1 no longer rises with the level: rebuild the library (dynofa build-library "
-              "--levels-from) to drop the levels that are not more accurate than a faster one")
-    return 0
+def recalibrate_levels(supernet: nn.Module, spec: SupernetSpec, levels: Sequence[Level], images: LevelImages,
+                       tune: BnTuneConfig | None, val: tuple[np.ndarray, np.ndarray]) -> list[LevelFit]:
+    """:func:`~dynofa_ros.offline.library_build.calibrate_and_test` for each level's sub-network on ``images``, also
+    scored on ``val`` (images and labels)."""
+    return [calibrate_and_test(supernet, lv.arch, images.calib, images.n_calib, images.test_x, images.test_y, spec,
+                               images.calib_y, tune, val)
+            for lv in tqdm(levels, desc="calibrate + test levels", unit="level")]

@@ -3,18 +3,19 @@
 ``SearchSpace`` samples, mutates and crosses over ``SubnetArch`` configs without leaving the supernet's
 search space (every result is canonical, so duplicates compare equal). ``evolutionary_search``
 maximises a batch scoring function (an accuracy predictor) subject to ``latency(arch) <= constraint``
-(a LUT prediction); ``pareto_front`` keeps the non-dominated (latency, accuracy) points.
+(a LUT prediction); ``pareto_front`` keeps the non-dominated (latency, accuracy) points. ``search_subnets``
+is the whole ``dynofa search`` stage: evaluated candidates, an accuracy predictor, a sweep of latency limits,
+every point measured, the front.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import random
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,7 @@ import numpy as np
 from torch import nn
 from tqdm import tqdm
 
-from dynofa_ros.offline.data import stratified_split, subset
 from dynofa_ros.offline.evaluate import evaluate_many
-from dynofa_ros.offline.options import add_data_arguments, add_supernet_arguments, load_checkpoint, load_data, val_size
 from dynofa_ros.offline.predictor import fit_and_report
 from dynofa_ros.offline.profile import (
     LatencyLUT,
@@ -36,7 +35,6 @@ from dynofa_ros.offline.profile import (
     processor_name,
 )
 from dynofa_ros.supernet.arch import SubnetArch
-from dynofa_ros.supernet.library import sha256_file
 from dynofa_ros.supernet.spec import SupernetSpec
 
 
@@ -221,7 +219,7 @@ def pick_spread(latency: Sequence[float], n: int) -> list[int]:
     return sorted(chosen)
 
 
-# ---------------------------------------------------------------------------------------- sub-command
+# ------------------------------------------------------------------------------------- the search stage
 
 SEARCH_FORMAT = "dynofa-search/1"
 
@@ -285,33 +283,6 @@ def load_gpu_results(path: Path | str, spec: SupernetSpec,
     return list(unique.values()), {"env": env, "args": data.get("args", {}), "sha256": sha}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``dynofa search``."""
-    add_supernet_arguments(parser)
-    parser.add_argument("--lut", type=Path, default=Path("runs/offline/profile/lut_cpu-1t.json"),
-                        help="latency LUT of the profile that defines the constraints (default: %(default)s)")
-    parser.add_argument("--candidates", type=Path, help="GPU job results.json (subnets with val top-1); without "
-                        "it, --random-candidates subnets are evaluated on the val split here")
-    parser.add_argument("--random-candidates", type=int, default=60,
-                        help="random subnets to evaluate on this machine when --candidates is absent "
-                        "(default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=Path("runs/offline/search.json"),
-                        help="result file (default: %(default)s)")
-    parser.add_argument("--constraints", type=int, default=8,
-                        help="latency limits, geometric from the smallest to the largest subnet (default: %(default)s)")
-    parser.add_argument("--population", type=int, default=100, help="evolution population (default: %(default)s)")
-    parser.add_argument("--generations", type=int, default=30, help="evolution generations (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    parser.add_argument("--warmup", type=int, default=5, help="warm-up runs per latency measurement "
-                        "(default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=20, help="timed runs per latency measurement of every "
-                        "point (default: %(default)s)")
-    parser.add_argument("--n-calib", type=int, default=2000, help="BN calibration images per evaluated subnet "
-                        "(default: %(default)s)")
-    parser.add_argument("--max-val-images", type=int, help="evaluate on only N val images (quick runs)")
-    add_data_arguments(parser)
-
-
 def _evaluate_points(supernet: nn.Module, spec: SupernetSpec, archs: Sequence[SubnetArch], source: str,
                      val: tuple[np.ndarray, np.ndarray], calib: np.ndarray, n_calib: int) -> list[Point]:
     evals = evaluate_many(supernet, archs, val[0], val[1], calib, spec, n_calib=min(n_calib, len(calib)))
@@ -336,85 +307,79 @@ def fill_gpu_latency(points: Sequence[Point]) -> LinearLatencyModel | None:
     return model
 
 
-def run(args: argparse.Namespace) -> int:
-    """Fit the predictor, sweep constraints, evaluate and measure every point, write the front."""
+@dataclass(frozen=True)
+class SearchConfig:
+    """How :func:`search_subnets` samples, searches and times: random candidates to evaluate when none are given,
+    latency limits, the evolution, the seed, the timing of every point and the BN calibration images per
+    evaluated subnet."""
 
-    supernet, spec = load_checkpoint(args)
-    lut = LatencyLUT.load(args.lut)
-    if lut.spec != spec:
-        raise ValueError(f"LUT {args.lut} was built for another supernet spec than {args.checkpoint}'s")
+    random_candidates: int = 60
+    constraints: int = 8
+    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
+    seed: int = 0
+    warmup: int = 5
+    repeats: int = 20
+    n_calib: int = 2000
+
+
+def search_subnets(supernet: nn.Module, spec: SupernetSpec, lut: LatencyLUT, val: tuple[np.ndarray, np.ndarray],
+                   calib: np.ndarray, candidates: Sequence[Point] | None = None, config: SearchConfig | None = None,
+                   *, checkpoint: str, lut_path: str, gpu_env: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``dynofa search`` result (``SEARCH_FORMAT``) for ``supernet`` under ``lut``'s profile.
+
+    The ``candidates`` in the LUT's search space (None: random subnets evaluated on ``val``, images and labels,
+    after BN calibration on ``calib``) fit an accuracy predictor; an evolutionary search under each of a geometric
+    sweep of LUT latency limits adds its best subnets (evaluated likewise); every point's batch-1 latency is
+    measured and the Pareto front taken. ``checkpoint``, ``lut_path`` and ``gpu_env`` (the candidates' GPU job)
+    are recorded as given. ValueError with fewer than 10 candidates.
+    """
+    config = config or SearchConfig()
     space = SearchSpace(spec, lut.resolutions)
-    points: list[Point] = []
-    env: dict[str, Any] = {}
-    if args.candidates:
-        points, meta = load_gpu_results(args.candidates, spec, sha256_file(args.checkpoint))
-        if meta["sha256"] is None:
-            print(f"WARNING: {args.candidates} does not record which checkpoint it evaluated; its val accuracies "
-                  f"are only right if that was {args.checkpoint}")
-        points, env = [p for p in points if space.contains(p.arch)], meta["env"]
-        if args.val_size is None:  # the candidates' validation split, unless asked otherwise
-            args.val_size = meta["args"].get("val_size")
-        for ours, theirs in (("val_size", "val_size"), ("split_seed", "seed")):
-            if meta["args"].get(theirs, getattr(args, ours)) != getattr(args, ours):
-                raise ValueError(f"{args.candidates} used {theirs}={meta['args'][theirs]} for its val split; pass "
-                                 f"--{ours.replace('_', '-')} {meta['args'][theirs]} so both use the same images")
-    rng = random.Random(args.seed)
-    data = load_data(args, spec)
-    split = stratified_split(data.train_y, val_size(args, len(data.train_y)), args.split_seed)
-    val_idx = subset(split.val, args.max_val_images, args.split_seed)
-    val = (data.train_x[val_idx], data.train_y[val_idx])
-    calib = data.train_x[split.train]
-
-    if not args.candidates:
+    rng = random.Random(config.seed)
+    if candidates is not None:
+        points = [p for p in candidates if space.contains(p.arch)]
+    else:
         archs = list(dict.fromkeys([space.smallest(), space.largest()]
-                                   + [space.sample(rng) for _ in range(args.random_candidates)]))
-        points = _evaluate_points(supernet, spec, archs, "candidate", val, calib, args.n_calib)
+                                   + [space.sample(rng) for _ in range(config.random_candidates)]))
+        points = _evaluate_points(supernet, spec, archs, "candidate", val, calib, config.n_calib)
     if len(points) < 10:
         raise ValueError(f"only {len(points)} candidate subnets with val accuracy; the predictor needs >= 10")
     predictor, report = fit_and_report(spec, [p.arch for p in points], [p.val_top1 for p in points],
-                                       seed=args.seed)
-    print(f"accuracy predictor: held-out RMSE {report.rmse * 100:.2f} pp, Spearman {report.spearman:.3f} "
-          f"(n_train={report.n_train}, n_test={report.n_test}, ridge alpha {report.alpha})")
+                                       seed=config.seed)
 
-    config = EvolutionConfig(population=args.population, generations=args.generations)
     seeds = [p.arch for p in points]
-    constraints = constraint_sweep(lut.predict(space.smallest()), lut.predict(space.largest()), args.constraints)
+    constraints = constraint_sweep(lut.predict(space.smallest()), lut.predict(space.largest()), config.constraints)
     found: dict[SubnetArch, SearchResult] = {}
     for c in tqdm(constraints, desc="evolutionary search", unit="limit"):
-        result = evolutionary_search(space, predictor.predict, lut.predict, c, config, rng, seeds)
+        result = evolutionary_search(space, predictor.predict, lut.predict, c, config.evolution, rng, seeds)
         found.setdefault(result.arch, result)
     known = {p.arch for p in points}
     new = [a for a in found if a not in known]
-    points += _evaluate_points(supernet, spec, new, "search", val, calib, args.n_calib)
+    points += _evaluate_points(supernet, spec, new, "search", val, calib, config.n_calib)
 
     threads = lut.threads
     predicted = predictor.predict([p.arch for p in points])
     for p, acc in zip(tqdm(points, desc=f"measure latency ({lut.profile})", unit="net"), predicted, strict=True):
-        t = measure_subnet(supernet, p.arch, threads, args.warmup, args.repeats)
+        t = measure_subnet(supernet, p.arch, threads, config.warmup, config.repeats)
         p.cpu = {"p50_s": t.p50_s, "p90_s": t.p90_s}
         p.lut_s = lut.predict(p.arch)
         p.predicted_top1 = float(acc)
     gpu_model = fill_gpu_latency(points)
     front = pareto_front([p.cpu["p50_s"] for p in points], [p.val_top1 for p in points])
     lut_err = prediction_error(lut, [Measured(p.arch, lut.profile, Timing(p.cpu["p50_s"], p.cpu["p90_s"],
-                                                                          p.cpu["p50_s"], args.repeats, args.warmup))
+                                                                          p.cpu["p50_s"], config.repeats,
+                                                                          config.warmup))
                                      for p in points])
-    out = {
-        "format": SEARCH_FORMAT, "spec": spec.to_dict(), "checkpoint": str(args.checkpoint),
+    return {
+        "format": SEARCH_FORMAT, "spec": spec.to_dict(), "checkpoint": checkpoint,
         "primary_profile": lut.profile, "cpu_threads": threads, "processor": processor_name(),
-        "cpu_method": f"extracted subnet, batch 1, {args.warmup} warm-up, median/p90 of {args.repeats}",
-        "lut": {"path": str(args.lut), "overhead_s": lut.overhead_s, "error_profile_run": lut.error,
+        "cpu_method": f"extracted subnet, batch 1, {config.warmup} warm-up, median/p90 of {config.repeats}",
+        "lut": {"path": lut_path, "overhead_s": lut.overhead_s, "error_profile_run": lut.error,
                 "error_on_points": lut_err},
-        "val_images": len(val[1]), "predictor": report.to_dict(), "gpu_env": env,
+        "val_images": len(val[1]), "predictor": report.to_dict(), "gpu_env": gpu_env or {},
         "gpu_model": None if gpu_model is None else {"coef": gpu_model.coef, "error": gpu_model.error},
         "constraints_s": constraints,
         "search": [{"constraint_s": r.constraint_s, "arch": r.arch.to_dict(), "predicted_top1": r.score,
                     "lut_s": r.latency_s, "n_scored": r.n_scored} for r in found.values()],
         "points": [p.to_dict() for p in points], "front": front,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=1))
-    print(f"{len(points)} subnets ({len(new)} new from search), Pareto front of {len(front)}: "
-          + ", ".join(f"{points[i].cpu['p50_s'] * 1e3:.1f} ms/{points[i].val_top1 * 100:.1f} %" for i in front))
-    print(f"LUT error on these subnets: MAPE {lut_err['mape'] * 100:.1f} %; wrote {args.out}")
-    return 0

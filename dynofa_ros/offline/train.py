@@ -31,14 +31,13 @@ Recipe, and why:
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,19 +47,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from dynofa_ros.offline.data import DeviceAugmenter, stratified_split, subset, to_input
+from dynofa_ros.offline.data import DeviceAugmenter, to_input
 from dynofa_ros.offline.evaluate import evaluate_arch
-from dynofa_ros.offline.options import (
-    VAL_FRACTION,
-    add_source_arguments,
-    add_supernet_arguments,
-    load_checkpoint,
-    load_data,
-    spec_for,
-    val_size,
-)
 from dynofa_ros.offline.timing import cuda_sync, time_calls
-from dynofa_ros.offline.train_state import MOMENTUM, PROGRESS, WEIGHTS, Progress, load_train_state, save_train_state
+from dynofa_ros.offline.train_state import Progress, load_train_state, save_train_state
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.spec import SupernetSpec, build_supernet
 
@@ -401,90 +391,3 @@ def initial_supernet(spec: SupernetSpec, init: Path | str | None = None) -> nn.M
     from dynofa_ros.supernet.checkpoint import load_supernet
 
     return load_supernet(init, spec)[0].train()
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``dynofa train`` options."""
-    add_training_arguments(parser)
-    parser.add_argument("--out", type=Path, default=Path("runs/train"), help="supernet.pt + training state and log "
-                        "(default: %(default)s)")
-    parser.add_argument("--resume", action="store_true", help="continue the interrupted run whose state is in <out>")
-
-
-def add_training_arguments(parser: argparse.ArgumentParser) -> None:
-    """Data and hyper-parameter options (shared by ``dynofa train`` and the GPU job)."""
-    d = TrainConfig()
-    add_source_arguments(parser)
-    add_supernet_arguments(parser, checkpoint="none")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    parser.add_argument("--epochs", type=int, default=d.epochs, help="maximum epochs (budget may stop earlier)")
-    parser.add_argument("--time-budget", type=float, default=None, help="training wall-clock budget, seconds; "
-                        "the cosine schedule ends when it ends")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
-    parser.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
-    parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    parser.add_argument("--num-random", type=int, default=d.num_random, help="random subnets per step")
-    parser.add_argument("--eval-every", type=int, default=d.eval_every, help="quick val every N epochs (0: end)")
-    parser.add_argument("--n-calib", type=int, default=d.n_calib, help="BN calibration images")
-    parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--memory-format", choices=MEMORY_FORMATS, default=d.memory_format,
-                        help="tensor layout while training; auto times a few steps in each and keeps the faster "
-                        "(default: %(default)s)")
-    parser.add_argument("--val-size", type=int, default=None,
-                        help=f"held-out split of the training set (default: {VAL_FRACTION * 100:.0f} %% of it)")
-    parser.add_argument("--max-train-images", type=int, default=None, help="train on a subset (quick runs)")
-    parser.add_argument("--init", type=Path, default=None, help="start from this checkpoint: ours or a published "
-                        "ofa one with --net (fresh optimizer and schedule)")
-    parser.add_argument("--schedule", choices=SCHEDULES, default=d.schedule, help="fit: the cosine ends with "
-                        "--time-budget; fixed: it spans --epochs, the budget only ends this call (continue with "
-                        "--resume-from) (default: %(default)s)")
-    parser.add_argument("--resume-from", type=Path, default=None, metavar="DIR",
-                        help="continue the training state another call left in DIR (supernet.pt, momentum.pt, "
-                        "progress.json), e.g. the previous GPU job's output")
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The :class:`TrainConfig` described by parsed :func:`add_arguments` options (ValueError for options that
-    exclude each other)."""
-    if args.init is not None and args.resume_from is not None:
-        raise ValueError("--init starts a new run from a checkpoint, --resume-from continues one: pass only one")
-    return TrainConfig(epochs=args.epochs, time_budget_s=args.time_budget, batch_size=args.batch_size,
-                       lr=args.lr, warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay,
-                       num_random=args.num_random, eval_every=args.eval_every, n_calib=args.n_calib,
-                       seed=args.seed, memory_format=args.memory_format, schedule=args.schedule)
-
-
-def run(args: argparse.Namespace) -> int:
-    """``dynofa train``: train on the dataset's training split; ``<out>/supernet.pt`` is the trained checkpoint."""
-    config = config_from_args(args)
-    device = resolve_device(args.device)
-    torch.manual_seed(config.seed)
-    if args.init is None:
-        spec = spec_for(args)
-        supernet = initial_supernet(spec)
-    else:  # ours (spec inside) or a published checkpoint with --net
-        supernet, spec = load_checkpoint(args, args.init)
-        supernet.train()
-    data = load_data(args, spec)
-    if len(data.class_names) != spec.num_classes:
-        raise ValueError(f"the dataset has {len(data.class_names)} classes, the supernet {spec.num_classes}: pass "
-                         f"--net-classes {len(data.class_names)} (a fresh supernet) or `dynofa adapt` the checkpoint")
-    spec = replace(spec, class_names=data.class_names)
-    split = stratified_split(data.train_y, val_size(args, len(data.train_y)), config.seed)
-    train_idx = subset(split.train, args.max_train_images, config.seed)
-    train_supernet(supernet, spec, data.train_x[train_idx], data.train_y[train_idx], data.train_x[split.val],
-                   data.train_y[split.val], config, args.out, device, resume=args.resume, resume_from=args.resume_from)
-    print(f"wrote {Path(args.out) / WEIGHTS} (the checkpoint; with {MOMENTUM} and {PROGRESS} the state that "
-          "--resume / --resume-from continue)")
-    return 0
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args())
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

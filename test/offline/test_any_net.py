@@ -17,8 +17,8 @@ from dynofa_ros.datasets.synthetic import write_synthetic_folder
 from dynofa_ros.offline import cli
 from dynofa_ros.offline.adapt import adapt_to_dataset, with_classes
 from dynofa_ros.offline.cli import build_parser, main
+from dynofa_ros.offline.commands.options import requested_spec
 from dynofa_ros.offline.data import scaled_batch, to_input
-from dynofa_ros.offline.options import requested_spec
 from dynofa_ros.supernet.checkpoint import load_supernet
 from dynofa_ros.supernet.heads import final_linear
 from dynofa_ros.supernet.library import SubnetLibrary

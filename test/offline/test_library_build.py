@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from dynofa_ros.offline import library_build
+from dynofa_ros.offline.commands import build_library
 from dynofa_ros.offline.library_build import LATENCY_NOISE, load_search, monotone_levels
 from dynofa_ros.offline.search import SEARCH_FORMAT
 from dynofa_ros.supernet.spec import SupernetSpec
@@ -64,7 +64,7 @@ def test_load_search_rejects_other_files(tmp_path: Path) -> None:
 
 def _args(**overrides: object) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    library_build.add_arguments(parser)
+    build_library.add_arguments(parser)
     args = parser.parse_args(["--checkpoint", "x.pt"])
     for k, v in overrides.items():
         setattr(args, k, v)
@@ -77,9 +77,9 @@ def test_build_refuses_a_search_of_another_supernet(tiny_trained: tuple[torch.nn
     search.write_text(json.dumps({"format": SEARCH_FORMAT, "spec": SupernetSpec().to_dict(),
                                   "primary_profile": "cpu-1t", "points": [], "front": []}))
     with pytest.raises(ValueError, match="spec differs"):
-        library_build.run(_args(checkpoint=tiny_trained[1], search=search, out=tmp_path / "lib"))
+        build_library.run(_args(checkpoint=tiny_trained[1], search=search, out=tmp_path / "lib"))
     with pytest.raises(ValueError, match="--levels"):
-        library_build.run(_args(search=search, levels=1))
+        build_library.run(_args(search=search, levels=1))
     with pytest.raises(ValueError, match="unknown CPU profile"):
-        library_build.run(_args(search=search, profiles=["cpu"]))
+        build_library.run(_args(search=search, profiles=["cpu"]))
     assert not (tmp_path / "lib").exists()

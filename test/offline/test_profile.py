@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from dynofa_ros.offline import profile
+from dynofa_ros.offline.commands import profile as profile_command
 from dynofa_ros.offline.profile import (
     LatencyLUT,
     LinearLatencyModel,
@@ -160,10 +160,10 @@ def test_linear_latency_model_recovers_a_linear_law() -> None:
 
 def test_profile_command_writes_luts_and_report(tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
-    profile.add_arguments(parser)
+    profile_command.add_arguments(parser)
     args = parser.parse_args(["--out", str(tmp_path), "--profiles", "cpu-1t", "--resolutions", "40", "--fit", "1",
                               "--holdout", "2", "--warmup", "1", "--repeats", "3", "--rounds", "2"])
-    assert profile.run(args) == 0
+    assert profile_command.run(args) == 0
     lut = LatencyLUT.load(tmp_path / "lut_cpu-1t.json")
     report = json.loads((tmp_path / "profile_report.json").read_text())
     rep = report["profiles"]["cpu-1t"]
@@ -173,4 +173,4 @@ def test_profile_command_writes_luts_and_report(tmp_path: Path) -> None:
         assert m["lut_s"] == pytest.approx(lut.predict(SubnetArch.from_dict(m["arch"])))
     args.resolutions = [41]
     with pytest.raises(ValueError, match="--resolutions 41"):
-        profile.run(args)
+        profile_command.run(args)

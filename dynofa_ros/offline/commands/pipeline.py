@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dynofa_ros.offline.options import add_data_arguments, add_supernet_arguments
+from dynofa_ros.offline.commands.options import add_data_arguments, add_supernet_arguments
 
 STAGES = ("adapt", "profile", "search", "build-library", "plot")
 

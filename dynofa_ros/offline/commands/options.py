@@ -1,4 +1,5 @@
-"""Command-line options the ``dynofa`` sub-commands share: which supernet, which data; and how they are loaded.
+"""Command-line options the ``dynofa`` sub-commands share: which supernet, which data, level building and timing;
+and how they are loaded.
 
 Supernet: ``--checkpoint`` and, for a checkpoint without a spec inside (the published ``ofa`` layout, a bare
 state dict or ``{"state_dict": ...}``), ``--net`` (a published name or ``cifar10``) with ``--net-*`` overrides
@@ -6,6 +7,9 @@ of its fields. Our own checkpoints carry their spec; a spec given for one must e
 
 Data: ``--data`` (any form :mod:`dynofa_ros.datasets.image_dataset` reads) and ``--cache-dir``; images are
 stored at ``--image-size``, else their own size when they all share one, else the supernet's largest resolution.
+
+Levels: ``--heads/--no-heads`` and the ``--tune-bn-*`` BN tuning (``build-library``, ``calibrate``; ``evaluate`` with
+``--fit-heads``), the images levels are built on, and the CPU timing options (``build-library``, ``measure``).
 """
 
 from __future__ import annotations
@@ -15,7 +19,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from dynofa_ros.datasets.image_dataset import CACHE_ENV, DATA_ENV, FORMS, ImageDataset, default_cache_dir
+from dynofa_ros.offline.bn_tuning import BnTuneConfig
+from dynofa_ros.offline.data import BATCH_RESOLUTION, Split, scaled_batch, stratified_split, subset
+from dynofa_ros.offline.library_build import LevelImages
+from dynofa_ros.offline.profile import CPU_PROFILES
 from dynofa_ros.supernet.spec import NET_NAMES, SupernetSpec, named_spec, numbered_classes
 
 if TYPE_CHECKING:
@@ -112,3 +122,67 @@ def load_data(args: argparse.Namespace, spec: SupernetSpec | None = None, progre
 def val_size(args: argparse.Namespace, n_train: int) -> int:
     """``--val-size``, else :data:`VAL_FRACTION` of the ``n_train`` training images (at least one)."""
     return args.val_size if args.val_size is not None else max(1, round(VAL_FRACTION * n_train))
+
+
+def split_of(args: argparse.Namespace, data: ImageDataset) -> Split:
+    """The held-out validation split ``--val-size`` and ``--split-seed`` describe."""
+    return stratified_split(data.train_y, val_size(args, len(data.train_y)), args.split_seed)
+
+
+def add_tune_arguments(parser: argparse.ArgumentParser, heads_flag: str) -> None:
+    """``--tune-bn-epochs`` and ``--tune-bn-lr``; the tuning is on by default when ``heads_flag`` is."""
+    default = BnTuneConfig()
+    parser.add_argument("--tune-bn-epochs", type=float, default=None, metavar="E",
+                        help="train each level's own BN scale and shift with its classifier for E epochs of the "
+                        f"training split and fold them into its BN statistics (0: off; needs {heads_flag}; ~1-3 min "
+                        "per epoch for a small level, ~6 for the largest, on 2 cores) (default: "
+                        f"{default.epochs:g} with {heads_flag}, else 0)")
+    parser.add_argument("--tune-bn-lr", type=float, default=default.lr,
+                        help="peak Adam learning rate of the BN tuning (default: %(default)s)")
+    parser.add_argument("--tune-bn-batch", type=int, default=None,
+                        help=f"batch of the BN tuning (default: {default.batch_size} up to 64 px, smaller in "
+                        "proportion to the pixels above, to bound memory)")
+
+
+def tune_config(args: argparse.Namespace, heads: bool, heads_flag: str, resolution: int = BATCH_RESOLUTION
+                ) -> BnTuneConfig | None:
+    """The BN tuning ``--tune-bn-epochs``/``--tune-bn-lr``/``--tune-bn-batch`` ask for, given whether heads are
+    fitted and the largest input ``resolution`` (the default batch shrinks above 64 px); None when off.
+    ValueError on bad values or tuning without heads."""
+    epochs = args.tune_bn_epochs
+    if epochs is None:
+        epochs = BnTuneConfig().epochs if heads else 0
+    if epochs == 0:
+        return None
+    if not heads:
+        raise ValueError(f"--tune-bn-epochs trains each level's classifier with its BN: it needs {heads_flag} "
+                         "(or --tune-bn-epochs 0)")
+    batch = args.tune_bn_batch or scaled_batch(BnTuneConfig().batch_size, resolution)
+    return BnTuneConfig(epochs=epochs, lr=args.tune_bn_lr, batch_size=batch)
+
+
+def add_heads_argument(parser: argparse.ArgumentParser) -> None:
+    """``--heads/--no-heads`` and the BN tuning options, shared by ``build-library`` and ``calibrate``."""
+    parser.add_argument("--heads", action=argparse.BooleanOptionalAction, default=True,
+                        help="fit each level's classifier head on the training split (heads.pt; ~1-4 min per level "
+                        "on 2 cores); --no-heads: the levels share the supernet's classifier (default: %(default)s)")
+    add_tune_arguments(parser, "--heads")
+
+
+def level_images(args: argparse.Namespace, data: ImageDataset, split: Split) -> LevelImages:
+    """The images of ``build-library`` and ``calibrate``: the training part of ``split`` (labelled with
+    ``--heads``), ``--n-calib`` of it for the BN statistics, and the test images (``--max-test-images`` of them)."""
+    calib = data.train_x[split.train]
+    test_idx = subset(np.arange(len(data.test_y)), args.max_test_images, args.split_seed)
+    return LevelImages(calib, data.train_y[split.train] if args.heads else None, min(args.n_calib, len(calib)),
+                       data.test_x[test_idx], data.test_y[test_idx])
+
+
+def add_timing_arguments(parser: argparse.ArgumentParser) -> None:
+    """CPU profiles and timing options shared by ``build-library`` and ``measure``."""
+    parser.add_argument("--profiles", nargs="+", default=list(CPU_PROFILES), metavar="PROFILE",
+                        help="CPU profiles to measure each level on (default: %(default)s)")
+    parser.add_argument("--warmup", type=int, default=20, help="warm-up runs per measurement (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=100, help="timed runs per measurement (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved passes over the levels the repeats "
+                        "are split into (default: %(default)s)")
