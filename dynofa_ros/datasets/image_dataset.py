@@ -16,7 +16,8 @@ resolution). Class names are the folder names (the CIFAR-10 archive's label name
 Training data is always an input the user names: nothing is downloaded and there is no default outside the
 package. Decoded data is cached as ``.npy`` arrays in the user cache directory (``$DYNOFA_CACHE``, else
 ``$XDG_CACHE_HOME/dynofa_ros``, else ``~/.cache/dynofa_ros``), keyed by the source's path, size and modification
-time and by the storage size, and memory-mapped on load: a dataset larger than memory costs disk, not RAM.
+time and by the storage size, and memory-mapped on load: the offline stages read it a batch at a time
+(``dynofa train`` holds its training images in memory), so a dataset larger than memory costs disk, not RAM.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ GAMMA_TOL = 1e-8  # |gamma| at or below this: a constant channel, whose shift ca
 
 @dataclass(frozen=True)
 class BnTuneConfig:
-    """How a level's BN scale/shift and classifier are trained (chosen on the validation split, docs/TRAINING.md)."""
+    """How a level's BN scale/shift and classifier are trained (chosen on the validation split, docs/RESULTS.md)."""
 
     epochs: float = 3.0
     lr: float = 1e-2

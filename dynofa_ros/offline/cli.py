@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not _out_of_memory(exc):
             raise
         print(f"dynofa {args.command}: error: out of memory ({str(exc).splitlines()[0][:160]}): lower the batch "
-              "options (--tune-bn-batch, --n-calib) or the data (--image-size, --max-*-images)", file=sys.stderr)
+              "option (--tune-bn-batch) or the images held (--max-fit-images, --image-size)", file=sys.stderr)
         return 2
 
 

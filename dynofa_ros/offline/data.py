@@ -55,6 +55,33 @@ def subset(indices: np.ndarray, limit: int | None, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(indices, limit, replace=False))
 
 
+@dataclass(frozen=True)
+class ImageRows:
+    """Rows ``index`` of an N x H x W x 3 image array, read when asked for: a slice or an index array copies only
+    those rows, so a split of a memory-mapped dataset cache never has to fit in memory at once."""
+
+    images: np.ndarray
+    index: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, rows: slice | np.ndarray) -> np.ndarray:
+        return self.images[np.asarray(self.index[rows])]
+
+    def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
+        rows = self[:]
+        return rows if dtype is None else rows.astype(dtype)
+
+
+FIT_BUDGET_BYTES = 2 << 30  # images a level's head and BN tuning hold in memory at once, by default
+
+
+def fit_limit(image_shape: Sequence[int], budget: int = FIT_BUDGET_BYTES) -> int:
+    """How many uint8 images of ``image_shape`` (H, W, 3) fit in ``budget`` bytes."""
+    return max(1, budget // int(np.prod(image_shape)))
+
+
 BATCH_RESOLUTION = 64  # batch sizes are given for this input size and shrink with the pixels above it
 MIN_BATCH = 8
 
@@ -93,8 +120,8 @@ def to_input(images: torch.Tensor, resolution: int, mean: Sequence[float], std: 
 class DeviceAugmenter:
     """Holds the zero-padded uint8 training images on the device; random crop + flip by one gather."""
 
-    def __init__(self, images_uint8: np.ndarray, device: torch.device, pad: int = 4) -> None:
-        images = torch.from_numpy(np.ascontiguousarray(images_uint8)).to(device)
+    def __init__(self, images_uint8: np.ndarray | ImageRows, device: torch.device, pad: int = 4) -> None:
+        images = torch.from_numpy(np.require(images_uint8, requirements=["C", "W"])).to(device)
         self.padded = F.pad(images, (0, 0, pad, pad, pad, pad)).contiguous()
         self.height, self.width = images.shape[1:3]
         self.pad = pad

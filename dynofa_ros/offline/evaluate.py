@@ -13,7 +13,7 @@ from torch import nn
 from tqdm import tqdm
 
 from dynofa_ros.offline.bn_tuning import BnTuneConfig, fit_level
-from dynofa_ros.offline.calibrate import as_uint8_tensor, calibrate_bn
+from dynofa_ros.offline.calibrate import Images, calibrate_bn, uint8_batches
 from dynofa_ros.offline.data import scaled_batch, to_input
 from dynofa_ros.offline.profile import cpu_threads, measure_subnets
 from dynofa_ros.supernet.arch import SubnetArch
@@ -33,25 +33,24 @@ class SubnetEval:
 
 
 @torch.no_grad()
-def accuracy(net: nn.Module, images_uint8: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor,
+def accuracy(net: nn.Module, images_uint8: Images, labels: np.ndarray | torch.Tensor,
              resolution: int, mean: Sequence[float], std: Sequence[float], batch: int = 500) -> float:
     """Top-1 accuracy of ``net`` (eval mode) on uint8 images fed at ``resolution``."""
     device = next(net.parameters()).device
-    images = as_uint8_tensor(images_uint8, device)
     labels = torch.as_tensor(labels).to(device)
-    if len(images) == 0 or len(images) != len(labels):
-        raise ValueError(f"need as many labels as images (>0): {len(images)} images, {len(labels)} labels")
+    if len(images_uint8) == 0 or len(images_uint8) != len(labels):
+        raise ValueError(f"need as many labels as images (>0): {len(images_uint8)} images, {len(labels)} labels")
     was_training = net.training
     net.eval()
     correct = torch.zeros((), dtype=torch.long, device=device)
     batch = scaled_batch(batch, resolution)
-    for i in range(0, len(images), batch):
-        correct += (net(to_input(images[i:i + batch], resolution, mean, std)).argmax(1) == labels[i:i + batch]).sum()
+    for i, chunk in enumerate(uint8_batches(images_uint8, batch, device)):
+        correct += (net(to_input(chunk, resolution, mean, std)).argmax(1) == labels[i * batch:(i + 1) * batch]).sum()
     net.train(was_training)
-    return correct.item() / len(images)
+    return correct.item() / len(labels)
 
 
-def top1(supernet: nn.Module, arch: SubnetArch, images_uint8: np.ndarray | torch.Tensor,
+def top1(supernet: nn.Module, arch: SubnetArch, images_uint8: Images,
          labels: np.ndarray | torch.Tensor, spec: SupernetSpec | None = None, batch: int = 500) -> float:
     """Top-1 accuracy of ``arch`` with the supernet's current BN statistics (no recalibration)."""
     spec = spec or SupernetSpec()
@@ -59,8 +58,8 @@ def top1(supernet: nn.Module, arch: SubnetArch, images_uint8: np.ndarray | torch
     return accuracy(supernet, images_uint8, labels, arch.resolution, spec.mean, spec.std, batch)
 
 
-def evaluate_arch(supernet: nn.Module, arch: SubnetArch, images_uint8: np.ndarray | torch.Tensor,
-                  labels: np.ndarray | torch.Tensor, calib_uint8: np.ndarray | torch.Tensor,
+def evaluate_arch(supernet: nn.Module, arch: SubnetArch, images_uint8: Images,
+                  labels: np.ndarray | torch.Tensor, calib_uint8: Images,
                   spec: SupernetSpec | None = None, n_calib: int = 2000, batch: int = 500,
                   head_labels: np.ndarray | torch.Tensor | None = None, tune: BnTuneConfig | None = None) -> float:
     """Recalibrate ``arch``'s BN on ``n_calib`` of ``calib_uint8``, then its top-1 on the given split; with
@@ -80,17 +79,15 @@ def subnet_cost(supernet: nn.Module, arch: SubnetArch) -> tuple[int, int]:
     return int(macs), int(count_parameters(subnet))
 
 
-def evaluate_many(supernet: nn.Module, archs: Sequence[SubnetArch], images_uint8: np.ndarray | torch.Tensor,
-                  labels: np.ndarray | torch.Tensor, calib_uint8: np.ndarray | torch.Tensor,
+def evaluate_many(supernet: nn.Module, archs: Sequence[SubnetArch], images_uint8: Images,
+                  labels: np.ndarray | torch.Tensor, calib_uint8: Images,
                   spec: SupernetSpec | None = None, n_calib: int = 2000, batch: int = 500,
                   progress: bool = True) -> list[SubnetEval]:
-    """:func:`evaluate_arch` and :func:`subnet_cost` for each arch, with a progress bar."""
-    device = next(supernet.parameters()).device
-    images, calib = as_uint8_tensor(images_uint8, device), as_uint8_tensor(calib_uint8, device)
-    labels = torch.as_tensor(labels).to(device)
+    """:func:`evaluate_arch` and :func:`subnet_cost` for each arch, with a progress bar. Tensors already on the
+    supernet's device stay there; arrays are read a batch at a time."""
     results = []
     for arch in tqdm(archs, desc="evaluate subnets", unit="net", disable=not progress):
-        acc = evaluate_arch(supernet, arch, images, labels, calib, spec, n_calib, batch)
+        acc = evaluate_arch(supernet, arch, images_uint8, labels, calib_uint8, spec, n_calib, batch)
         results.append(SubnetEval(arch, acc, *subnet_cost(supernet, arch)))
     return results
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from dynofa_ros.offline.calibrate import as_uint8_tensor
+from dynofa_ros.offline.calibrate import Images, uint8_batches
 from dynofa_ros.offline.data import scaled_batch, to_input
 from dynofa_ros.supernet.heads import LevelHead, final_linear
 
@@ -34,20 +34,19 @@ def head_note(n_images: int, iterations: int = HEAD_ITERATIONS, bn_tuned: bool =
 
 
 @torch.no_grad()
-def penultimate_features(net: nn.Module, images_uint8: np.ndarray | Tensor, resolution: int, mean: Sequence[float],
+def penultimate_features(net: nn.Module, images_uint8: Images, resolution: int, mean: Sequence[float],
                          std: Sequence[float], batch: int = 500, mirror: bool = False,
                          progress: bool = False) -> Tensor:
     """The inputs of ``net``'s classifier (eval mode, float32, on its device) for uint8 images fed at ``resolution``."""
     device = next(net.parameters()).device
-    images = as_uint8_tensor(images_uint8, device)
     captured: list[Tensor] = []
     hook = final_linear(net).register_forward_pre_hook(lambda _m, args: captured.append(args[0].float()))
     was_training = net.training
     net.eval()
     batch = scaled_batch(batch, resolution)
     try:
-        for i in tqdm(range(0, len(images), batch), desc="features", unit="batch", leave=False, disable=not progress):
-            chunk = images[i:i + batch]
+        for chunk in tqdm(uint8_batches(images_uint8, batch, device), desc="features", unit="batch", leave=False,
+                          total=-(-len(images_uint8) // batch), disable=not progress):
             net(to_input(chunk.flip(2) if mirror else chunk, resolution, mean, std))
     finally:
         hook.remove()
@@ -77,7 +76,7 @@ def fit_linear(features: Tensor, labels: Tensor, init: LevelHead, iterations: in
     return LevelHead(weight.detach(), bias.detach())
 
 
-def fit_head(net: nn.Module, images_uint8: np.ndarray | Tensor, labels: np.ndarray | Tensor, resolution: int,
+def fit_head(net: nn.Module, images_uint8: Images, labels: np.ndarray | Tensor, resolution: int,
              mean: Sequence[float], std: Sequence[float], iterations: int = HEAD_ITERATIONS,
              progress: bool = False) -> LevelHead:
     """A head for ``net`` as it is now (active arch, calibrated BN), fitted on the images and their mirror

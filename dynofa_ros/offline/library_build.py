@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from dynofa_ros.offline.bn_tuning import BnTuneConfig, fit_level
 from dynofa_ros.offline.calibrate import calibrate_bn
+from dynofa_ros.offline.data import ImageRows
 from dynofa_ros.offline.evaluate import subnet_cost, top1
 from dynofa_ros.offline.heads import head_note
 from dynofa_ros.offline.profile import cpu_threads, measure_subnets, processor_name
@@ -196,14 +197,14 @@ def cpu_latency(supernet: Any, archs: Sequence[SubnetArch], profiles: Sequence[s
 
 @dataclass
 class LevelImages:
-    """The images levels are built on: ``calib``, the training split (BN statistics from ``n_calib`` of them; heads
+    """The images levels are built on: ``calib``, training images (BN statistics from ``n_calib`` of them; heads
     and BN tuning on all, with their labels ``calib_y``, None when the levels share the supernet's classifier), and
     the test images ``test_x`` with their labels ``test_y``."""
 
-    calib: np.ndarray
+    calib: np.ndarray | ImageRows
     calib_y: np.ndarray | None
     n_calib: int
-    test_x: np.ndarray
+    test_x: np.ndarray | ImageRows
     test_y: np.ndarray
 
 

@@ -15,7 +15,7 @@ Recipe, and why:
   cosine to 0 exactly when the time budget ends (epoch time measured after the first epochs, the
   plan re-estimated every epoch). Gradient-norm clipping at 5 is a cheap safety net.
 * ``schedule="fixed"`` instead spans the cosine over ``epochs`` epochs whatever the budget: a long run split
-  over several budget-limited calls (lent GPUs, 15 minutes each) continues one schedule, with its momentum,
+  over several time-limited jobs (e.g. a shared GPU queue) continues one schedule, with its momentum,
   from the portable state folder (:mod:`dynofa_ros.offline.train_state`) the previous call left.
 * Weight decay 1e-4, the upper end of the usual MobileNet range: CIFAR-10's 45 000 images with only
   crop+flip augmentation make over-fitting of the largest subnet the main risk; BN parameters and

@@ -12,7 +12,7 @@ import torch
 
 from dynofa_ros.datasets.images import load_image_folder
 from dynofa_ros.offline.calibrate import calibrate_bn, recalibrate_bn
-from dynofa_ros.offline.data import to_input
+from dynofa_ros.offline.data import ImageRows, fit_limit, to_input
 from dynofa_ros.offline.evaluate import evaluate_arch, evaluate_many, subnet_cost, top1
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.spec import SupernetSpec
@@ -97,3 +97,30 @@ def test_subnet_cost_and_evaluate_many(tiny_supernet: torch.nn.Module, tiny_spec
     assert [r.arch for r in results] == archs
     assert all(0.0 <= r.top1 <= 1.0 and r.macs > 0 and r.params > 0 for r in results)
     assert results[0].macs == macs_l
+
+
+def test_a_memory_mapped_split_read_by_rows_gives_the_same_figures(tiny_supernet: torch.nn.Module,
+                                                                   tiny_spec: SupernetSpec,
+                                                                   tiny_images: tuple[np.ndarray, np.ndarray],
+                                                                   tmp_path: Path) -> None:
+    images, labels = tiny_images
+    np.save(tmp_path / "x.npy", np.concatenate([images, images[::-1]]))
+    cache = np.load(tmp_path / "x.npy", mmap_mode="r")  # read-only, as the dataset cache is opened
+    rows = ImageRows(cache, np.arange(len(images)))
+    assert len(rows) == len(images) and np.array_equal(rows[3:5], images[3:5])
+    assert np.array_equal(rows[np.array([4, 0])], images[[4, 0]]) and np.array_equal(np.asarray(rows), images)
+
+    arch = SubnetArch.smallest(tiny_spec)
+    from_array = calibrate_bn(copy.deepcopy(tiny_supernet), arch, images, n=20, batch=8, spec=tiny_spec)
+    net = copy.deepcopy(tiny_supernet)
+    from_rows = calibrate_bn(net, arch, rows, n=20, batch=8, spec=tiny_spec)
+    for name, (mean, var) in from_array.items():
+        torch.testing.assert_close(from_rows[name][0], mean)
+        torch.testing.assert_close(from_rows[name][1], var)
+    assert top1(net, arch, rows, labels, tiny_spec, batch=7) == top1(net, arch, images, labels, tiny_spec)
+
+
+def test_the_fit_limit_counts_images_in_the_budget() -> None:
+    assert fit_limit((224, 224, 3)) == (2 << 30) // (224 * 224 * 3)
+    assert fit_limit((32, 32, 3), budget=3072 * 10) == 10
+    assert fit_limit((224, 224, 3), budget=1) == 1

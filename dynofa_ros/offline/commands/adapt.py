@@ -14,7 +14,7 @@ from dynofa_ros.offline.commands.options import (
     requested_spec,
     split_of,
 )
-from dynofa_ros.offline.data import subset
+from dynofa_ros.offline.data import ImageRows, subset
 from dynofa_ros.offline.evaluate import evaluate_arch
 from dynofa_ros.supernet.arch import SubnetArch
 
@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     data = load_data(args, spec)
     split = split_of(args, data)
     fit = subset(split.train, args.max_fit_images, args.split_seed)
-    adapted = adapt_to_dataset(supernet, spec, data.class_names, data.train_x[fit], data.train_y[fit], args.n_calib)
+    adapted = adapt_to_dataset(supernet, spec, data.class_names, ImageRows(data.train_x, fit), data.train_y[fit],
+                               args.n_calib)
     if adapted.spec == spec and requested_spec(args) is None:
         print(f"{args.checkpoint} already fits the dataset's {len(data.class_names)} classes; nothing written")
         return 0
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}: the supernet with {what}")
     if adapted.classifier:
         val = subset(split.val, 2000, args.split_seed)
-        acc = evaluate_arch(adapted.supernet, SubnetArch.largest(adapted.spec), data.train_x[val], data.train_y[val],
-                            data.train_x[fit], adapted.spec, min(args.n_calib, len(fit)))
+        acc = evaluate_arch(adapted.supernet, SubnetArch.largest(adapted.spec), ImageRows(data.train_x, val),
+                            data.train_y[val], ImageRows(data.train_x, fit), adapted.spec, min(args.n_calib, len(fit)))
         print(f"largest subnet, BN recalibrated: validation top-1 {acc * 100:.2f} % on {len(val)} images")
     return 0

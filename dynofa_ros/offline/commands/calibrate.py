@@ -15,6 +15,7 @@ from dynofa_ros.offline.commands.options import (
     split_of,
     tune_config,
 )
+from dynofa_ros.offline.data import ImageRows
 from dynofa_ros.offline.heads import head_note
 from dynofa_ros.offline.library_build import calibration_note, eval_set_note
 from dynofa_ros.offline.recalibrate import recalibrate_levels
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     split = split_of(args, data)
     images = level_images(args, data, split)
     fits = recalibrate_levels(supernet, spec, lib.levels, images, tune,
-                              (data.train_x[split.val], data.train_y[split.val]))
+                              (ImageRows(data.train_x, split.val), data.train_y[split.val]))
     n_calib, n_test = images.n_calib, len(images.test_y)
     levels = [replace(lv, top1=fit.top1) for lv, fit in zip(lib.levels, fits, strict=True)]
     save_bn_stats(lib.bn_stats_path, [fit.stats for fit in fits])

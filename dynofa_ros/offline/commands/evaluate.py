@@ -20,7 +20,7 @@ from dynofa_ros.offline.commands.options import (
     split_of,
     tune_config,
 )
-from dynofa_ros.offline.data import subset
+from dynofa_ros.offline.data import ImageRows, subset
 from dynofa_ros.offline.evaluate import evaluate_subnets
 from dynofa_ros.offline.profile import cpu_threads
 from dynofa_ros.offline.timing import processor_name
@@ -93,13 +93,12 @@ def run(args: argparse.Namespace) -> int:
     data = load_data(args, spec)
     split = split_of(args, data)
     if args.split == "test":
-        pool_x, pool_y = data.test_x, data.test_y
+        pool_x, pool_y, idx = data.test_x, data.test_y, np.arange(len(data.test_y))
     else:
-        idx = split.val if args.split == "val" else split.train
-        pool_x, pool_y = data.train_x[idx], data.train_y[idx]
-    pick = subset(np.arange(len(pool_y)), args.max_images, args.split_seed)
-    images, labels = pool_x[pick], pool_y[pick]
-    calib = data.train_x[split.train]
+        pool_x, pool_y, idx = data.train_x, data.train_y, split.val if args.split == "val" else split.train
+    pick = subset(idx, args.max_images, args.split_seed)
+    images, labels = ImageRows(pool_x, pick), pool_y[pick]
+    calib = ImageRows(data.train_x, split.train)
     head_labels = data.train_y[split.train] if args.fit_heads else None
 
     if library.heads is not None and not args.fit_heads:

@@ -23,7 +23,16 @@ import numpy as np
 
 from dynofa_ros.datasets.image_dataset import CACHE_ENV, DATA_ENV, FORMS, ImageDataset, default_cache_dir
 from dynofa_ros.offline.bn_tuning import BnTuneConfig
-from dynofa_ros.offline.data import BATCH_RESOLUTION, Split, scaled_batch, stratified_split, subset
+from dynofa_ros.offline.data import (
+    BATCH_RESOLUTION,
+    FIT_BUDGET_BYTES,
+    ImageRows,
+    Split,
+    fit_limit,
+    scaled_batch,
+    stratified_split,
+    subset,
+)
 from dynofa_ros.offline.library_build import LevelImages
 from dynofa_ros.offline.profile import CPU_PROFILES
 from dynofa_ros.supernet.spec import NET_NAMES, SupernetSpec, named_spec, numbered_classes
@@ -166,16 +175,21 @@ def add_heads_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heads", action=argparse.BooleanOptionalAction, default=True,
                         help="fit each level's classifier head on the training split (heads.pt; ~1-4 min per level "
                         "on 2 cores); --no-heads: the levels share the supernet's classifier (default: %(default)s)")
+    parser.add_argument("--max-fit-images", type=int, default=None, metavar="N",
+                        help="fit the levels (BN statistics, heads, BN tuning) on a seeded random N of the training "
+                        f"split (default: all of it, up to {FIT_BUDGET_BYTES >> 30} GiB of images: the heads and the "
+                        "BN tuning hold them in memory)")
     add_tune_arguments(parser, "--heads")
 
 
 def level_images(args: argparse.Namespace, data: ImageDataset, split: Split) -> LevelImages:
-    """The images of ``build-library`` and ``calibrate``: the training part of ``split`` (labelled with
-    ``--heads``), ``--n-calib`` of it for the BN statistics, and the test images (``--max-test-images`` of them)."""
-    calib = data.train_x[split.train]
+    """The images of ``build-library`` and ``calibrate``: the training part of ``split`` (``--max-fit-images`` of
+    it, labelled with ``--heads``), ``--n-calib`` of those for the BN statistics, and the test images
+    (``--max-test-images`` of them); read from the dataset a batch at a time."""
+    fit = subset(split.train, args.max_fit_images or fit_limit(data.train_x.shape[1:]), args.split_seed)
     test_idx = subset(np.arange(len(data.test_y)), args.max_test_images, args.split_seed)
-    return LevelImages(calib, data.train_y[split.train] if args.heads else None, min(args.n_calib, len(calib)),
-                       data.test_x[test_idx], data.test_y[test_idx])
+    return LevelImages(ImageRows(data.train_x, fit), data.train_y[fit] if args.heads else None,
+                       min(args.n_calib, len(fit)), ImageRows(data.test_x, test_idx), data.test_y[test_idx])
 
 
 def add_timing_arguments(parser: argparse.ArgumentParser) -> None:

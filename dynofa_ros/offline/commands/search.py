@@ -14,7 +14,7 @@ from dynofa_ros.offline.commands.options import (
     load_data,
     split_of,
 )
-from dynofa_ros.offline.data import subset
+from dynofa_ros.offline.data import ImageRows, subset
 from dynofa_ros.offline.profile import LatencyLUT
 from dynofa_ros.offline.search import EvolutionConfig, Point, SearchConfig, load_gpu_results, search_subnets
 from dynofa_ros.supernet.library import sha256_file
@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "point (default: %(default)s)")
     parser.add_argument("--n-calib", type=int, default=d.n_calib, help="BN calibration images per evaluated subnet "
                         "(default: %(default)s)")
-    parser.add_argument("--max-val-images", type=int, help="evaluate on only N val images (quick runs)")
+    parser.add_argument("--max-val-images", type=int, default=10_000,
+                        help="evaluate each subnet on a seeded random N of the val images (default: %(default)s)")
     add_data_arguments(parser)
 
 
@@ -76,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
     config = SearchConfig(random_candidates=args.random_candidates, constraints=args.constraints,
                           evolution=EvolutionConfig(population=args.population, generations=args.generations),
                           seed=args.seed, warmup=args.warmup, repeats=args.repeats, n_calib=args.n_calib)
-    out = search_subnets(supernet, spec, lut, (data.train_x[val_idx], data.train_y[val_idx]),
-                         data.train_x[split.train], candidates, config, checkpoint=str(args.checkpoint),
+    out = search_subnets(supernet, spec, lut, (ImageRows(data.train_x, val_idx), data.train_y[val_idx]),
+                         ImageRows(data.train_x, split.train), candidates, config, checkpoint=str(args.checkpoint),
                          lut_path=str(args.lut), gpu_env=env)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1))
