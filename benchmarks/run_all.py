@@ -41,8 +41,12 @@ BENCHMARKS: dict[str, tuple[list[str], str, str]] = {
     "gpu": (["bench_gpu.py"], "gpu.md", "per-level batch-1 GPU latency and switch time on CUDA (skips without a GPU)"),
     "footprint": (["bench_node_footprint.py", "--out", "docs/bench/node_footprint.md"], "node_footprint.md",
                   "node start-up: import time and peak RSS per node process; manager and platform load no torch"),
+    "backends": (["bench_backends.py"], "backends.md", "each level eager vs served by ONNX Runtime vs a bare "
+                 "ONNX Runtime session: latency, span, load time, memory"),
+    "pipeline": (["bench_pipeline.py"], "pipeline.md", "dynofa pipeline on a random w1.2 supernet and a synthetic "
+                 "224-px dataset: wall time per stage, peak RSS, levels built and served"),
 }
-DEFAULT = ("switch", "node", "manager", "footprint")
+DEFAULT = ("switch", "node", "manager", "footprint", "backends")
 
 
 def assemble() -> Path:

@@ -141,13 +141,14 @@ def contention_factor(util_above: float) -> float:
     return 1.0 / max(0.05, 1.0 - util_above)
 
 
-def levels_from_library(library: object) -> tuple[LevelPoint, ...]:
-    """Level points from a ``dynofa_ros.supernet.library.SubnetLibrary`` (duck-typed: ``.levels``)."""
+def levels_from_library(library: object, backend: str = "torch") -> tuple[LevelPoint, ...]:
+    """Level points from a ``dynofa_ros.supernet.library.SubnetLibrary`` (duck-typed: ``.levels``), with the
+    latency measured with ``backend`` where the library has it, else the eager one."""
     points = []
     for i, lv in enumerate(library.levels):  # type: ignore[attr-defined]
         if lv.top1 is None:
             raise ValueError(f"library level {lv.name!r} has no top1: evaluate the library before managing it")
-        latency = {p.profile: float(p.p50_s) for p in lv.latency}
+        latency = {name: float(p.p50_s) for name, p in lv.latency_served(backend).items()}
         points.append(LevelPoint(i, lv.name, float(lv.top1), float(lv.macs), latency))
     if not points:
         raise ValueError("library has no levels")

@@ -28,6 +28,8 @@ from dynofa_ros.nodes.process import spin_node
 from dynofa_ros.nodes.qos import latched, reliable
 from dynofa_ros.platform.types import DvfsSetting
 from dynofa_ros.supernet.library import SubnetLibrary, default_library_path
+from dynofa_ros.supernet.serving import AUTO, resolve_backend
+from dynofa_ros.supernet.serving import CHOICES as BACKEND_CHOICES
 
 
 class ManagerNode(Node):
@@ -52,12 +54,17 @@ class ManagerNode(Node):
                                "platform node the same ('' = the YAML's default)", read_only=True)
         initial = P.declare(self, "initial_max_latency", 0.0, "latency target [s] of every app until a "
                             "PerformanceTarget arrives (0 = none)", read_only=True, float_range=(0.0, 60.0))
-        error = P.check_choice("policy", policy, POLICY_NAMES)
+        backend = P.declare(self, "latency_backend", AUTO, "plan with the library's latency records of this "
+                            "backend (auto: the one the perception node's auto picks on a CPU); levels without "
+                            "them use the eager records", read_only=True, choices=BACKEND_CHOICES)
+        error = P.check_choice("policy", policy, POLICY_NAMES) or P.check_choice("latency_backend", backend,
+                                                                                  BACKEND_CHOICES)
         if error:
             raise ValueError(error)
         if not app_ids or not all(isinstance(a, str) and a.strip() for a in app_ids):
             raise ValueError(f"app_ids must list at least one non-empty app id, got {list(app_ids)!r}")
-        levels = levels_from_library(SubnetLibrary.load(library or default_library_path(), verify=False))
+        levels = levels_from_library(SubnetLibrary.load(library or default_library_path(), verify=False),
+                                     resolve_backend(AUTO, "cpu") if backend == AUTO else backend)
         self.supervisor = Supervisor(
             policy, dict.fromkeys(app_ids, levels), app_domain, time.monotonic(), watchdog_s=watchdog_s,
             safe_level=safe_level, initial_targets={a: AppTarget(a, initial) for a in app_ids} if initial > 0 else None,

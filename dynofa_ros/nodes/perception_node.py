@@ -37,6 +37,8 @@ from dynofa_ros.report.annotate import annotate
 from dynofa_ros.supernet.library import default_library_path
 from dynofa_ros.supernet.preprocess import decode_compressed
 from dynofa_ros.supernet.runtime import MODES, DynamicNetwork, Prediction, set_torch_threads
+from dynofa_ros.supernet.serving import AUTO, backends_line
+from dynofa_ros.supernet.serving import CHOICES as BACKEND_CHOICES
 from dynofa_ros.supernet.stats import FrameStats
 
 TRANSPORTS = ("raw", "compressed")
@@ -56,6 +58,9 @@ class PerceptionNode(ManagedNode):
         self.library = P.declare(self, "library", "", "subnet library JSON ('' = shipped default)", read_only=True)
         self.device = P.declare(self, "device", "cpu", "torch device: cpu or cuda[:N]", read_only=True)
         self.mode = P.declare(self, "mode", "cache", "runtime mode", read_only=True, choices=MODES)
+        self.backend = P.declare(self, "backend", AUTO, "what serves the cached levels: torch (eager), onnxruntime, "
+                                 "cuda-graph, or auto (the fastest this machine has)", read_only=True,
+                                 choices=BACKEND_CHOICES)
         self.threads = P.declare(self, "threads", 0, "torch intra-op threads, process-wide: give every perception "
                                  "node of a process the same (0 = torch default)", read_only=True, int_range=(0, 256))
         self.app_id = P.declare(self, "app_id", "app0", "application id used in commands and reports",
@@ -70,7 +75,8 @@ class PerceptionNode(ManagedNode):
                   "settable live", int_range=(-1, MAX_LEVELS - 1))
         self.top_k = P.declare(self, "top_k", 1, "classes per result", int_range=(1, MAX_CLASSES))
         errors = [e for e in (P.check_choice("mode", self.mode, MODES), P.check_choice("qos", self.qos, QOS_NAMES),
-                              P.check_choice("input_transport", self.transport, TRANSPORTS)) if e]
+                              P.check_choice("input_transport", self.transport, TRANSPORTS),
+                              P.check_choice("backend", self.backend, BACKEND_CHOICES)) if e]
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             errors.append(f"device must be cpu or cuda[:N], got {self.device!r}")
         if errors:
@@ -104,7 +110,7 @@ class PerceptionNode(ManagedNode):
         if self.threads:
             set_torch_threads(self.threads)
         self.library_path = self.library or str(default_library_path())
-        net = DynamicNetwork.from_library(self.library_path, device=self.device, mode=self.mode)
+        net = DynamicNetwork.from_library(self.library_path, device=self.device, mode=self.mode, backend=self.backend)
         n_levels, n_classes = len(net.levels), net.spec.num_classes
         level = self.get_parameter("level").value
         if level >= n_levels:
@@ -122,7 +128,8 @@ class PerceptionNode(ManagedNode):
         self.pub_annotated = self.create_lifecycle_publisher(Image, "image/annotated", image_qos("sensor_data"))
         self.get_logger().info(
             f"app {self.app_id!r}: library {self.library_path} ({n_levels} levels), device {self.device}, "
-            f"level {level} ({net.active.name}), input {self.transport}, QoS {self.qos}")
+            f"backend {backends_line(net.level_backends)}, level {level} ({net.active.name}), input {self.transport}, "
+            f"QoS {self.qos}")
 
     def activate(self) -> None:
         topic = "image" if self.transport == "raw" else "image/compressed"

@@ -2,7 +2,7 @@
 
 The stages, in order (each a sub-command; ``dynofa pipeline`` chains adapt to plot)::
 
-    data -> (train) -> adapt -> profile -> search -> build-library -> plot ; later: calibrate, measure
+    data -> (train) -> adapt -> profile -> search -> build-library -> plot ; later: calibrate, measure, export
 
 For the published Once-for-All ImageNet supernet and your own dataset, for example::
 
@@ -57,6 +57,8 @@ COMMANDS = (
     Command("calibrate", "recalibrate the BN statistics of a library's levels (bn_stats.pt), refit their classifier "
             "heads (heads.pt) and re-test their top-1 (library.json)"),
     Command("measure", "re-measure a library's levels on this machine and update their CPU latency records"),
+    Command("export", "prepare a library's levels for a serving backend (ONNX export, cached) and compare them "
+            "with the eager levels on real images"),
 )
 
 

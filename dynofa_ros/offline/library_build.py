@@ -37,6 +37,7 @@ from dynofa_ros.supernet.checkpoint import load_supernet
 from dynofa_ros.supernet.heads import LevelHead, using_head
 from dynofa_ros.supernet.library import LatencyProfile, Level, SubnetLibrary
 from dynofa_ros.supernet.library_write import write_library
+from dynofa_ros.supernet.serving import TORCH
 from dynofa_ros.supernet.spec import SupernetSpec
 
 SIZE_LIMIT_BYTES = 25 * 1024 * 1024
@@ -178,21 +179,23 @@ def levels_of_search(path: Path, n_levels: int) -> LevelSource:
                        SupernetSpec.from_dict(search["spec"]))
 
 
-def levels_of_library(path: Path, profiles: Sequence[str]) -> LevelSource:
-    """A library's level sub-networks with their latency records of profiles other than ``profiles`` (those are
-    measured again), ordered by the first of ``profiles``."""
+def levels_of_library(path: Path, profiles: Sequence[str], backends: Sequence[str] = (TORCH,)) -> LevelSource:
+    """A library's level sub-networks with their latency records but those of ``profiles`` with ``backends``
+    (those are measured again), ordered by the first of ``profiles``."""
     lib = SubnetLibrary.load(path, verify=False)
-    return LevelSource([lv.arch for lv in lib.levels], [lv.latency_except(profiles) for lv in lib.levels], profiles[0],
-                       lib.spec)
+    return LevelSource([lv.arch for lv in lib.levels], [lv.latency_except(profiles, backends) for lv in lib.levels],
+                       profiles[0], lib.spec)
 
 
 def cpu_latency(supernet: Any, archs: Sequence[SubnetArch], profiles: Sequence[str], warmup: int,
-                repeats: int, rounds: int) -> list[tuple[LatencyProfile, ...]]:
-    """Direct batch-1 latency of each arch under each CPU profile (archs timed interleaved) as records."""
-    per_profile = [measure_subnets(supernet, archs, cpu_threads(p), warmup, repeats, rounds) for p in profiles]
-    return [tuple(LatencyProfile(p, "cpu", cpu_threads(p), t.p50_s, t.p90_s, t.method, processor_name())
-                  for p, t in zip(profiles, timings, strict=True))
-            for timings in zip(*per_profile, strict=True)]
+                repeats: int, rounds: int, backends: Sequence[str] = (TORCH,)) -> list[tuple[LatencyProfile, ...]]:
+    """Direct batch-1 latency of each arch under each CPU profile with each backend (archs timed interleaved)
+    as records."""
+    runs = [(p, b) for b in backends for p in profiles]
+    measured = [measure_subnets(supernet, archs, cpu_threads(p), warmup, repeats, rounds, backend=b) for p, b in runs]
+    return [tuple(LatencyProfile(p, "cpu", cpu_threads(p), t.p50_s, t.p90_s, t.method, processor_name(), backend=b)
+                  for (p, b), t in zip(runs, timings, strict=True))
+            for timings in zip(*measured, strict=True)]
 
 
 @dataclass
@@ -209,11 +212,12 @@ class LevelImages:
 
 
 def build_candidates(supernet: Any, spec: SupernetSpec, source: LevelSource, images: LevelImages,
-                     tune: BnTuneConfig | None, profiles: Sequence[str], warmup: int, repeats: int, rounds: int
-                     ) -> list[Candidate]:
+                     tune: BnTuneConfig | None, profiles: Sequence[str], warmup: int, repeats: int, rounds: int,
+                     backends: Sequence[str] = (TORCH,)) -> list[Candidate]:
     """A candidate level of each of ``source``'s sub-networks: its batch-1 latency under the CPU ``profiles``
-    (:func:`cpu_latency`) and the carried-over records, then :func:`build_candidate`; a progress line for each."""
-    latencies = cpu_latency(supernet, source.archs, profiles, warmup, repeats, rounds)
+    with ``backends`` (:func:`cpu_latency`) and the carried-over records, then :func:`build_candidate`; a
+    progress line for each."""
+    latencies = cpu_latency(supernet, source.archs, profiles, warmup, repeats, rounds, backends)
     built: list[Candidate] = []
     bar = tqdm(source.archs, desc="calibrate + test levels", unit="level")
     for arch, latency, other in zip(bar, latencies, source.carried, strict=True):

@@ -13,6 +13,7 @@ import copy
 import json
 import random
 import statistics
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
@@ -26,7 +27,9 @@ from torch import nn
 
 from dynofa_ros.offline.timing import Timing, processor_name, time_calls, time_interleaved, torch_threads
 from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.runners import serve_level
 from dynofa_ros.supernet.runtime import extract_subnet
+from dynofa_ros.supernet.serving import TORCH
 from dynofa_ros.supernet.spec import SupernetSpec, build_supernet
 
 CPU_PROFILES: dict[str, int] = {"cpu-1t": 1, "cpu-2t": 2}
@@ -285,16 +288,27 @@ def trimmed_mean(samples: np.ndarray, trim: float = 0.25) -> float:
     return float(s[cut: len(s) - cut].mean())
 
 
-def subnet_call(supernet: nn.Module, arch: SubnetArch) -> Callable[[], object]:
-    """A batch-1 forward pass of the extracted sub-network ``arch`` on a fixed random input."""
+def subnet_call(supernet: nn.Module, arch: SubnetArch, backend: str = TORCH, threads: int = 1,
+                export_dir: Path | None = None) -> Callable[[], object]:
+    """A batch-1 forward pass of the extracted sub-network ``arch`` on a fixed random input, served by
+    ``backend`` (its runner built with ``threads`` threads, exports in ``export_dir``, default the user cache);
+    RuntimeError when the backend cannot serve it."""
     net, x = extract_subnet(supernet, arch), torch.randn(1, 3, arch.resolution, arch.resolution)
-    return lambda: net(x)
+    if backend == TORCH:
+        return lambda: net(x)
+    runner = serve_level(net, arch.resolution, backend, torch.device("cpu"), threads, f"subnet {arch}", export_dir)
+    if runner.backend != backend:
+        raise RuntimeError(f"backend {backend} cannot serve subnet {arch} (see the warning above): not timed")
+    return lambda: runner(x)
 
 
 def measure_subnets(supernet: nn.Module, archs: Sequence[SubnetArch], threads: int, warmup: int = 10,
-                    repeats: int = 50, rounds: int = 5, progress: bool = True) -> list[Timing]:
-    """Direct batch-1 latency of several extracted subnets, timed interleaved (see :func:`time_interleaved`)."""
-    calls = [subnet_call(supernet, a) for a in archs]
+                    repeats: int = 50, rounds: int = 5, progress: bool = True, backend: str = TORCH
+                    ) -> list[Timing]:
+    """Direct batch-1 latency of several extracted subnets served by ``backend``, timed interleaved (see
+    :func:`time_interleaved`)."""
+    with tempfile.TemporaryDirectory() as exports:  # the sessions hold their graphs: the files can go after
+        calls = [subnet_call(supernet, a, backend, threads, Path(exports)) for a in archs]
     samples = time_interleaved(calls, threads, warmup, repeats, rounds, f"measure {len(archs)} subnets", progress)
     return [Timing.of(s, warmup, rounds) for s in samples]
 

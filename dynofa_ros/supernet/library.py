@@ -19,6 +19,7 @@ from typing import Any
 
 from dynofa_ros.package_files import env_path, package_file
 from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.serving import BACKENDS, TORCH
 from dynofa_ros.supernet.spec import SupernetSpec
 
 SCHEMA_VERSION = 1
@@ -75,10 +76,14 @@ class LatencyProfile:
     processor: str = ""
     freq_hz: float | None = None
     batch: int = 1
+    backend: str = TORCH  # what ran the level (dynofa_ros.supernet.serving.BACKENDS)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str) -> LatencyProfile:
         batch = _get(data, "batch", int, where, optional=True)
+        backend = _get(data, "backend", str, where, optional=True) or TORCH  # absent: measured eagerly
+        if backend not in BACKENDS:
+            raise LibraryError(f"{where}.backend: unknown backend {backend!r}; expected one of {BACKENDS}")
         rec = cls(
             profile=_get(data, "profile", str, where),
             device=_get(data, "device", str, where),
@@ -89,6 +94,7 @@ class LatencyProfile:
             processor=_get(data, "processor", str, where, optional=True) or "",
             freq_hz=_get(data, "freq_hz", (int, float), where, optional=True),
             batch=1 if batch is None else batch,  # optional; absent means 1, an explicit 0 is an error
+            backend=backend,
         )
         if rec.threads < 1 or rec.batch < 1:
             raise LibraryError(f"{where}: threads and batch must be >= 1")
@@ -104,7 +110,7 @@ class LatencyProfile:
         return {
             "profile": self.profile, "device": self.device, "processor": self.processor,
             "threads": self.threads, "freq_hz": self.freq_hz, "batch": self.batch,
-            "p50_s": self.p50_s, "p90_s": self.p90_s, "method": self.method,
+            "p50_s": self.p50_s, "p90_s": self.p90_s, "method": self.method, "backend": self.backend,
         }
 
 
@@ -119,13 +125,21 @@ class Level:
     params: int
     latency: tuple[LatencyProfile, ...] = ()
 
-    def latency_for(self, profile: str) -> LatencyProfile | None:
-        """The latency measured on ``profile`` (e.g. ``"cpu-1t"``), or None."""
-        return next((p for p in self.latency if p.profile == profile), None)
+    def latency_for(self, profile: str, backend: str = TORCH) -> LatencyProfile | None:
+        """The latency measured on ``profile`` (e.g. ``"cpu-1t"``) with ``backend``, or None."""
+        return next((p for p in self.latency if p.profile == profile and p.backend == backend), None)
 
-    def latency_except(self, profiles: Sequence[str]) -> tuple[LatencyProfile, ...]:
-        """The latency records of every profile but ``profiles`` (those kept when ``profiles`` are re-timed)."""
-        return tuple(p for p in self.latency if p.profile not in profiles)
+    def latency_except(self, profiles: Sequence[str], backends: Sequence[str] = (TORCH,)
+                       ) -> tuple[LatencyProfile, ...]:
+        """The latency records but those of ``profiles`` measured with one of ``backends`` (the ones kept when
+        ``profiles`` are re-timed with ``backends``)."""
+        return tuple(p for p in self.latency if p.profile not in profiles or p.backend not in backends)
+
+    def latency_served(self, backend: str) -> dict[str, LatencyProfile]:
+        """Per profile, the record of ``backend``, else (not measured with it) the eager one."""
+        records = {p.profile: p for p in self.latency if p.backend == TORCH}
+        records.update({p.profile: p for p in self.latency if p.backend == backend})
+        return records
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], spec: SupernetSpec, where: str) -> Level:
@@ -146,9 +160,9 @@ class Level:
             params=int(_non_negative(_get(data, "params", int, where), f"{where}.params")),
             latency=tuple(LatencyProfile.from_dict(p, f"{where}.latency[{j}]") for j, p in enumerate(latency)),
         )
-        profiles = [p.profile for p in level.latency]
+        profiles = [f"{p.profile} ({p.backend})" for p in level.latency]
         if len(set(profiles)) != len(profiles):
-            raise LibraryError(f"{where}: duplicate latency profiles {profiles}")
+            raise LibraryError(f"{where}: duplicate latency records {profiles}")
         return level
 
     def to_dict(self) -> dict[str, Any]:

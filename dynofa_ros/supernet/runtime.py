@@ -4,8 +4,9 @@ Two modes:
 
 - ``"cache"`` (default): every level is extracted once at load time with ``ofa``'s
   ``get_active_subnet(preserve_weight=True)`` with its BN statistics (and classifier head, when the
-  library has per-level heads) baked in; a switch is a pointer swap; inference runs a plain static
-  network (faster at batch 1, more memory: one copy per level).
+  library has per-level heads) baked in, and handed to its serving backend (:mod:`.serving`: eager torch,
+  ONNX Runtime or a CUDA graph, built and checked at load time by :mod:`.runners`); a switch is a pointer
+  swap; inference runs a plain static network (faster at batch 1, more memory: one copy per level).
 - ``"inplace"``: one supernet; a switch sets the active architecture and copies the level's BN
   statistics (and head) into the running buffers with one precomputed foreach copy (least memory).
 
@@ -32,6 +33,8 @@ from dynofa_ros.supernet.checkpoint import load_supernet
 from dynofa_ros.supernet.heads import LevelHead, apply_head, check_head, head_pairs, load_heads
 from dynofa_ros.supernet.library import Level, LibraryError, SubnetLibrary, default_library_path, level_index
 from dynofa_ros.supernet.preprocess import Frame, Preprocessor
+from dynofa_ros.supernet.runners import Runner, serve_level
+from dynofa_ros.supernet.serving import AUTO, resolve_backend
 from dynofa_ros.supernet.spec import SupernetSpec
 
 log = logging.getLogger(__name__)
@@ -163,15 +166,20 @@ class DynamicNetwork:
     """A supernet and its library levels, switchable between frames.
 
     ``threads`` (optional) calls :func:`set_torch_threads`: it is a process-wide setting applied only when
-    given, not a per-network one; with several networks in one process, set it once (or leave it None).
+    given, not a per-network one; with several networks in one process, set it once (or leave it None). ONNX
+    Runtime sessions take the torch thread count in force when they are built.
+
+    ``backend`` (:data:`dynofa_ros.supernet.serving.CHOICES`) serves the cached levels; ``level_backends``
+    says what each level runs on (``torch`` where its backend failed its check).
     """
 
     def __init__(self, supernet: nn.Module, spec: SupernetSpec, levels: Sequence[Level],
                  bn_stats: Sequence[BnStats], device: str | torch.device = "cpu", mode: str = DEFAULT_MODE,
                  threads: int | None = None, initial_level: int | str = 0,
-                 heads: Sequence[LevelHead | None] | None = None) -> None:
+                 heads: Sequence[LevelHead | None] | None = None, backend: str = AUTO) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
+        self.backend = resolve_backend(backend, torch.device(device).type, mode)
         if threads is not None:
             set_torch_threads(threads)
         if not levels:
@@ -190,10 +198,13 @@ class DynamicNetwork:
         self._lock = threading.Lock()
         if mode == "cache":
             self._subnets = [extract_subnet(supernet, lv, st, hd) for lv, st, hd in per_level]
+            self._runners: list[Runner] = [
+                serve_level(sub, lv.arch.resolution, self.backend, self.device, name=f"level {i} ({lv.name})")
+                for i, (sub, lv) in enumerate(zip(self._subnets, self.levels, strict=True))]
             self._supernet: nn.Module | None = None
             self._plans: list[LevelSwitch] = []
         else:
-            self._subnets = []
+            self._subnets, self._runners = [], []
             self._supernet = supernet
             self._plans = [LevelSwitch.build(supernet, lv, st, hd) for lv, st, hd in per_level]
         self._active = -1
@@ -203,7 +214,7 @@ class DynamicNetwork:
     @classmethod
     def from_library(cls, library: str | Path | SubnetLibrary | None = None, device: str | torch.device = "cpu",
                      mode: str = DEFAULT_MODE, threads: int | None = None, initial_level: int | str = 0,
-                     verify: bool = True) -> DynamicNetwork:
+                     verify: bool = True, backend: str = AUTO) -> DynamicNetwork:
         """Load a library (path, record, or None for :func:`default_library_path`) and its files."""
         if not isinstance(library, SubnetLibrary):
             library = SubnetLibrary.load(library if library is not None else default_library_path(), verify=verify)
@@ -211,7 +222,8 @@ class DynamicNetwork:
             library.verify_files()
         supernet, _ = load_supernet(library.checkpoint_path, library.spec)
         return cls(supernet, library.spec, library.levels, load_bn_stats(library.bn_stats_path), device=device,
-                   mode=mode, threads=threads, initial_level=initial_level, heads=library_heads(library))
+                   mode=mode, threads=threads, initial_level=initial_level, heads=library_heads(library),
+                   backend=backend)
 
     # -- levels ----------------------------------------------------------------------------------
     def index_of(self, level: int | str) -> int:
@@ -255,6 +267,21 @@ class DynamicNetwork:
             self._switch(requested)
         return self._active
 
+    @property
+    def level_backends(self) -> tuple[str, ...]:
+        """The backend each level runs on."""
+        return tuple(r.backend for r in self._runners) if self._runners else ("torch",) * len(self.levels)
+
+    def _forward(self, index: int, batch: Tensor) -> Tensor:
+        batch = batch.to(self.device, non_blocking=True)
+        return self._runners[index](batch) if self._runners else self._supernet(batch)
+
+    def runner(self, level: int | str | None = None) -> Runner:
+        """What serves ``level`` (default: the active one) in cache mode."""
+        if not self._runners:
+            raise ValueError("the in-place mode has no per-level runners")
+        return self._runners[self._active if level is None else self.index_of(level)]
+
     def module(self, level: int | str | None = None) -> nn.Module:
         """The network that runs ``level`` (default: the active one); in-place mode: the supernet."""
         if self._supernet is not None:
@@ -272,7 +299,7 @@ class DynamicNetwork:
         """Apply a pending switch, then one forward pass (inference mode) on the runtime's device."""
         with self._lock, torch.inference_mode():
             index = self._begin_frame()
-            return Inference(self.module()(batch.to(self.device, non_blocking=True)), index)
+            return Inference(self._forward(index, batch), index)
 
     def predict(self, batch: Tensor) -> Tensor:
         """Logits for an N×3×R×R batch (R should be the active level's resolution)."""
@@ -283,7 +310,7 @@ class DynamicNetwork:
         with self._lock, torch.inference_mode():
             index = self._begin_frame()
             batch = self.preprocessor(frames, encoding, self.levels[index].arch.resolution)
-            return Inference(self.module()(batch.to(self.device, non_blocking=True)), index)
+            return Inference(self._forward(index, batch), index)
 
     def classify_batch(self, frames: Sequence[Frame], encoding: str = "rgb8", top_k: int = 1) -> list[Prediction]:
         """Top-``top_k`` classes per frame (raw H×W×C uint8 arrays, or jpeg/png bytes), all on one level."""

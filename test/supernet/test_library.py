@@ -141,3 +141,27 @@ def test_the_checkout_serves_its_shipped_library(monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("DYNOFA_LIBRARY", raising=False)
     root = Path(library_mod.__file__).resolve().parents[2]
     assert default_library_path() == root / "models" / "cifar10_mbv3" / "library.json"
+
+
+def test_latency_records_carry_their_backend(library_copy: Path) -> None:
+    from dynofa_ros.manager.models import levels_from_library
+
+    lib = SubnetLibrary.load(library_copy)
+    eager = LatencyProfile("cpu-1t", "cpu", 1, 0.008, 0.009, "median")
+    eager_2t = LatencyProfile("cpu-2t", "cpu", 2, 0.006, 0.007, "median")
+    ort = LatencyProfile("cpu-1t", "cpu", 1, 0.002, 0.0025, "median", backend="onnxruntime")
+    lib.levels = [Level(lv.name, lv.arch, 0.5 + i / 100, lv.macs, lv.params, (eager, eager_2t, ort))
+                  for i, lv in enumerate(lib.levels)]
+    lib.save(library_copy)
+    again = SubnetLibrary.load(library_copy)
+    level = again.levels[0]
+    assert level.latency_for("cpu-1t") == eager and level.latency_for("cpu-1t", "onnxruntime") == ort
+    assert level.latency_for("cpu-2t", "onnxruntime") is None
+    assert level.latency_served("onnxruntime") == {"cpu-1t": ort, "cpu-2t": eager_2t}
+    assert level.latency_except(["cpu-1t"], ["onnxruntime"]) == (eager, eager_2t)
+    assert levels_from_library(again, "onnxruntime")[0].latency_s == {"cpu-1t": 0.002, "cpu-2t": 0.006}
+    assert levels_from_library(again)[0].latency_s == {"cpu-1t": 0.008, "cpu-2t": 0.006}
+
+    _edit(library_copy, lambda d: d["levels"][0]["latency"][2].update(backend="tensorrt-9"))
+    with pytest.raises(LibraryError, match="backend"):
+        SubnetLibrary.load(library_copy)

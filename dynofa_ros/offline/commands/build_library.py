@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if args.levels_from and Path(args.out).resolve() == Path(args.levels_from).parent.resolve():
         raise ValueError(f"--out {args.out} is the folder of --levels-from: write the rebuilt library elsewhere, "
                          "compare, then copy it over")
-    source = (levels_of_library(args.levels_from, args.profiles) if args.levels_from
+    source = (levels_of_library(args.levels_from, args.profiles, args.backends) if args.levels_from
               else levels_of_search(args.search, args.levels))
     primary = source.primary
     if primary not in args.profiles:
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     tune = tune_config(args, args.heads, "--heads", max(spec.resolutions))
 
     built = build_candidates(supernet, spec, source, images, tune, args.profiles, args.warmup, args.repeats,
-                             args.rounds)
+                             args.rounds, args.backends)
     name = args.name or f"{data.name}-ofa-mbv3-w{spec.width_mult:.1f}"
     lib, dropped = write_levels(args.out, name, args.checkpoint, spec, built, primary, images.n_calib,
                                 len(images.calib), tune, args.heads, len(images.test_y), data.name)

@@ -19,11 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Re-measure the levels, save the library and print their new latency."""
     path = args.library or default_library_path()
-    library = remeasure(SubnetLibrary.load(path), args.profiles, args.warmup, args.repeats, args.rounds)
+    library = remeasure(SubnetLibrary.load(path), args.profiles, args.warmup, args.repeats, args.rounds,
+                        args.backends)
     library.save(path)
     for lv in library.levels:
-        cells = ", ".join(f"{p.profile} {p.p50_s * 1e3:.2f} ms (p90 {p.p90_s * 1e3:.2f})" for p in lv.latency
-                          if p.profile in args.profiles)
+        cells = ", ".join(f"{p.profile} {p.backend} {p.p50_s * 1e3:.2f} ms (p90 {p.p90_s * 1e3:.2f})"
+                          for p in lv.latency if p.profile in args.profiles and p.backend in args.backends)
         print(f"{lv.name}: {cells}")
     print(f"updated {path}")
     return 0

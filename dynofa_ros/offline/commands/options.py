@@ -35,6 +35,7 @@ from dynofa_ros.offline.data import (
 )
 from dynofa_ros.offline.library_build import LevelImages
 from dynofa_ros.offline.profile import CPU_PROFILES
+from dynofa_ros.supernet.serving import ONNXRUNTIME, TORCH, onnxruntime_installed
 from dynofa_ros.supernet.spec import NET_NAMES, SupernetSpec, named_spec, numbered_classes
 
 if TYPE_CHECKING:
@@ -200,3 +201,8 @@ def add_timing_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=100, help="timed runs per measurement (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved passes over the levels the repeats "
                         "are split into (default: %(default)s)")
+    default = [TORCH, ONNXRUNTIME] if onnxruntime_installed() else [TORCH]
+    parser.add_argument("--backends", nargs="+", default=default, choices=[TORCH, ONNXRUNTIME], metavar="BACKEND",
+                        help=f"serving backends to time each level with ({TORCH}, {ONNXRUNTIME}); the perception "
+                        "node serves with one, the manager plans with its records (default: torch, and "
+                        "onnxruntime when it is installed)")
