@@ -1,6 +1,8 @@
 """Linux cpufreq policies: discovery, reading and pinning a frequency (values in kHz).
 
-Reads ``/sys/devices/system/cpu/cpufreq/policyN/``. Pinning uses the ``userspace`` governor and
+Reads ``/sys/devices/system/cpu/cpufreq/policyN/``; kernels older than 4.3 (Jetson TX1 on L4T 24) have
+no policy folders, only ``/sys/devices/system/cpu/cpuN/cpufreq/`` (a symlink to the first cpu's folder
+when cpus share a policy), and those are read instead. Pinning uses the ``userspace`` governor and
 ``scaling_setspeed`` where the driver offers it (acpi-cpufreq, Jetson), and otherwise writes
 ``scaling_min_freq`` = ``scaling_max_freq`` (intel_pstate in active mode has no userspace governor).
 Writes need root.
@@ -13,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dynofa_ros.platform import sysfs
+from dynofa_ros.platform.cores import CPU_DIR
 
-CPUFREQ_DIR = "/sys/devices/system/cpu/cpufreq"
+CPUFREQ_DIR = f"{CPU_DIR}/cpufreq"
 INTEL_PSTATE_STATUS = "/sys/devices/system/cpu/intel_pstate/status"
 THROTTLE_TOLERANCE = 0.05  # cur below the requested frequency by more than this fraction = throttled
 
@@ -112,22 +115,38 @@ def intel_pstate_mode(root: Path) -> str | None:
     return sysfs.read_optional(sysfs.under(root, INTEL_PSTATE_STATUS))
 
 
-def discover_policies(root: Path) -> list[CpufreqPolicy]:
-    """All cpufreq policies under ``root``, ordered by policy number (empty without cpufreq)."""
+def _policy_dirs(root: Path) -> list[tuple[int, Path]]:
+    """(N, folder) of every ``cpufreq/policyN`` folder."""
     base = sysfs.under(root, CPUFREQ_DIR)
-    if not base.is_dir():
-        return []
+    return [(int(m.group(1)), e) for e in (base.iterdir() if base.is_dir() else ())
+            if (m := re.fullmatch(r"policy(\d+)", e.name))]
+
+
+def _per_cpu_dirs(root: Path) -> list[tuple[int, Path]]:
+    """(lowest cpu, folder) of every distinct ``cpuN/cpufreq`` folder (cpus of one policy share one)."""
+    first: dict[Path, int] = {}
+    for entry in sysfs.under(root, CPU_DIR).glob("cpu*/cpufreq"):
+        m = re.fullmatch(r"cpu(\d+)", entry.parent.name)
+        real = entry.resolve()
+        if m and real.is_relative_to(root):
+            cpu = int(m.group(1))
+            first[real] = min(first.get(real, cpu), cpu)
+    return [(cpu, path) for path, cpu in first.items()]
+
+
+def discover_policies(root: Path) -> list[CpufreqPolicy]:
+    """All cpufreq policies under ``root``, ordered by number (empty without cpufreq). A policy found
+    only through per-cpu folders is numbered by its lowest cpu, as the kernel numbers policy folders."""
     found = []
-    for entry in base.iterdir():
-        m = re.fullmatch(r"policy(\d+)", entry.name)
-        if not m or not (entry / "scaling_cur_freq").exists():
+    for index, entry in _policy_dirs(root) or _per_cpu_dirs(root):
+        if not (entry / "scaling_cur_freq").exists():
             continue
         cpus_text = sysfs.read_optional(entry / "related_cpus") or sysfs.read_optional(entry / "affected_cpus")
         avail = sysfs.read_optional(entry / "scaling_available_frequencies")
         found.append(CpufreqPolicy(
-            index=int(m.group(1)),
+            index=index,
             path=entry,
-            cpus=sysfs.parse_cpu_list(cpus_text) if cpus_text else (int(m.group(1)),),
+            cpus=sysfs.parse_cpu_list(cpus_text) if cpus_text else (index,),
             available_khz=tuple(sorted(set(sysfs.read_ints(entry / "scaling_available_frequencies")))) if avail
             else (),
             cpuinfo_min_khz=sysfs.read_int(entry / "cpuinfo_min_freq"),

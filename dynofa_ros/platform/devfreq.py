@@ -2,8 +2,10 @@
 
 GPU: ``available_frequencies``, ``min_freq``, ``max_freq``, ``cur_freq``, ``governor`` of the devfreq
 node (``/sys/class/devfreq/*`` or the Jetson device paths); load from the parent device's ``load``
-file (0..1000). Pinning writes ``min_freq`` and ``max_freq`` in the order that never makes
-min > max; the governor is left alone. EMC: the BPMP debugfs clock rate and actmon activity;
+file (0..1000). Thor lists several GPU clocks (``gpu-gpc-0``, ``gpu-nvd-0``); the GPU domain is the
+NVD clock, the one jetson-stats reports. Pinning writes ``min_freq`` and ``max_freq`` in the order
+that never makes min > max; the governor is left alone. EMC: the clock rate and limits where the
+kernel generation exposes them (``EMC_CLOCKS``) and the actmon activity (``EMC_ACTIVITY_PATHS``);
 never written.
 """
 
@@ -26,10 +28,33 @@ GPU_DEVFREQ_PATHS = (  # Jetson locations, for kernels that do not list the GPU 
     "/sys/devices/57000000.gpu/devfreq/57000000.gpu",  # Nano/TX1
     "/sys/devices/17000000.gp10b/devfreq/17000000.gp10b",  # TX2
 )
-GPU_NAME_MARKERS = ("gv11b", "ga10b", "gp10b", "gm20b", "gpu")
-EMC_RATE_PATHS = ("/sys/kernel/debug/bpmp/debug/clk/emc/rate", "/sys/kernel/debug/clk/emc/clk_rate")
-EMC_ACTIVITY = "/sys/kernel/actmon_avg_activity/mc_all"
+GPU_NAME_MARKERS = ("gpu-nvd", "gv11b", "ga10b", "gp10b", "gm20b", "gpu")  # by preference (Thor: NVD over GPC)
 THROTTLE_TOLERANCE = 0.05
+
+
+@dataclass(frozen=True)
+class EmcClock:
+    """Where one kernel generation exposes the EMC clock (Hz): its rate file and candidate limit files."""
+
+    rate: str
+    min_rates: tuple[str, ...]
+    max_rates: tuple[str, ...]
+
+
+BPMP_EMC = "/sys/kernel/debug/bpmp/debug/clk/emc"
+BWMGR_DEVFREQ = "/sys/class/devfreq/bwmgr"
+EMC_CLOCKS = (  # the first whose rate reads is used
+    EmcClock(f"{BPMP_EMC}/rate", (f"{BPMP_EMC}/min_rate",), (f"{BPMP_EMC}/max_rate",)),  # TX2, Xavier, Orin
+    EmcClock(f"{BWMGR_DEVFREQ}/cur_freq", (f"{BWMGR_DEVFREQ}/min_freq",), (f"{BWMGR_DEVFREQ}/max_freq",)),  # Thor
+    EmcClock("/sys/kernel/debug/clk/emc/clk_rate",  # Nano/TX1 (t210): common clock debugfs, bwmgr limits
+             ("/sys/kernel/debug/clk/emc/clk_min_rate", "/sys/kernel/debug/tegra_bwmgr/emc_min_rate"),
+             ("/sys/kernel/debug/clk/emc/clk_max_rate", "/sys/kernel/debug/tegra_bwmgr/emc_max_rate")),
+)
+EMC_ACTIVITY_PATHS = (  # average EMC activity in kHz of EMC clock; the first readable is used
+    "/sys/kernel/actmon_avg_activity/mc_all",  # JetPack 4/5 (TX2, Xavier, Orin on JetPack 5)
+    "/sys/kernel/debug/cactmon/mc_all",  # Nano/TX1: central actmon
+    "/sys/kernel/debug/bpmp/debug/actmon/mc_all_avg_activity",  # Orin on JetPack 6: BPMP actmon
+)
 
 
 @dataclass(frozen=True)
@@ -95,8 +120,16 @@ def _is_devfreq_node(path: Path) -> bool:
     return all((path / f).is_file() for f in ("cur_freq", "min_freq", "max_freq"))
 
 
+def _marker_rank(path: Path) -> int:
+    """Index of the most preferred GPU_NAME_MARKERS entry in the node's name (len(markers) for none)."""
+    name = path.name.lower()
+    return next((i for i, m in enumerate(GPU_NAME_MARKERS) if m in name), len(GPU_NAME_MARKERS))
+
+
 def discover_gpu(root: Path) -> DevfreqDevice | None:
-    """The GPU devfreq node under ``root`` (names containing gv11b, ga10b, gpu, ...), or None."""
+    """The GPU devfreq node under ``root`` (names containing gv11b, ga10b, gpu, ...), or None.
+
+    When several match, the one whose name holds the most preferred marker wins (Thor: gpu-nvd-0)."""
     candidates: list[Path] = []
     cls = sysfs.under(root, DEVFREQ_CLASS)
     if cls.is_dir():
@@ -105,7 +138,7 @@ def discover_gpu(root: Path) -> DevfreqDevice | None:
     seen: set[Path] = set()
     found: list[Path] = []
     for cand in candidates:
-        if not any(m in cand.name.lower() for m in GPU_NAME_MARKERS) or not _is_devfreq_node(cand):
+        if _marker_rank(cand) == len(GPU_NAME_MARKERS) or not _is_devfreq_node(cand):
             continue
         real = cand.resolve()
         if real.is_relative_to(root) and real not in seen:
@@ -113,6 +146,7 @@ def discover_gpu(root: Path) -> DevfreqDevice | None:
             found.append(real)
     if not found:
         return None
+    found.sort(key=_marker_rank)  # stable: class order among equals
     if len(found) > 1:
         log.info("several GPU devfreq nodes %s; using %s", [str(p) for p in found], found[0])
     path = found[0]
@@ -124,33 +158,39 @@ def discover_gpu(root: Path) -> DevfreqDevice | None:
 @dataclass(frozen=True)
 class EmcSample:
     cur_hz: int
-    min_hz: int
-    max_hz: int
-    utilisation: float  # 0..1 from actmon, nan when unreadable
+    min_hz: int  # 0 when the kernel exposes no limit
+    max_hz: int  # 0 when the kernel exposes no limit
+    utilisation: float  # 0..1 from actmon, nan when no activity file reads
+
+
+def _first_readable(root: Path, system_paths: tuple[str, ...]) -> Path | None:
+    """The first of ``system_paths`` under ``root`` that reads as an integer."""
+    return next((p for p in (sysfs.under(root, s) for s in system_paths) if sysfs.read_optional_int(p) is not None),
+                None)
 
 
 class EmcReader:
-    """The Jetson external memory controller clock (debugfs, root only). Read-only."""
+    """The Jetson external memory controller clock (debugfs: root only; devfreq on Thor). Read-only."""
 
     def __init__(self, root: Path) -> None:
-        self.rate_file: Path | None = next(
-            (p for p in (sysfs.under(root, r) for r in EMC_RATE_PATHS) if sysfs.read_optional_int(p) is not None),
-            None)
-        self._activity = sysfs.under(root, EMC_ACTIVITY)
+        clock = next((c for c in EMC_CLOCKS if sysfs.read_optional_int(sysfs.under(root, c.rate)) is not None), None)
+        self.rate_file: Path | None = sysfs.under(root, clock.rate) if clock else None
+        self._min = _first_readable(root, clock.min_rates) if clock else None
+        self._max = _first_readable(root, clock.max_rates) if clock else None
+        self._activity = _first_readable(root, EMC_ACTIVITY_PATHS)
 
     @property
     def available(self) -> bool:
         return self.rate_file is not None
 
     def read(self) -> EmcSample:
-        """Current rate, limits (when debugfs has them) and activity. Raises RuntimeError if unavailable."""
+        """Current rate, limits and activity where the kernel has them. Raises RuntimeError if unavailable."""
         if self.rate_file is None:
             raise RuntimeError("no readable EMC rate file")
         rate = sysfs.read_int(self.rate_file)
-        lo = sysfs.read_optional_int(self.rate_file.parent / "min_rate")
-        hi = sysfs.read_optional_int(self.rate_file.parent / "max_rate")
+        lo = sysfs.read_optional_int(self._min) if self._min else None
+        hi = sysfs.read_optional_int(self._max) if self._max else None
         # actmon's mc_all is the average activity in kHz of EMC clock: load = mc_all / rate_kHz.
-        act = sysfs.read_optional_int(self._activity)
+        act = sysfs.read_optional_int(self._activity) if self._activity else None
         util = min(max(act / (rate / 1000.0), 0.0), 1.0) if act is not None and rate > 0 else float("nan")
-        return EmcSample(cur_hz=rate, min_hz=lo if lo is not None else rate, max_hz=hi if hi is not None else rate,
-                         utilisation=util)
+        return EmcSample(cur_hz=rate, min_hz=lo or 0, max_hz=hi or 0, utilisation=util)

@@ -26,7 +26,7 @@ from dynofa_ros.platform.devfreq import EmcReader, discover_gpu
 from dynofa_ros.platform.nvml import NvmlReader, NvmlSample
 from dynofa_ros.platform.power import (
     EnergyIntegrator,
-    board_total_w,
+    board_power_source,
     discover_rails,
     discover_rapl,
     rapl_board_zones,
@@ -65,6 +65,7 @@ class LinuxPlatform(Platform):
         self._gpu = discover_gpu(self.root)
         self._emc = EmcReader(self.root)
         self._rails = discover_rails(self.root)
+        self._board = board_power_source(self._rails)
         self._zones = discover_zones(self.root)
         self._rapl = discover_rapl(self.root)
         self._nvml = NvmlReader(nvml_module) if use_nvml else None
@@ -84,7 +85,7 @@ class LinuxPlatform(Platform):
         self._ina_energy = EnergyIntegrator()
         self._nvml_energy: dict[int, EnergyIntegrator] = {}
         self._nvml_energy0: dict[int, float] = {}
-        self._energy_sample(time.monotonic(), self._read_power(), self._read_nvml())
+        self._board_sample(time.monotonic(), self._read_power(), self._read_nvml())
         if allow_write:
             self._recover_leftover()
 
@@ -155,18 +156,34 @@ class LinuxPlatform(Platform):
     def _read_nvml(self) -> list[NvmlSample]:
         return self._nvml.read() if self._nvml is not None else []
 
-    def _energy_sample(self, now: float, power: dict[str, float], gpus: list[NvmlSample]) -> float:
-        """Cumulative board energy (J) since start: INA VDD_IN integration, else RAPL + NVML; nan if none."""
-        total = board_total_w(power)
-        if total is not None:
-            return self._ina_energy.add(now, total)
-        parts = [z.total_uj * 1e-6 for z in rapl_board_zones(self._rapl)]
+    def _board_sample(self, now: float, power: dict[str, float], gpus: list[NvmlSample]) -> tuple[float, float, str]:
+        """(cumulative board energy in J since start, board power in W, their source). On Jetson the INA3221
+        board power (VDD_IN, else the sum of rails) integrated; otherwise RAPL + NVML; nan and "" if none."""
+        nan = float("nan")
+        if self._board is not None:
+            watts = self._board.watts(power)
+            if watts is None:
+                return nan, nan, self._board.label
+            return self._ina_energy.add(now, watts), watts, self._board.label
+        energy: list[float] = []
+        watts_parts: list[float] = []
+        names: list[str] = []
+        for z in rapl_board_zones(self._rapl):
+            energy.append(z.total_uj * 1e-6)
+            watts_parts.append(z.power_w)
+            names.append(f"rapl:{z.name}")
         for g in gpus:
+            if g.energy_j is None and g.power_w is None:
+                continue
             if g.energy_j is not None:
-                parts.append(g.energy_j - self._nvml_energy0.setdefault(g.index, g.energy_j))
-            elif g.power_w is not None:
-                parts.append(self._nvml_energy.setdefault(g.index, EnergyIntegrator()).add(now, g.power_w))
-        return sum(parts) if parts else float("nan")
+                energy.append(g.energy_j - self._nvml_energy0.setdefault(g.index, g.energy_j))
+            else:
+                energy.append(self._nvml_energy.setdefault(g.index, EnergyIntegrator()).add(now, g.power_w))
+            watts_parts.append(g.power_w if g.power_w is not None else nan)
+            names.append(f"nvml:gpu{g.index}")
+        if not names:
+            return nan, nan, ""
+        return sum(energy), sum(watts_parts), "+".join(names)
 
     def read(self) -> PlatformState:
         with self._lock:
@@ -211,9 +228,10 @@ class LinuxPlatform(Platform):
                 if g.temperature_c is not None:
                     temps[f"nvml:gpu{g.index}"] = g.temperature_c
             throttled.update(tripped)
-            energy = self._energy_sample(time.monotonic(), power, gpus)
+            energy, board_w, source = self._board_sample(time.monotonic(), power, gpus)
             return PlatformState(stamp_s=stamp, simulated=False, domains=doms, power_w=power,
-                                 temperatures_c=temps, throttled=throttled, energy_j=energy)
+                                 temperatures_c=temps, throttled=throttled, energy_j=energy,
+                                 board_power_w=board_w, power_source=source)
 
     # ---------------------------------------------------------------- writing
     def apply(self, settings: list[DvfsSetting]) -> ApplyResult:

@@ -3,8 +3,10 @@
 INA3221, JetPack 4 (iio): ``/sys/bus/i2c/drivers/ina3221x/<bus-addr>/iio:deviceN/rail_name_K`` and
 ``in_powerK_input`` (mW). JetPack 5+ (hwmon): ``/sys/bus/i2c/drivers/ina3221/<bus-addr>/hwmon/hwmonN/``
 ``inK_label``, ``inK_input`` (mV), ``currK_input`` (mA), P = V·I. Unconnected ("NC") channels and the
-sum channel are skipped. VDD_IN is the board input: it already contains the other rails, so rails
-are never summed into a board total. Generic hwmon: ``powerK_input`` (µW). RAPL:
+sum channel are skipped. Board power: VDD_IN (POM_5V_IN on Nano) is the board input and already
+contains the other rails, so it is used alone. Boards without an input rail (AGX Xavier, AGX Orin,
+Thor) get the sum of their top-level INA3221 rails, leaving out rails fed by another measured rail
+(``SUB_RAILS``); :class:`BoardPowerSource` names which. Generic hwmon: ``powerK_input`` (µW). RAPL:
 ``/sys/class/powercap/intel-rapl:N/energy_uj`` (µJ), wrapping at ``max_energy_range_uj``; power
 comes from successive reads. All read-only.
 """
@@ -24,7 +26,8 @@ INA_IIO_GLOB = "sys/bus/i2c/drivers/ina3221x/*/iio:device*"
 INA_HWMON_GLOB = "sys/bus/i2c/drivers/ina3221/*/hwmon/hwmon*"
 HWMON_CLASS = "/sys/class/hwmon"
 POWERCAP_DIR = "/sys/class/powercap"
-BOARD_TOTAL_RAILS = ("VDD_IN", "POM_5V_IN")  # Jetson board input rails (Xavier/Orin, Nano/TX2)
+BOARD_INPUT_RAILS = ("VDD_IN", "POM_5V_IN")  # VDD_IN: TX1, TX2, Xavier NX, Orin NX/Nano; POM_5V_IN: Nano
+SUB_RAILS = {"VDDQ_VDD2_1V8AO": "VIN_SYS_5V0"}  # INA3221 rail -> the measured rail that feeds it (AGX Orin)
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class Rail:
     power_scale_w: float = 0.0  # W per unit of power_file (1e-3 for mW, 1e-6 for µW)
     voltage_file: Path | None = None
     current_file: Path | None = None
+    ina3221: bool = False  # a channel of a Jetson INA3221 (candidates for the board power sum)
 
     def read_w(self) -> float:
         if self.power_file is not None:
@@ -56,7 +60,7 @@ def _ina_iio_rails(dev: Path) -> list[Rail]:
         label = sysfs.read_optional(name_file)
         power = dev / f"in_power{k}_input"
         if label and not _skip_label(label) and power.is_file():
-            rails.append(Rail(name=label, power_file=power, power_scale_w=1e-3))
+            rails.append(Rail(name=label, power_file=power, power_scale_w=1e-3, ina3221=True))
     return rails
 
 
@@ -69,7 +73,7 @@ def _ina_hwmon_rails(dev: Path) -> list[Rail]:
             continue
         volt, curr = dev / f"in{m.group(1)}_input", dev / f"curr{m.group(1)}_input"
         if volt.is_file() and curr.is_file():
-            rails.append(Rail(name=label, voltage_file=volt, current_file=curr))
+            rails.append(Rail(name=label, voltage_file=volt, current_file=curr, ina3221=True))
     return rails
 
 
@@ -112,12 +116,28 @@ def discover_rails(root: Path) -> list[Rail]:
     return unique
 
 
-def board_total_w(power_w: dict[str, float]) -> float | None:
-    """The board input power (VDD_IN on Jetson) from per-rail readings, or None without one.
+@dataclass(frozen=True)
+class BoardPowerSource:
+    """Which rails make up the board power, and the label an output gives that figure."""
 
-    Sub-rails are never added to it: VDD_IN already includes them.
-    """
-    return next((power_w[n] for n in BOARD_TOTAL_RAILS if n in power_w), None)
+    rails: tuple[str, ...]
+    label: str  # "VDD_IN", or "sum of rails A+B+C" where the board has no input rail
+
+    def watts(self, power_w: dict[str, float]) -> float | None:
+        """The board power from one reading per rail; None when one of its rails did not read."""
+        if any(name not in power_w for name in self.rails):
+            return None
+        return sum(power_w[name] for name in self.rails)
+
+
+def board_power_source(rails: list[Rail]) -> BoardPowerSource | None:
+    """The board input rail when there is one, else the sum of the top-level INA3221 rails; None without INA3221."""
+    names = [r.name for r in rails if r.ina3221]
+    board_input = next((n for n in BOARD_INPUT_RAILS if n in names), None)
+    if board_input is not None:
+        return BoardPowerSource((board_input,), board_input)
+    top = tuple(n for n in names if SUB_RAILS.get(n) not in names)
+    return BoardPowerSource(top, "sum of rails " + "+".join(top)) if top else None
 
 
 @dataclass

@@ -1,7 +1,10 @@
 """Thermal zones: ``/sys/class/thermal/thermal_zoneN/{type,temp}`` (m°C) and their trip points.
 
-Bogus readings are dropped: anything outside -40..150 °C (offline sensors read -256 °C) and the
-Jetson PMIC-Die zone, which always reads a constant 100 °C. A zone whose temperature reaches a
+Bogus readings are dropped: anything outside ``VALID_RANGE_C`` and the Jetson PMIC-Die zone, which
+always reads a constant 100 °C. The range keeps real cold readings (a board in a cold chamber or
+outdoors in winter reads -45 °C or -51 °C; parts are rated down to -40 °C, military ones -55 °C)
+and rejects the sentinels: Tegra sensors that are off or power-gated read -256 °C, absolute-zero
+placeholders -273 °C; above 150 °C silicon is past its absolute maximum rating. A zone whose temperature reaches a
 passive, hot or critical trip point counts as throttling (active trips only start fans).
 """
 
@@ -14,7 +17,7 @@ from pathlib import Path
 from dynofa_ros.platform import sysfs
 
 THERMAL_CLASS = "/sys/class/thermal"
-VALID_RANGE_C = (-40.0, 150.0)
+VALID_RANGE_C = (-100.0, 150.0)  # °C, inclusive
 THROTTLING_TRIPS = ("passive", "hot", "critical")
 CONSTANT_BOGUS = {"PMIC-Die": 100.0}  # zone type -> the constant value it reports
 

@@ -46,6 +46,8 @@ class PlatformState:
     temperatures_c: dict[str, float] = field(default_factory=dict)  # per thermal zone
     throttled: dict[str, bool] = field(default_factory=dict)  # per domain or zone
     energy_j: float = float("nan")  # cumulative board energy when known
+    board_power_w: float = float("nan")  # board power when known
+    power_source: str = ""  # where board_power_w and energy_j come from: "VDD_IN", "sum of rails A+B", "rapl:psys"
 
 
 @dataclass(frozen=True)

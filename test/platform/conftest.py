@@ -1,7 +1,8 @@
 """Fake sysfs/procfs trees of real boards, built in a temporary directory.
 
 Layouts follow the kernel interfaces named in dynofa_ros/platform/*.py; values are plausible
-readings of the boards (Xavier NX tables from ../shared/DESIGN.md).
+readings of the boards (Xavier NX tables from ../shared/DESIGN.md). Where a path is not known for
+certain, the builder's docstring says which part is assumed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from dynofa_ros.platform.sysfs import parse_cpu_list
+
+CPU = "/sys/devices/system/cpu"
 CARMEL_KHZ = (115200, 192000, 268800, 345600, 422400, 499200, 576000, 652800, 729600, 806400, 883200, 960000,
               1036800, 1113600, 1190400, 1267200, 1344000, 1420800, 1497600, 1574400, 1651200, 1728000, 1804800,
               1881600, 1907200)
@@ -22,6 +26,22 @@ ORIN_CPU_KHZ = (115200, 192000, 268800, 345600, 422400, 499200, 576000, 652800, 
                 1881600, 1958400, 1984000)
 GA10B_HZ = (306000000, 408000000, 510000000, 612000000, 714000000, 816000000, 918000000)
 JETSON_GOVERNORS = "interactive conservative ondemand userspace powersave performance schedutil"
+AGX_XAVIER_CPU_KHZ = CARMEL_KHZ[:-1] + (1958400, 2035200, 2112000, 2188800, 2265600)
+GV11B_AGX_HZ = (114750000, 216750000, 318750000, 420750000, 522750000, 624750000, 675750000, 828750000, 905250000,
+                1032750000, 1198500000, 1236750000, 1338750000, 1377000000)
+AGX_ORIN_CPU_KHZ = ORIN_CPU_KHZ[:-1] + (2035200, 2112000, 2188800, 2201600)
+GA10B_AGX_HZ = GA10B_HZ + (1020000000, 1122000000, 1224000000, 1300500000)
+TX2_CPU_KHZ = (345600, 499200, 652800, 806400, 960000, 1113600, 1267200, 1420800, 1574400, 1728000, 1881600, 2035200)
+GP10B_HZ = (114750000, 216750000, 318750000, 420750000, 522750000, 624750000, 726750000, 828750000, 930750000,
+            1032750000, 1134750000, 1236750000, 1300500000)
+T210_CPU_KHZ = (102000, 204000, 307200, 403200, 518400, 614400, 710400, 825600, 921600, 1036800, 1132800, 1224000,
+                1326000, 1428000, 1479000)
+GM20B_HZ = (76800000, 153600000, 230400000, 307200000, 384000000, 460800000, 537600000, 614400000, 691200000,
+            768000000, 844800000, 921600000)
+THOR_CPU_KHZ = (972000, 1188000, 1404000, 1620000, 1836000, 2052000, 2268000, 2484000, 2601000)  # assumed steps
+THOR_GPC_HZ = (315000000, 630000000, 945000000, 1260000000, 1575000000)  # assumed steps, top from jetson_clocks
+THOR_NVD_HZ = (338400000, 676800000, 1015200000, 1353600000, 1692000000)  # assumed steps, top from jetson_clocks
+THOR_EMC_HZ = (665600000, 2133000000, 3199000000, 4266000000)  # assumed steps
 
 
 class FakeTree:
@@ -56,6 +76,10 @@ class FakeTree:
         return {str(p.relative_to(self.root)): p.read_text() for p in sorted(self.root.rglob("*"))
                 if p.is_file() and not p.is_symlink()}
 
+    def controlled(self) -> dict[str, str]:
+        """The attributes a run may change (scaling_setspeed is only meaningful under userspace)."""
+        return {k: v for k, v in self.snapshot().items() if not k.endswith(("scaling_setspeed", "proc/stat"))}
+
     # ------------------------------------------------------------------ building blocks
     def cpus(self, n: int, offline: Iterable[int] = ()) -> None:
         off = set(offline)
@@ -75,8 +99,11 @@ class FakeTree:
 
     def policy(self, idx: int, cpus: str, khz: tuple[int, ...] | None, governors: str, governor: str,
                driver: str, cpuinfo: tuple[int, int], cur: int, limits: tuple[int, int] | None = None,
-               listed: tuple[int, ...] | None = None) -> None:
-        base = f"/sys/devices/system/cpu/cpufreq/policy{idx}"
+               listed: tuple[int, ...] | None = None, per_cpu: bool = False) -> None:
+        """``cpufreq/policy<idx>`` and a ``cpuN/cpufreq`` link to it per cpu (kernel 4.3+); ``per_cpu``: the
+        older layout, the folder in the first cpu and links to it from the others (no policy folder)."""
+        members = parse_cpu_list(cpus)
+        base = f"{CPU}/cpu{members[0]}/cpufreq" if per_cpu else f"{CPU}/cpufreq/policy{idx}"
         lo, hi = limits or cpuinfo
         files = {"related_cpus": cpus, "affected_cpus": cpus, "scaling_min_freq": lo, "scaling_max_freq": hi,
                  "scaling_cur_freq": cur, "cpuinfo_min_freq": cpuinfo[0], "cpuinfo_max_freq": cpuinfo[1],
@@ -86,13 +113,17 @@ class FakeTree:
             files["scaling_available_frequencies"] = " ".join(str(k) for k in (listed or khz))
         for name, value in files.items():
             self.write(f"{base}/{name}", value)
+        for c in members:
+            if f"{CPU}/cpu{c}/cpufreq" != base:
+                self.link(f"{CPU}/cpu{c}/cpufreq", base)
 
     def devfreq(self, path: str, hz: tuple[int, ...], governor: str = "nvhost_podgov") -> None:
         for name, value in {"available_frequencies": " ".join(map(str, hz)), "min_freq": hz[0],
                             "max_freq": hz[-1], "cur_freq": hz[-1], "governor": governor}.items():
             self.write(f"{path}/{name}", value)
 
-    def zone(self, n: int, kind: str, milli_c: int, trips: Iterable[tuple[str, int]] = ()) -> None:
+    def zone(self, n: int, kind: str, milli_c: int | str, trips: Iterable[tuple[str, int]] = ()) -> None:
+        """Thermal zone ``n``; ``milli_c`` "" stands for a sensor whose reads fail (e.g. power-gated)."""
         base = f"/sys/class/thermal/thermal_zone{n}"
         self.write(f"{base}/type", kind)
         self.write(f"{base}/temp", milli_c)
@@ -112,23 +143,54 @@ class FakeTree:
         self.write(f"{base}/in7_input", 40)
         self.write(f"{base}/curr4_input", 9999)
 
+    def ina_hwmon_device(self, device: str, hwmon: str, channels: dict[int, tuple[str, int, int]]) -> None:
+        """:meth:`ina_hwmon` at an i2c device path, reached through the driver and the hwmon class (JetPack 5+)."""
+        self.ina_hwmon(device, hwmon, channels)
+        self.link(f"/sys/bus/i2c/drivers/ina3221/{device.rsplit('/', 1)[1]}", device)
+        self.link(f"/sys/class/hwmon/{hwmon}", f"{device}/hwmon/{hwmon}")
+
+    def ina_iio(self, device: str, iio: str, channels: dict[int, tuple[str, int]]) -> None:
+        """INA3221 in the JetPack 4 iio layout (ina3221x driver); channels: index -> (rail name, mW)."""
+        for k, (name, mw) in channels.items():
+            self.write(f"{device}/{iio}/rail_name_{k}", name)
+            self.write(f"{device}/{iio}/in_power{k}_input", mw)
+
+    def devfreq_device(self, device: str, node: str, hz: tuple[int, ...], load: int | None,
+                    class_link: bool = True) -> None:
+        """A devfreq node under its device, the device's ``load`` (0..1000) and the devfreq class link."""
+        self.devfreq(f"{device}/devfreq/{node}", hz)
+        if load is not None:
+            self.write(f"{device}/load", load)
+        if class_link:
+            self.link(f"/sys/class/devfreq/{node}", f"{device}/devfreq/{node}")
+
+    def bpmp_emc(self, rate: int, lo: int, hi: int) -> None:
+        """The EMC clock in BPMP debugfs (TX2, Xavier, Orin)."""
+        for name, value in {"rate": rate, "min_rate": lo, "max_rate": hi}.items():
+            self.write(f"/sys/kernel/debug/bpmp/debug/clk/emc/{name}", value)
+
+    def zones(self, entries: Iterable[tuple[str, int | str]], trips: Callable[[str], list[tuple[str, int]]]) -> None:
+        """Thermal zones 0, 1, ... from (type, m°C); ``trips(type)`` gives each zone's trip points."""
+        for n, (kind, milli_c) in enumerate(entries):
+            self.zone(n, kind, milli_c, trips(kind))
+
+
+def _therm_trips(kind: str) -> list[tuple[str, int]]:
+    """JetPack 4/5 trip points: the -therm sensors have fan, throttle and shutdown trips."""
+    return [("active", 51000), ("passive", 88000), ("critical", 96500)] if kind.endswith("-therm") else []
+
 
 def _xavier_common(t: FakeTree) -> None:
     t.cpus(6)
     for idx in (0, 2, 4):
         t.policy(idx, f"{idx} {idx + 1}", CARMEL_KHZ, JETSON_GOVERNORS, "schedutil", "tegra194", (115200, 1907200),
                  1420800)
-    t.devfreq("/sys/devices/gpu.0/devfreq/17000000.gv11b", GV11B_HZ)
-    t.write("/sys/devices/gpu.0/load", 250)
-    t.write("/sys/kernel/debug/bpmp/debug/clk/emc/rate", 1866000000)
-    t.write("/sys/kernel/debug/bpmp/debug/clk/emc/min_rate", 204000000)
-    t.write("/sys/kernel/debug/bpmp/debug/clk/emc/max_rate", 1866000000)
+    t.devfreq_device("/sys/devices/gpu.0", "17000000.gv11b", GV11B_HZ, 250, class_link=False)
+    t.bpmp_emc(1866000000, 204000000, 1866000000)
     t.write("/sys/kernel/actmon_avg_activity/mc_all", 466500)
-    for n, (kind, temp) in enumerate([("BCPU-therm", 41500), ("MCPU-therm", 41500), ("GPU-therm", 39000),
-                                      ("PLL-therm", 38000), ("Tboard_tegra", -256000), ("Tdiode_tegra", 40250),
-                                      ("PMIC-Die", 100000), ("thermal-fan-est", 40400)]):
-        trips = [("active", 51000), ("passive", 88000), ("critical", 96500)] if kind.endswith("-therm") else []
-        t.zone(n, kind, temp, trips)
+    t.zones([("BCPU-therm", 41500), ("MCPU-therm", 41500), ("GPU-therm", 39000), ("PLL-therm", 38000),
+             ("Tboard_tegra", -256000), ("Tdiode_tegra", 40250), ("PMIC-Die", 100000), ("thermal-fan-est", 40400)],
+            _therm_trips)
 
 
 def xavier_nx_jp4(root: Path) -> FakeTree:
@@ -136,10 +198,8 @@ def xavier_nx_jp4(root: Path) -> FakeTree:
     t = FakeTree(root, "xavier-nx-jp4", CARMEL_KHZ, GV11B_HZ)
     _xavier_common(t)
     t.link("/sys/class/devfreq/17000000.gv11b", "/sys/devices/gpu.0/devfreq/17000000.gv11b")
-    iio = "/sys/bus/i2c/drivers/ina3221x/7-0040/iio:device0"
-    for k, (name, mw) in enumerate([("VDD_IN", 4600), ("VDD_CPU_GPU_CV", 1200), ("VDD_SOC", 1350)]):
-        t.write(f"{iio}/rail_name_{k}", name)
-        t.write(f"{iio}/in_power{k}_input", mw)
+    t.ina_iio("/sys/bus/i2c/drivers/ina3221x/7-0040", "iio:device0",
+              {0: ("VDD_IN", 4600), 1: ("VDD_CPU_GPU_CV", 1200), 2: ("VDD_SOC", 1350)})
     return t
 
 
@@ -160,23 +220,16 @@ def orin_jp6(root: Path) -> FakeTree:
         t.policy(idx, f"{idx}-{idx + 3}", ORIN_CPU_KHZ, JETSON_GOVERNORS, "schedutil", "tegra194",
                  (115200, 1984000), 729600)
     gpu = "/sys/devices/platform/bus@0/17000000.gpu"
-    t.devfreq(f"{gpu}/devfreq/17000000.gpu", GA10B_HZ)
-    t.write(f"{gpu}/load", 600)
+    t.devfreq_device(gpu, "17000000.gpu", GA10B_HZ, 600)
     t.link(f"{gpu}/devfreq/17000000.gpu/device", gpu)
-    t.link("/sys/class/devfreq/17000000.gpu", f"{gpu}/devfreq/17000000.gpu")
-    t.devfreq("/sys/devices/platform/bus@0/15340000.vic/devfreq/15340000.vic", (115200000, 729600000))
-    t.link("/sys/class/devfreq/15340000.vic", "/sys/devices/platform/bus@0/15340000.vic/devfreq/15340000.vic")
-    dev = "/sys/devices/platform/bus@0/c240000.i2c/i2c-1/1-0040"
-    t.ina_hwmon(dev, "hwmon1", {1: ("VDD_IN", 5040, 1500), 2: ("VDD_CPU_GPU_CV", 5040, 500),
-                                3: ("VDD_SOC", 5040, 400)})
-    t.link("/sys/bus/i2c/drivers/ina3221/1-0040", dev)
-    t.link("/sys/class/hwmon/hwmon1", f"{dev}/hwmon/hwmon1")
-    dev2 = "/sys/devices/platform/bus@0/c240000.i2c/i2c-1/1-0041"
-    t.ina_hwmon(dev2, "hwmon2", {1: ("VDD_5V0_SYS", 5000, 100), 2: ("NC", 0, 0)})
-    t.link("/sys/bus/i2c/drivers/ina3221/1-0041", dev2)
-    for n, (kind, temp) in enumerate([("cpu-thermal", 45000), ("gpu-thermal", 43500), ("soc0-thermal", 44000),
-                                      ("tj-thermal", 45500)]):
-        t.zone(n, kind, temp, [("passive", 99000), ("critical", 105000)])
+    t.devfreq_device("/sys/devices/platform/bus@0/15340000.vic", "15340000.vic", (115200000, 729600000), None)
+    i2c = "/sys/devices/platform/bus@0/c240000.i2c/i2c-1"
+    t.ina_hwmon_device(f"{i2c}/1-0040", "hwmon1", {1: ("VDD_IN", 5040, 1500), 2: ("VDD_CPU_GPU_CV", 5040, 500),
+                                                   3: ("VDD_SOC", 5040, 400)})
+    t.ina_hwmon(f"{i2c}/1-0041", "hwmon2", {1: ("VDD_5V0_SYS", 5000, 100), 2: ("NC", 0, 0)})
+    t.link("/sys/bus/i2c/drivers/ina3221/1-0041", f"{i2c}/1-0041")
+    t.zones([("cpu-thermal", 45000), ("gpu-thermal", 43500), ("soc0-thermal", 44000), ("tj-thermal", 45500)],
+            lambda _: [("passive", 99000), ("critical", 105000)])
     return t
 
 
@@ -211,9 +264,162 @@ def laptop_acpi(root: Path) -> FakeTree:
     return t
 
 
+def tx2_jp4(root: Path) -> FakeTree:
+    """Jetson TX2, JetPack 4 (t186, kernel 4.9): A57 cluster (cpus 0, 3-5) and Denver cluster (1-2), gp10b,
+    BPMP EMC, two INA3221 on the module through the iio driver with VDD_IN among the rails."""
+    t = FakeTree(root, "tx2-jp4", TX2_CPU_KHZ, GP10B_HZ)
+    t.cpus(6)
+    for idx, cpus in ((0, "0 3 4 5"), (1, "1 2")):
+        t.policy(idx, cpus, TX2_CPU_KHZ, JETSON_GOVERNORS, "schedutil", "tegra186", (345600, 2035200), 1267200)
+    t.devfreq_device("/sys/devices/17000000.gp10b", "17000000.gp10b", GP10B_HZ, 120)
+    t.bpmp_emc(1866000000, 40800000, 1866000000)
+    t.write("/sys/kernel/actmon_avg_activity/mc_all", 186600)  # 10 % of 1866 MHz
+    t.ina_iio("/sys/bus/i2c/drivers/ina3221x/0-0040", "iio:device0",
+              {0: ("VDD_SYS_GPU", 150), 1: ("VDD_SYS_SOC", 460), 2: ("VDD_4V0_WIFI", 40)})
+    t.ina_iio("/sys/bus/i2c/drivers/ina3221x/0-0041", "iio:device1",
+              {0: ("VDD_IN", 2100), 1: ("VDD_SYS_CPU", 230), 2: ("VDD_SYS_DDR", 310)})
+    t.zones([("BCPU-therm", 36500), ("MCPU-therm", 36500), ("GPU-therm", 35000), ("PLL-therm", 34500),
+             ("Tboard_tegra", 31000), ("Tdiode_tegra", 33750), ("PMIC-Die", 100000), ("thermal-fan-est", 35900)],
+            _therm_trips)
+    return t
+
+
+def _t210(t: FakeTree, per_cpu: bool) -> None:
+    """Nano/TX1 (t210, JetPack 4): one A57 cluster, gm20b, EMC in the common clock debugfs with bwmgr limits,
+    activity from the central actmon (cactmon)."""
+    t.cpus(4)
+    t.policy(0, "0 1 2 3", T210_CPU_KHZ, JETSON_GOVERNORS, "schedutil", "tegra", (102000, 1479000), 921600,
+             per_cpu=per_cpu)
+    t.devfreq_device("/sys/devices/57000000.gpu", "57000000.gpu", GM20B_HZ, 300)
+    t.write("/sys/kernel/debug/clk/emc/clk_rate", 1600000000)
+    t.write("/sys/kernel/debug/tegra_bwmgr/emc_min_rate", 204000000)
+    t.write("/sys/kernel/debug/tegra_bwmgr/emc_max_rate", 1600000000)
+    t.write("/sys/kernel/debug/cactmon/mc_all", 480000)  # 30 % of 1600 MHz
+    t.zones([("AO-therm", 36500), ("CPU-therm", 38000), ("GPU-therm", 36000), ("PLL-therm", 35500),
+             ("PMIC-Die", 100000), ("thermal-fan-est", 37000)], _therm_trips)
+
+
+def nano_jp4(root: Path) -> FakeTree:
+    """Jetson Nano, JetPack 4: t210 and one INA3221 (iio) whose input rail is POM_5V_IN."""
+    t = FakeTree(root, "nano-jp4", T210_CPU_KHZ, GM20B_HZ)
+    _t210(t, per_cpu=False)
+    t.ina_iio("/sys/bus/i2c/drivers/ina3221x/6-0040", "iio:device0",
+              {0: ("POM_5V_IN", 2900), 1: ("POM_5V_GPU", 210), 2: ("POM_5V_CPU", 620)})
+    return t
+
+
+def tx1_per_cpu(root: Path) -> FakeTree:
+    """Jetson TX1 with the cpufreq layout of kernels before 4.3 (L4T 24): no ``cpufreq/policyN``, the
+    policy folder in cpu0 and ``cpu1-3/cpufreq`` links to it. The other paths are assumed as on JetPack 4."""
+    t = FakeTree(root, "tx1-per-cpu", T210_CPU_KHZ, GM20B_HZ)
+    _t210(t, per_cpu=True)
+    t.ina_iio("/sys/bus/i2c/drivers/ina3221x/1-0040", "iio:device0",
+              {0: ("VDD_IN", 3400), 1: ("VDD_GPU", 180), 2: ("VDD_CPU", 560)})
+    return t
+
+
+def _agx_xavier(t: FakeTree) -> None:
+    """AGX Xavier: four Carmel clusters, gv11b at gpu.0, BPMP EMC with actmon, no input rail."""
+    t.cpus(8)
+    for idx in (0, 2, 4, 6):
+        t.policy(idx, f"{idx} {idx + 1}", AGX_XAVIER_CPU_KHZ, JETSON_GOVERNORS, "schedutil", "tegra194",
+                 (115200, 2265600), 1190400)
+    t.devfreq_device("/sys/devices/gpu.0", "17000000.gv11b", GV11B_AGX_HZ, 420)
+    t.bpmp_emc(2133000000, 204000000, 2133000000)
+    t.write("/sys/kernel/actmon_avg_activity/mc_all", 426600)  # 20 % of 2133 MHz
+    t.zones([("AO-therm", 35500), ("CPU-therm", 38500), ("GPU-therm", 37000), ("PLL-therm", 36000),
+             ("AUX-therm", 36500), ("Tboard_tegra", 33000), ("Tdiode_tegra", 36250), ("PMIC-Die", 100000),
+             ("thermal-fan-est", 37400)], _therm_trips)
+
+
+def agx_xavier_jp4(root: Path) -> FakeTree:
+    """AGX Xavier, JetPack 4: GPU, CPU, SOC on INA3221 1-0040 and CV, VDDRQ, SYS5V on 1-0041 (iio, mW)."""
+    t = FakeTree(root, "agx-xavier-jp4", AGX_XAVIER_CPU_KHZ, GV11B_AGX_HZ)
+    _agx_xavier(t)
+    t.ina_iio("/sys/bus/i2c/drivers/ina3221x/1-0040", "iio:device0", {0: ("GPU", 310), 1: ("CPU", 620),
+                                                                      2: ("SOC", 1240)})
+    t.ina_iio("/sys/bus/i2c/drivers/ina3221x/1-0041", "iio:device1", {0: ("CV", 0), 1: ("VDDRQ", 460),
+                                                                      2: ("SYS5V", 1850)})
+    return t
+
+
+def agx_xavier_jp5(root: Path) -> FakeTree:
+    """AGX Xavier, JetPack 5: the same rails through the hwmon ina3221 driver (mV, mA)."""
+    t = FakeTree(root, "agx-xavier-jp5", AGX_XAVIER_CPU_KHZ, GV11B_AGX_HZ)
+    _agx_xavier(t)
+    i2c = "/sys/devices/platform/c240000.i2c/i2c-1"  # assumed device path; read through the driver links
+    t.ina_hwmon_device(f"{i2c}/1-0040", "hwmon3", {1: ("GPU", 5000, 62), 2: ("CPU", 5000, 124),
+                                                   3: ("SOC", 5000, 248)})
+    t.ina_hwmon_device(f"{i2c}/1-0041", "hwmon4", {1: ("CV", 5000, 0), 2: ("VDDRQ", 5000, 92),
+                                                   3: ("SYS5V", 5000, 370)})
+    return t
+
+
+def _agx_orin(t: FakeTree, gpu: str, node: str, i2c: str) -> None:
+    """AGX Orin: three A78AE clusters, ga10b, BPMP EMC; VDD_GPU_SOC, VDD_CPU_CV, VIN_SYS_5V0 on 1-0040 and
+    VDDQ_VDD2_1V8AO (fed by VIN_SYS_5V0) between two NC channels on 1-0041; no input rail."""
+    t.cpus(12)
+    for idx in (0, 4, 8):
+        t.policy(idx, f"{idx}-{idx + 3}", AGX_ORIN_CPU_KHZ, JETSON_GOVERNORS, "schedutil", "tegra194",
+                 (115200, 2201600), 1113600)
+    t.devfreq_device(gpu, node, GA10B_AGX_HZ, 180)
+    t.bpmp_emc(3199000000, 204000000, 3199000000)
+    t.ina_hwmon_device(f"{i2c}/1-0040", "hwmon3", {1: ("VDD_GPU_SOC", 840, 5000), 2: ("VDD_CPU_CV", 800, 2500),
+                                                   3: ("VIN_SYS_5V0", 4960, 1000)})
+    t.ina_hwmon_device(f"{i2c}/1-0041", "hwmon4", {1: ("NC", 0, 0), 2: ("VDDQ_VDD2_1V8AO", 1800, 500),
+                                                   3: ("NC", 0, 0)})
+
+
+def agx_orin_jp5(root: Path) -> FakeTree:
+    """AGX Orin, JetPack 5: GPU under /sys/devices/platform, actmon_avg_activity, -therm zones (the CV
+    zones read -256 °C while the DLA/PVA are off)."""
+    t = FakeTree(root, "agx-orin-jp5", AGX_ORIN_CPU_KHZ, GA10B_AGX_HZ)
+    _agx_orin(t, "/sys/devices/platform/17000000.ga10b", "17000000.ga10b", "/sys/devices/platform/c240000.i2c/i2c-1")
+    t.write("/sys/kernel/actmon_avg_activity/mc_all", 159950)  # 5 % of 3199 MHz
+    t.zones([("CPU-therm", 47500), ("GPU-therm", 45000), ("CV0-therm", -256000), ("CV1-therm", -256000),
+             ("CV2-therm", -256000), ("SOC0-therm", 45500), ("SOC1-therm", 44500), ("SOC2-therm", 44000),
+             ("tj-therm", 47500)], lambda _: [("passive", 99000), ("critical", 105000)])
+    return t
+
+
+def agx_orin_jp6(root: Path) -> FakeTree:
+    """AGX Orin, JetPack 6: GPU under bus@0, EMC activity only from the BPMP actmon, -thermal zones."""
+    t = FakeTree(root, "agx-orin-jp6", AGX_ORIN_CPU_KHZ, GA10B_AGX_HZ)
+    _agx_orin(t, "/sys/devices/platform/bus@0/17000000.gpu", "17000000.gpu",
+              "/sys/devices/platform/bus@0/c240000.i2c/i2c-1")
+    t.write("/sys/kernel/debug/bpmp/debug/actmon/mc_all_avg_activity", 319900)  # 10 % of 3199 MHz
+    t.zones([("cpu-thermal", 47500), ("gpu-thermal", 45000), ("cv0-thermal", -256000), ("cv1-thermal", -256000),
+             ("cv2-thermal", -256000), ("soc0-thermal", 45500), ("soc1-thermal", 44500), ("soc2-thermal", 44000),
+             ("tj-thermal", 47500)], lambda _: [("passive", 99000), ("critical", 105000)])
+    return t
+
+
+def thor_jp7(root: Path) -> FakeTree:
+    """Jetson AGX Thor, JetPack 7: 14 cores, GPU clocks gpu-gpc-0 and gpu-nvd-0 and the EMC (bwmgr) in the
+    devfreq class, VDD_GPU, VDD_CPU_SOC_MSS, VIN_SYS_5V0 on one INA3221, gpu-thermal unreadable while the GPU is
+    gated. Assumed: one cpufreq policy per core, the frequency steps, the device folders behind the class links,
+    the INA3221 bus, and no GPU load file."""
+    t = FakeTree(root, "thor-jp7", THOR_CPU_KHZ, THOR_NVD_HZ)
+    t.cpus(14)
+    for c in range(14):
+        t.policy(c, str(c), THOR_CPU_KHZ, JETSON_GOVERNORS, "schedutil", "tegra194", (972000, 2601000), 972000)
+    for node, hz in (("gpu-gpc-0", THOR_GPC_HZ), ("gpu-nvd-0", THOR_NVD_HZ)):
+        t.devfreq_device("/sys/devices/platform/gpu", node, hz, None)
+    t.devfreq_device("/sys/devices/platform/8188050000.vic", "8188050000.vic", (115200000, 1036800000), None)
+    t.devfreq_device("/sys/devices/platform/bwmgr", "bwmgr", THOR_EMC_HZ, None)
+    t.ina_hwmon_device("/sys/devices/platform/c240000.i2c/i2c-2/2-0040", "hwmon1",
+                       {1: ("VDD_GPU", 5000, 400), 2: ("VDD_CPU_SOC_MSS", 5000, 1300), 3: ("VIN_SYS_5V0", 5000, 1300)})
+    t.zones([("tj-thermal", 55100), ("soc012-thermal", 55100), ("cpu-thermal", 53700), ("soc345-thermal", 53700),
+             ("gpu-thermal", "")], lambda _: [("critical", 114500)])
+    return t
+
+
 BOARDS: dict[str, Callable[[Path], FakeTree]] = {
     "xavier-nx-jp4": xavier_nx_jp4, "xavier-nx-jp5": xavier_nx_jp5, "orin-jp6": orin_jp6,
     "laptop-intel-pstate": laptop_intel_pstate, "laptop-acpi": laptop_acpi,
+    "tx2-jp4": tx2_jp4, "nano-jp4": nano_jp4, "tx1-per-cpu": tx1_per_cpu,
+    "agx-xavier-jp4": agx_xavier_jp4, "agx-xavier-jp5": agx_xavier_jp5,
+    "agx-orin-jp5": agx_orin_jp5, "agx-orin-jp6": agx_orin_jp6, "thor-jp7": thor_jp7,
 }
 
 

@@ -11,8 +11,9 @@ from dynofa_ros.platform import sysfs
 from dynofa_ros.platform.devfreq import DevfreqSample, EmcReader, discover_gpu
 from dynofa_ros.platform.nvml import NvmlReader
 from dynofa_ros.platform.power import (
+    BoardPowerSource,
     EnergyIntegrator,
-    board_total_w,
+    board_power_source,
     discover_rails,
     discover_rapl,
     rapl_board_zones,
@@ -69,15 +70,19 @@ def test_emc_read_only(make_board) -> None:
 
 
 def test_ina3221_jetpack4_iio_mw(make_board) -> None:
-    rails = {r.name: r.read_w() for r in discover_rails(make_board("xavier-nx-jp4").root)}
+    found = discover_rails(make_board("xavier-nx-jp4").root)
+    rails = {r.name: r.read_w() for r in found}
     assert rails == pytest.approx({"VDD_IN": 4.6, "VDD_CPU_GPU_CV": 1.2, "VDD_SOC": 1.35})
-    assert board_total_w(rails) == pytest.approx(4.6)  # VDD_IN alone, not 4.6 + 1.2 + 1.35
+    source = board_power_source(found)
+    assert source == BoardPowerSource(("VDD_IN",), "VDD_IN")
+    assert source.watts(rails) == pytest.approx(4.6)  # VDD_IN alone, not 4.6 + 1.2 + 1.35
 
 
 def test_ina3221_hwmon_voltage_times_current(make_board) -> None:
-    rails = {r.name: r.read_w() for r in discover_rails(make_board("xavier-nx-jp5").root)}
+    found = discover_rails(make_board("xavier-nx-jp5").root)
+    rails = {r.name: r.read_w() for r in found}
     assert rails == pytest.approx({"VDD_IN": 5.0 * 0.92, "VDD_CPU_GPU_CV": 5.0 * 0.24, "VDD_SOC": 5.0 * 0.27})
-    assert board_total_w(rails) == pytest.approx(4.6)
+    assert board_power_source(found).watts(rails) == pytest.approx(4.6)
 
 
 def test_orin_rails_skip_nc_and_sum_and_dedupe_class_link(make_board) -> None:
@@ -88,9 +93,9 @@ def test_orin_rails_skip_nc_and_sum_and_dedupe_class_link(make_board) -> None:
 
 
 def test_generic_hwmon_power_microwatts(make_board) -> None:
-    rails = {r.name: r.read_w() for r in discover_rails(make_board("laptop-acpi").root)}
-    assert rails == pytest.approx({"power_meter:power1": 12.5})
-    assert board_total_w(rails) is None
+    found = discover_rails(make_board("laptop-acpi").root)
+    assert {r.name: r.read_w() for r in found} == pytest.approx({"power_meter:power1": 12.5})
+    assert board_power_source(found) is None  # not an INA3221: no board power
 
 
 def test_rapl_wraparound_and_power(make_board) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from dynofa_ros.platform import sysfs
 from dynofa_ros.platform.linux import LinuxPlatform
+from dynofa_ros.platform.thermal import VALID_RANGE_C
 from dynofa_ros.platform.types import DvfsSetting
 
 CPU = "/sys/devices/system/cpu"
@@ -27,6 +28,14 @@ EXPECTED_DOMAINS = {
     "orin-jp6": ["cpu0", "cpu4", "gpu"],
     "laptop-intel-pstate": ["cpu0", "cpu1", "cpu2", "cpu3"],
     "laptop-acpi": ["cpu0", "cpu1"],
+    "tx2-jp4": ["cpu0", "cpu1", "gpu", "emc"],
+    "nano-jp4": ["cpu0", "gpu", "emc"],
+    "tx1-per-cpu": ["cpu0", "gpu", "emc"],
+    "agx-xavier-jp4": ["cpu0", "cpu2", "cpu4", "cpu6", "gpu", "emc"],
+    "agx-xavier-jp5": ["cpu0", "cpu2", "cpu4", "cpu6", "gpu", "emc"],
+    "agx-orin-jp5": ["cpu0", "cpu4", "cpu8", "gpu", "emc"],
+    "agx-orin-jp6": ["cpu0", "cpu4", "cpu8", "gpu", "emc"],
+    "thor-jp7": [f"cpu{c}" for c in range(14)] + ["gpu", "emc"],
 }
 
 
@@ -41,7 +50,8 @@ def test_discovery_on_every_board(any_board, tmp_path: Path) -> None:
             assert doms["gpu"].frequencies_hz == any_board.gpu_hz
         state = p.read()
         assert state.simulated is False and set(state.domains) == set(doms)
-        assert all(-40 <= t <= 150 for t in state.temperatures_c.values()) and state.temperatures_c
+        low, high = VALID_RANGE_C
+        assert all(low <= t <= high for t in state.temperatures_c.values()) and state.temperatures_c
 
 
 def test_xavier_snapshot(make_board, tmp_path: Path) -> None:
@@ -144,6 +154,8 @@ def test_nvml_gpus_are_read_only_domains(make_board, tmp_path: Path, fake_nvml) 
         assert s.power_w["nvml:gpu0"] == 250.0 and s.temperatures_c["nvml:gpu1"] == 41.0
         assert s.domains["nvml0"].cur_hz == 1_755_000_000 and s.throttled["nvml1"]
         assert s.energy_j >= 3.0  # RAPL (unchanged) + NVML counter + integrated power of the other GPU
+        assert s.power_source == "rapl:package-0+nvml:gpu0+nvml:gpu1"
+        assert s.board_power_w == pytest.approx(s.power_w["rapl:package-0"] + 250.0 + 70.0)
     assert fake_nvml.shutdown
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from dynofa_ros.platform import sysfs
 from dynofa_ros.platform.cpufreq import CpufreqPolicy
 from dynofa_ros.platform.linux import LinuxPlatform
 from dynofa_ros.platform.state import (
@@ -34,15 +35,11 @@ SETTINGS = [DvfsSetting("cpu0", freq_hz=729_600_000), DvfsSetting("gpu", freq_hz
             DvfsSetting("cpu4", online_cores=0), DvfsSetting("cpu2", freq_hz=1_907_200_000, online_cores=1)]
 PRELUDE = """
 import os, signal, sys, time
+from dynofa_ros.platform import sysfs
 from dynofa_ros.platform.cpufreq import CpufreqPolicy
 from dynofa_ros.platform.linux import LinuxPlatform
 from dynofa_ros.platform.types import DvfsSetting
 """
-
-
-def controlled(tree) -> dict[str, str]:
-    """The attributes a run may change (scaling_setspeed is only meaningful under userspace)."""
-    return {k: v for k, v in tree.snapshot().items() if not k.endswith(("scaling_setspeed", "proc/stat"))}
 
 
 def run_child(code: str, **kw) -> subprocess.CompletedProcess:
@@ -59,7 +56,7 @@ def dead_pid() -> int:
 
 def test_close_restores_and_removes_state_file(make_board, tmp_path: Path) -> None:
     t = make_board("xavier-nx-jp4")
-    before = controlled(t)
+    before = t.controlled()
     state_file = tmp_path / "state.json"
     p = LinuxPlatform(t.root, state_file=state_file, use_nvml=False)
     assert not state_file.exists()  # nothing written yet, nothing saved
@@ -67,9 +64,9 @@ def test_close_restores_and_removes_state_file(make_board, tmp_path: Path) -> No
     saved = load_state(state_file)
     assert saved.pid == os.getpid() and saved.sysfs_root == str(t.root)
     assert write_step(f"{CPU}/cpufreq/policy0/scaling_governor", "schedutil") in saved.steps
-    assert controlled(t) != before
+    assert t.controlled() != before
     p.close()
-    assert controlled(t) == before and not state_file.exists()
+    assert t.controlled() == before and not state_file.exists()
     assert p.apply([DvfsSetting("cpu0", freq_hz=729_600_000)]).refused[0][1] == "platform closed"
     p.close()  # idempotent
 
@@ -77,7 +74,7 @@ def test_close_restores_and_removes_state_file(make_board, tmp_path: Path) -> No
 def test_restore_from_a_signal_mid_apply_stops_the_writes(make_board, tmp_path: Path, monkeypatch) -> None:
     """A signal handler runs restore() in the thread that is inside apply() (the lock is re-entrant)."""
     t = make_board("xavier-nx-jp4")
-    before = controlled(t)
+    before = t.controlled()
     state_file = tmp_path / "state.json"
     p = LinuxPlatform(t.root, state_file=state_file, use_nvml=False)
     set_online = p._cores.set_online
@@ -90,12 +87,12 @@ def test_restore_from_a_signal_mid_apply_stops_the_writes(make_board, tmp_path: 
     result = p.apply([DvfsSetting("cpu2", freq_hz=1_907_200_000, online_cores=1),
                       DvfsSetting("gpu", freq_hz=510_000_000)])
     assert [reason for _, reason in result.refused] == ["platform closed"] * 2
-    assert controlled(t) == before and not state_file.exists()
+    assert t.controlled() == before and not state_file.exists()
 
 
 def test_a_write_landing_after_a_signal_restore_is_undone(make_board, tmp_path: Path, monkeypatch) -> None:
     t = make_board("xavier-nx-jp4")
-    before = controlled(t)
+    before = t.controlled()
     state_file = tmp_path / "state.json"
     p = LinuxPlatform(t.root, state_file=state_file, use_nvml=False)
     assert p.apply([DvfsSetting("cpu0", freq_hz=729_600_000)]).ok
@@ -108,7 +105,7 @@ def test_a_write_landing_after_a_signal_restore_is_undone(make_board, tmp_path: 
     monkeypatch.setattr(CpufreqPolicy, "pin", signal_before_write)
     result = p.apply([DvfsSetting("cpu0", freq_hz=1_190_400_000)])
     assert result.refused[0][1] == "platform closed"
-    assert controlled(t) == before and not state_file.exists()
+    assert t.controlled() == before and not state_file.exists()
 
 
 def test_userspace_setspeed_original_is_restored(make_board, tmp_path: Path) -> None:
@@ -124,7 +121,7 @@ def test_userspace_setspeed_original_is_restored(make_board, tmp_path: Path) -> 
 
 def test_kill_9_then_next_start_restores(make_board, tmp_path: Path, caplog) -> None:
     t = make_board("xavier-nx-jp4")
-    before = controlled(t)
+    before = t.controlled()
     state_file = tmp_path / "state.json"
     child = run_child(f"""
 p = LinuxPlatform({str(t.root)!r}, state_file={str(state_file)!r}, use_nvml=False)
@@ -133,17 +130,48 @@ assert r.ok, r.refused
 os.kill(os.getpid(), signal.SIGKILL)
 """)
     assert child.returncode == -signal.SIGKILL, child.stderr
-    assert state_file.exists() and controlled(t) != before
+    assert state_file.exists() and t.controlled() != before
     assert t.read(f"{CPU}/cpu5/online") == "0" and t.read(f"{XAVIER_GPU}/max_freq") == "510000000"
     with caplog.at_level(logging.WARNING), LinuxPlatform(t.root, state_file=state_file, use_nvml=False) as p:
         assert not p.monitoring_only
-        assert controlled(t) == before and not state_file.exists()
+        assert t.controlled() == before and not state_file.exists()
         assert any("died without restoring" in r.getMessage() for r in caplog.records)
+
+
+def test_crash_under_schedutil_restores_governor_first_and_never_setspeed(make_board, tmp_path: Path,
+                                                                         monkeypatch) -> None:
+    """The original governor was schedutil: the next start puts it back before the limits, and does not
+    write scaling_setspeed (only a userspace original has a setspeed worth restoring)."""
+    t = make_board("xavier-nx-jp5")
+    before = t.controlled()
+    state_file = tmp_path / "state.json"
+    child = run_child(f"""
+p = LinuxPlatform({str(t.root)!r}, state_file={str(state_file)!r}, use_nvml=False)
+assert p.apply([DvfsSetting("cpu0", freq_hz=729_600_000)]).ok
+os.kill(os.getpid(), signal.SIGKILL)
+""")
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    base = t.path(f"{CPU}/cpufreq/policy0")
+    assert t.read(f"{CPU}/cpufreq/policy0/scaling_governor") == "userspace"
+    written: list[str] = []
+    real_write = sysfs.write_value
+
+    def record(path: Path, value: object) -> None:
+        if path.parent == base:  # the cores' online flags are restored before any policy
+            written.append(path.name)
+        real_write(path, value)
+
+    monkeypatch.setattr(sysfs, "write_value", record)
+    with LinuxPlatform(t.root, state_file=state_file, use_nvml=False):
+        assert written[0] == "scaling_governor"
+        assert sorted(written[1:]) == ["scaling_max_freq", "scaling_min_freq"]
+        assert t.controlled() == before and not state_file.exists()
+    assert t.read(f"{CPU}/cpufreq/policy0/scaling_setspeed") == "729600"  # left as the dead process wrote it
 
 
 def test_sigterm_restores_then_dies_by_sigterm(make_board, tmp_path: Path) -> None:
     t = make_board("xavier-nx-jp5")
-    before = controlled(t)
+    before = t.controlled()
     state_file = tmp_path / "state.json"
     proc = subprocess.Popen([sys.executable, "-c", PRELUDE + f"""
 p = LinuxPlatform({str(t.root)!r}, state_file={str(state_file)!r}, use_nvml=False)
@@ -154,12 +182,12 @@ time.sleep(60)
 """], env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
-        assert controlled(t) != before
+        assert t.controlled() != before
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == -signal.SIGTERM  # default action re-raised after restoring
     finally:
         proc.kill()
-    assert controlled(t) == before and not state_file.exists()
+    assert t.controlled() == before and not state_file.exists()
 
 
 def test_signal_handler_chains_previous_handler() -> None:
