@@ -38,10 +38,12 @@ from dynofa_ros.supernet.checkpoint import load_supernet  # noqa: E402
 from dynofa_ros.supernet.library import SubnetLibrary  # noqa: E402
 from dynofa_ros.supernet.preprocess import Preprocessor  # noqa: E402
 from dynofa_ros.supernet.runtime import DEFAULT_MODE, MODES, DynamicNetwork, extract_subnet, library_heads  # noqa: E402
+from dynofa_ros.supernet.serving import onnxruntime_installed  # noqa: E402
 from dynofa_ros.supernet.spec import SupernetSpec  # noqa: E402
 from dynofa_ros.supernet.synthetic import shipped_or_synthetic  # noqa: E402
 
 SWITCH_GOAL_S = 1e-3
+SERVED = "cache, onnxruntime"
 
 # Run in a fresh interpreter: import, build + load the supernet, extract one level, first inference.
 FRESH_PROCESS = """
@@ -76,7 +78,7 @@ def memory_probe(library: Path, mode: str) -> None:
     """Child-process entry: print the RSS delta of loading ``mode`` and running every level once."""
     torch.set_num_threads(1)
     before = rss_bytes()
-    network = DynamicNetwork.from_library(library, mode=mode)
+    network = DynamicNetwork.from_library(library, mode=mode, backend="torch")
     for i, level in enumerate(network.levels):
         network.activate(i)
         r = level.arch.resolution
@@ -216,14 +218,17 @@ def main(argv: list[str] | None = None) -> int:
               tmp.name, flush=True)
     library = SubnetLibrary.load(args.library)
     torch.set_num_threads(1)
-    networks = {mode: DynamicNetwork.from_library(library, mode=mode) for mode in MODES}
+    # both modes eager, so that they compare like for like (bench_backends.py times the compiled backends);
+    # the switch itself is also timed on the default cache mode served by ONNX Runtime
+    networks = {mode: DynamicNetwork.from_library(library, mode=mode, backend="torch") for mode in MODES}
+    served = {SERVED: DynamicNetwork.from_library(library, backend="onnxruntime")} if onnxruntime_installed() else {}
 
     print("switch timing ...", flush=True)
-    switch_raw = {mode: bench_switch(net, args.switches) for mode, net in networks.items()}
+    switch_raw = {mode: bench_switch(net, args.switches) for mode, net in {**networks, **served}.items()}
     switch = {mode: percentiles(wall) for mode, (wall, _) in switch_raw.items()}
     switch_cpu = {mode: percentiles(cpu) for mode, (_, cpu) in switch_raw.items()}
     print("first frame after a switch ...", flush=True)
-    first_raw = {mode: bench_first_frame(net, args.first_frames) for mode, net in networks.items()}
+    first_raw = {mode: bench_first_frame(net, args.first_frames) for mode, net in {**networks, **served}.items()}
     first = {mode: percentiles(extra) for mode, extra in first_raw.items()}
     print("extraction timing ...", flush=True)
     extract = percentiles(bench_extract(library, 3))
@@ -246,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
          "other processes)", switch_cpu["inplace"][2] <= SWITCH_GOAL_S),
         *[(f"{mode}: first frame after a switch no more than 1 ms slower than the steady frame after it "
            f"(median of {args.first_frames} paired differences: {ms(first[mode][0])} ms)",
-           first[mode][0] <= SWITCH_GOAL_S) for mode in MODES],
+           first[mode][0] <= SWITCH_GOAL_S) for mode in first],
         (f"default mode '{DEFAULT_MODE}' no slower than '{other}' at batch 1, 1 thread, on every level "
          f"(speed-ups {', '.join(f'{s:.2f}x' for s in speedups)})", min(speedups) >= 1.0),
     ]
@@ -278,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         f"| {ms(switch_cpu['inplace'][2])} |",
         f"| cache: pointer swap to a pre-extracted subnet | {' | '.join(ms(v) for v in switch['cache'])} "
         f"| {ms(switch_cpu['cache'][2])} |",
+        *[f"| {mode}: pointer swap to a level's session | {' | '.join(ms(v) for v in switch[mode])} "
+          f"| {ms(switch_cpu[mode][2])} |" for mode in served],
         f"| extract a subnet (get_active_subnet + {copied}) | {' | '.join(ms(v) for v in extract)} | |",
         f"| fresh Python process: import + build + load + first inference (wall, {args.process_repeats} runs) "
         f"| {ms(fresh_p50)} | | | |",
@@ -293,10 +300,11 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "| mode | p50 | p90 | p99 |",
         "|---|---|---|---|",
-        *[f"| {mode} | {' | '.join(ms(v) for v in first[mode])} |" for mode in MODES],
+        *[f"| {mode} | {' | '.join(ms(v) for v in first[mode])} |" for mode in first],
         "",
         f"Batch-1 latency per level, ms median / p90 ({args.repeats} runs after {args.warmup} warm-up, "
-        "`DynamicNetwork.predict`, random input at the level's resolution, the two modes timed interleaved in "
+        "`DynamicNetwork.predict` on the eager backend (ONNX Runtime: see Serving backends), random input at the "
+        "level's resolution, the two modes timed interleaved in "
         f"{args.rounds} passes so that load changes hit both alike):",
         "",
         "| level | 1 thread cache | 1 thread in place | in place / cache | 2 threads cache | 2 threads in place "
