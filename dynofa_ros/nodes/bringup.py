@@ -238,6 +238,10 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
                       "-" if miss is None else f"{miss:.1%}", "-" if acc is None else f"{acc:.1%}",
                       str(a["level_switches"]))
     console.print(table)
+    for app_id, a in summary["apps"].items():
+        if a["unmanaged"]:
+            console.print(f"[bold yellow]{app_id} ran unmanaged for {a['unmanaged_s']:.1f} s (the manager was absent "
+                          f"{len(a['unmanaged'])}x)[/]")
     if summary.get("board_energy_j") is not None:
         console.print(f"board energy: {summary['board_energy_j']:.1f} J ({summary['board']})")
     if summary.get("simulated"):

@@ -1,7 +1,8 @@
 """Evaluator node: live accuracy (results matched to true labels by stamp), run time series, optional MCAP.
 
 Subscribes to every topic the system uses; :meth:`EvaluatorNode.write_report` writes ``summary.json`` and the
-plots of :mod:`dynofa_ros.report.run_report` at the end of a run.
+plots of :mod:`dynofa_ros.report.run_report` at the end of a run. The apps' reports say when an app ran without a
+manager (``unmanaged``); the report marks each absence and return.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from rclpy.node import Node
 from dynofa_ros.msg import (
     ClassificationResult,
     DvfsCommand,
+    ManagerHeartbeat,
     PerformanceReport,
     PerformanceTarget,
     PlatformState,
     SubnetCommand,
 )
 from dynofa_ros.nodes import params as P
-from dynofa_ros.nodes.qos import latched, reliable
+from dynofa_ros.nodes.qos import reliable, subscribe_volatile_and_latched
 from dynofa_ros.nodes.recording import McapRecorder
 from dynofa_ros.report.evaluator import Match, StampMatcher
 from dynofa_ros.report.run_report import RunLog, write_report
@@ -32,7 +34,7 @@ def _key(header) -> tuple[int, int]:
     return (header.stamp.sec, header.stamp.nanosec)
 
 
-class EvaluatorNode(Node):
+class EvaluatorNode(P.ExplainsRefusals, Node):
     """Collects what the report needs; with ``mcap`` set also records every topic it sees."""
 
     def __init__(self, node_name: str = "evaluator", **node_kwargs: Any) -> None:
@@ -50,22 +52,28 @@ class EvaluatorNode(Node):
             self._sub(ClassificationResult, topic, self._on_label, reliable(50))
         self._sub(PerformanceReport, "performance_report", self._on_report, reliable(100))
         self._sub(PlatformState, "platform_state", self._on_platform, reliable())
-        self._sub(PerformanceTarget, "performance_target", self._on_target, latched())
+        subscribe_volatile_and_latched(self, PerformanceTarget, "performance_target",
+                                       self._recorded("performance_target", self._on_target))
         self._sub(SubnetCommand, "subnet_command", lambda m: None, reliable())
         self._sub(DvfsCommand, "dvfs_command", lambda m: None, reliable())
+        self._sub(ManagerHeartbeat, "manager_heartbeat", lambda m: None, reliable())
         self._sub(DiagnosticArray, "/diagnostics", lambda m: None, reliable())
 
     def now(self) -> float:
         """Seconds since the run started."""
         return time.monotonic() - self.t0
 
-    def _sub(self, cls, topic: str, callback, qos) -> None:
-        def wrapped(msg, topic=topic):
+    def _recorded(self, topic: str, callback):
+        """``callback`` that first records the message (with ``mcap`` set)."""
+        def wrapped(msg):
             if self.recorder is not None:
                 self.recorder.write(self.resolve_topic_name(topic), msg, time.time_ns())
             callback(msg)
 
-        self.create_subscription(cls, topic, wrapped, qos)
+        return wrapped
+
+    def _sub(self, cls, topic: str, callback, qos) -> None:
+        self.create_subscription(cls, topic, self._recorded(topic, callback), qos)
 
     def _on_result(self, msg: ClassificationResult) -> None:
         if not msg.class_ids:
@@ -92,6 +100,7 @@ class EvaluatorNode(Node):
         s.level.append(int(msg.level))
         s.expected_accuracy.append(float(msg.expected_accuracy))
         s.processed, s.dropped = int(msg.frames_processed), int(msg.frames_dropped)
+        self.log.set_managed(msg.app_id, s.t[-1], not msg.unmanaged)
 
     def _on_platform(self, msg: PlatformState) -> None:
         self.log.simulated = bool(msg.simulated)

@@ -20,8 +20,9 @@ from dynofa_ros.nodes import params as P
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
 
-class ManagedNode(LifecycleNode):
-    """Lifecycle node with plain-method transitions and ``autostart``; see the module docstring."""
+class ManagedNode(P.ExplainsRefusals, LifecycleNode):
+    """Lifecycle node with plain-method transitions and ``autostart``; see the module docstring. Refused parameter
+    sets are explained (:class:`params.ExplainsRefusals`)."""
 
     def __init__(self, node_name: str, **node_kwargs: Any) -> None:
         super().__init__(node_name, **node_kwargs)

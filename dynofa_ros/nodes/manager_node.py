@@ -1,7 +1,10 @@
 """Resource-manager node: runs a manager policy over ROS.
 
-In: ``performance_report`` (all apps), ``performance_target`` (transient local; NaN/inf/negative rejected with
-a log line), ``platform_state``. Out: ``subnet_command``, ``dvfs_command``, ``/diagnostics``.
+In: ``performance_report`` (all apps), ``performance_target`` (from volatile publishers such as ``ros2 topic pub``
+and from latched ones, also when they published before the manager started), ``platform_state``. Out:
+``subnet_command``, ``dvfs_command``, ``manager_heartbeat`` (every control period: the perception nodes run
+unmanaged without it), ``/diagnostics``. A rejected report or target (NaN/inf/negative, unknown or empty app id) is
+logged once per cause with the reason and counted on /diagnostics.
 The policy (``joint``, ``subnet-only``, ``dvfs-only``, ``governor:<name>``, ``static``), the watchdog (safe
 setting while inputs are stale) and command de-duplication live in :class:`dynofa_ros.manager.supervisor.Supervisor`;
 this node only translates messages and says on /diagnostics what the supervisor holds. The joint model of a
@@ -21,18 +24,26 @@ from dynofa_ros.manager.models import levels_from_library
 from dynofa_ros.manager.policy import POLICY_NAMES
 from dynofa_ros.manager.records import AppTarget
 from dynofa_ros.manager.supervisor import Event, Supervisor, simulated_board_model
-from dynofa_ros.msg import DvfsCommand, PerformanceReport, PerformanceTarget, PlatformState, SubnetCommand
+from dynofa_ros.msg import (
+    DvfsCommand,
+    ManagerHeartbeat,
+    PerformanceReport,
+    PerformanceTarget,
+    PlatformState,
+    SubnetCommand,
+)
 from dynofa_ros.nodes import params as P
 from dynofa_ros.nodes.convert import msg_to_domains, msg_to_state, report_to_record, target_to_record
 from dynofa_ros.nodes.process import spin_node
-from dynofa_ros.nodes.qos import latched, reliable
+from dynofa_ros.nodes.qos import reliable, subscribe_volatile_and_latched
+from dynofa_ros.nodes.rejections import first_clause
 from dynofa_ros.platform.types import DvfsSetting
 from dynofa_ros.supernet.library import SubnetLibrary, default_library_path
 from dynofa_ros.supernet.serving import AUTO, resolve_backend
 from dynofa_ros.supernet.serving import CHOICES as BACKEND_CHOICES
 
 
-class ManagerNode(Node):
+class ManagerNode(P.ExplainsRefusals, Node):
     """Feeds reports/targets/platform state to a :class:`Supervisor` every ``period_s``; publishes its commands."""
 
     def __init__(self, node_name: str = "manager", **node_kwargs: Any) -> None:
@@ -70,12 +81,14 @@ class ManagerNode(Node):
             safe_level=safe_level, initial_targets={a: AppTarget(a, initial) for a in app_ids} if initial > 0 else None,
             sim_model=simulated_board_model(board_config, board_mode))
         self.board = ""
-        self.rejected_targets = 0
+        self.app_ids = list(app_ids)
         self.pub_subnet = self.create_publisher(SubnetCommand, "subnet_command", reliable())
         self.pub_dvfs = self.create_publisher(DvfsCommand, "dvfs_command", reliable())
+        self.pub_heartbeat = self.create_publisher(ManagerHeartbeat, "manager_heartbeat", reliable())
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", reliable())
         self.create_subscription(PerformanceReport, "performance_report", self._on_report, reliable(100))
-        self.create_subscription(PerformanceTarget, "performance_target", self._on_target, latched())
+        self.target_routes = subscribe_volatile_and_latched(self, PerformanceTarget, "performance_target",
+                                                            self._on_target)
         self.create_subscription(PlatformState, "platform_state", self._on_platform, reliable())
         self.create_timer(self.period_s, self._control)
         self.create_timer(1.0, self._publish_diagnostics)
@@ -86,16 +99,14 @@ class ManagerNode(Node):
         try:
             self.supervisor.add_report(report_to_record(msg), time.monotonic())
         except ValueError as exc:
-            self.get_logger().warning(f"rejected PerformanceReport from {msg.app_id!r}: {exc}",
-                                      throttle_duration_sec=5.0)
+            self.rejections.reject("PerformanceReport", first_clause(str(exc)), f"from {msg.app_id!r}: {exc}")
 
     def _on_target(self, msg: PerformanceTarget) -> None:
         try:
             target = target_to_record(msg)
             self.supervisor.set_target(target)
         except ValueError as exc:
-            self.rejected_targets += 1
-            self.get_logger().warning(f"rejected PerformanceTarget: {exc}")
+            self.rejections.reject("PerformanceTarget", first_clause(str(exc)), f"for {msg.app_id!r}: {exc}")
             return
         self.get_logger().info(f"target {target.app_id}: max latency {target.max_latency_s * 1e3:.1f} ms, "
                                f"min accuracy {target.min_accuracy:.3f}, priority {target.priority}")
@@ -122,6 +133,9 @@ class ManagerNode(Node):
         step = self.supervisor.step(time.monotonic())
         self._log(step.events)
         stamp = self.get_clock().now().to_msg()
+        heartbeat = ManagerHeartbeat(app_ids=self.app_ids, policy=self.active_policy, period=float(self.period_s))
+        heartbeat.header.stamp = stamp
+        self.pub_heartbeat.publish(heartbeat)
         for app_id, cmd in step.levels.items():
             msg = SubnetCommand(app_id=app_id, level=int(cmd.level), reason=cmd.reason)
             msg.header.stamp = stamp
@@ -138,6 +152,10 @@ class ManagerNode(Node):
         return msg
 
     @property
+    def rejected_targets(self) -> int:
+        return self.rejections.total("PerformanceTarget")
+
+    @property
     def active_policy(self) -> str:
         return self.supervisor.active_policy
 
@@ -149,6 +167,7 @@ class ManagerNode(Node):
         sup = self.supervisor
         values: dict[str, Any] = {"policy": sup.active_policy or f"{sup.policy_name} (waiting for platform state)",
                                   "targets": len(sup.targets), "rejected_targets": self.rejected_targets}
+        values.update(self.rejections.diagnostic_values())
         if sup.platform is not None and sup.platform.simulated:
             values["board"] = self.board
         if sup.last_decision is not None:

@@ -1,14 +1,18 @@
-"""Parameter declaration with descriptors, diagnostics and time helpers shared by the nodes."""
+"""Parameter declaration with descriptors, refused parameter sets explained, diagnostics and time helpers shared by
+the nodes."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
-from rclpy.exceptions import InvalidParameterTypeException
+from rclpy.exceptions import InvalidParameterTypeException, ParameterImmutableException, ParameterNotDeclaredException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from dynofa_ros.nodes.rejections import Rejections
 
 
 def declare(node: Node, name: str, default: Any, description: str, *, read_only: bool = False,
@@ -28,6 +32,42 @@ def declare(node: Node, name: str, default: Any, description: str, *, read_only:
     except InvalidParameterTypeException as exc:
         empty = " (an empty list is not allowed)" if isinstance(default, list) else ""
         raise ValueError(f"parameter {name!r} must have the type of {default!r}{empty}: {exc}") from None
+
+
+class ExplainsRefusals:
+    """Node mixin (list it before the Node base): ``self.rejections`` (a :class:`Rejections`) logs why a parameter
+    set was refused, once per parameter, and counts the repeats. It covers every refusal: read-only, undeclared,
+    out of the declared range, wrong type, or refused by the node's own callback, whether set in the process or
+    through the parameter services (``ros2 param set``), which call ``set_parameters_atomically``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rejections = Rejections(self.get_logger().warning)
+
+    def set_parameters(self, parameter_list: list[Parameter]) -> list[SetParametersResult]:
+        results = self._explained(parameter_list, super().set_parameters)
+        for p, r in zip(parameter_list, results):
+            if not r.successful:
+                self._refused([p], r.reason)
+        return results
+
+    def set_parameters_atomically(self, parameter_list: list[Parameter]) -> SetParametersResult:
+        result = self._explained(parameter_list, super().set_parameters_atomically)
+        if not result.successful:
+            self._refused(parameter_list, result.reason)
+        return result
+
+    def _explained(self, parameter_list: list[Parameter], setter: Callable[[list[Parameter]], Any]) -> Any:
+        try:
+            return setter(parameter_list)
+        except (ParameterImmutableException, ParameterNotDeclaredException) as exc:  # older rclpy: read-only
+            self._refused(parameter_list, str(exc))
+            raise
+
+    def _refused(self, parameter_list: list[Parameter], reason: str) -> None:
+        names = ", ".join(p.name for p in parameter_list)
+        values = ", ".join(f"{p.name}={p.value!r}" for p in parameter_list)
+        self.rejections.reject("parameter set", names, f"{values}: {reason}")
 
 
 def check_choice(name: str, value: Any, choices: Sequence[str]) -> str | None:

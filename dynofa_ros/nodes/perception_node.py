@@ -2,7 +2,7 @@
 
 Topics (relative, remap from launch):
   in:  ``image`` (sensor_msgs/Image) or ``image/compressed`` (CompressedImage), ``subnet_command``,
-       ``platform_state`` (only with ``emulate_domain``)
+       ``manager_heartbeat``, ``platform_state`` (only with ``emulate_domain``)
   out: ``classification`` (ClassificationResult), ``performance_report`` (PerformanceReport), ``image/annotated``
        (only rendered while someone subscribes), ``/diagnostics`` (~1 Hz)
 
@@ -10,6 +10,13 @@ Newest frame wins: the subscription callback only parks the frame; a worker thre
 newest parked frame, and every frame replaced before it was processed counts as dropped. A frame whose
 processing fails (bad input, or anything else: CUDA out of memory, an OpenCV error) is logged, counted and
 skipped; the worker carries on, and /diagnostics says ERROR while failures keep coming.
+
+Managed or not: the resource manager publishes a ``ManagerHeartbeat`` every control period. Only a heartbeat
+naming this app counts (a SubnetCommand may come from a user, so it does not). After ``manager_timeout_s``
+without one the app is unmanaged: /diagnostics says WARN "unmanaged", every PerformanceReport has ``unmanaged``
+set, and with ``unmanaged_level`` >= 0 the app falls back to that level; the next heartbeat makes it managed again.
+A rejected SubnetCommand (level out of range, empty app id, an app neither this node's nor one the manager names in
+its heartbeat) is logged once per cause and counted on /diagnostics.
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ from rclpy.parameter import Parameter
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage, Image
 
-from dynofa_ros.msg import ClassificationResult, PerformanceReport, PlatformState, SubnetCommand
+from dynofa_ros.manager.presence import ManagerWatch
+from dynofa_ros.msg import ClassificationResult, ManagerHeartbeat, PerformanceReport, PlatformState, SubnetCommand
 from dynofa_ros.nodes import params as P
 from dynofa_ros.nodes.convert import msg_to_state
 from dynofa_ros.nodes.image_conv import array_to_image, compressed_to_bytes, image_to_array
@@ -74,6 +82,13 @@ class PerceptionNode(ManagedNode):
         P.declare(self, "level", -1, "active subnet level (0 = fastest; -1 at start-up: the most accurate); "
                   "settable live", int_range=(-1, MAX_LEVELS - 1))
         self.top_k = P.declare(self, "top_k", 1, "classes per result", int_range=(1, MAX_CLASSES))
+        self.manager_timeout_s = P.declare(
+            self, "manager_timeout_s", 3.0, "unmanaged after this long without a heartbeat of a manager managing "
+            "this app; keep it above a few of the manager's period_s [s] (0 = off)", read_only=True,
+            float_range=(0.0, 600.0))
+        self.unmanaged_level = P.declare(self, "unmanaged_level", -1, "level to fall back to while unmanaged "
+                                         "(-1 = keep the current level)", read_only=True,
+                                         int_range=(-1, MAX_LEVELS - 1))
         errors = [e for e in (P.check_choice("mode", self.mode, MODES), P.check_choice("qos", self.qos, QOS_NAMES),
                               P.check_choice("input_transport", self.transport, TRANSPORTS),
                               P.check_choice("backend", self.backend, BACKEND_CHOICES)) if e]
@@ -89,6 +104,9 @@ class PerceptionNode(ManagedNode):
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._subscriptions: list[Any] = []
+        self._watch_timer = None
+        self.manager_watch = ManagerWatch(self.manager_timeout_s)
+        self._manager_apps: set[str] = set()  # apps the last heartbeat named
         self._reset_counters()
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", reliable())
         self.create_timer(1.0, self._publish_diagnostics)
@@ -117,6 +135,9 @@ class PerceptionNode(ManagedNode):
             raise ValueError(f"level {level} is not a level of {self.library_path} (0..{n_levels - 1})")
         if self.top_k > n_classes:
             raise ValueError(f"top_k {self.top_k} is more than the library's {n_classes} classes")
+        if self.unmanaged_level >= n_levels:
+            raise ValueError(f"unmanaged_level {self.unmanaged_level} is not a level of {self.library_path} "
+                             f"(0..{n_levels - 1}, or -1)")
         self.net = net
         if level < 0:
             self.set_parameters([Parameter("level", Parameter.Type.INTEGER, n_levels - 1)])
@@ -135,7 +156,11 @@ class PerceptionNode(ManagedNode):
         topic = "image" if self.transport == "raw" else "image/compressed"
         self._subscriptions = [
             self.create_subscription(self._msg_type, topic, self._on_image, image_qos(self.qos), raw=True),
-            self.create_subscription(SubnetCommand, "subnet_command", self._on_command, reliable())]
+            self.create_subscription(SubnetCommand, "subnet_command", self._on_command, reliable()),
+            self.create_subscription(ManagerHeartbeat, "manager_heartbeat", self._on_heartbeat, reliable())]
+        self.manager_watch = ManagerWatch(self.manager_timeout_s)  # an inactive spell is no absence of the manager
+        if self.manager_timeout_s:
+            self._watch_timer = self.create_timer(min(1.0, self.manager_timeout_s / 3), self._check_manager)
         if self.emulate_domain:
             self._subscriptions.append(
                 self.create_subscription(PlatformState, "platform_state", self._on_platform, reliable()))
@@ -147,6 +172,9 @@ class PerceptionNode(ManagedNode):
         for sub in self._subscriptions:
             self.destroy_subscription(sub)
         self._subscriptions = []
+        if self._watch_timer is not None:
+            self.destroy_timer(self._watch_timer)
+            self._watch_timer = None
         self._stop.set()
         with self._cond:
             self._pending = None
@@ -181,14 +209,40 @@ class PerceptionNode(ManagedNode):
 
     def _on_command(self, msg: SubnetCommand) -> None:
         if msg.app_id != self.app_id:
+            if not msg.app_id.strip():
+                self.rejections.reject("SubnetCommand", "empty app_id",
+                                       f"level {msg.level} for app {msg.app_id!r}: empty app_id ({msg.reason})")
+            elif msg.app_id not in self._manager_apps:  # another app's command when the manager names it
+                self.rejections.reject("SubnetCommand", f"unknown app {msg.app_id!r}",
+                                       f"level {msg.level} for unknown app {msg.app_id!r}: not this node's app "
+                                       f"{self.app_id!r} nor one the manager manages {sorted(self._manager_apps)} "
+                                       f"({msg.reason})")
             return
-        if not 0 <= msg.level < len(self.net.levels):
-            self.get_logger().warning(f"rejected SubnetCommand level {msg.level}: out of range "
-                                      f"0..{len(self.net.levels) - 1} ({msg.reason})")
+        n_levels = len(self.net.levels)
+        if not 0 <= msg.level < n_levels:
+            self.rejections.reject("SubnetCommand", f"level outside 0..{n_levels - 1}",
+                                   f"level {msg.level}: out of range 0..{n_levels - 1} ({msg.reason})")
             return
-        if msg.level != self.net.requested_index:
-            self.get_logger().info(f"level {self.net.requested_index} -> {msg.level}: {msg.reason}")
-        self.set_parameters([Parameter("level", Parameter.Type.INTEGER, int(msg.level))])
+        self._switch(int(msg.level), msg.reason)
+
+    def _switch(self, level: int, why: str) -> None:
+        if level != self.net.requested_index:
+            self.get_logger().info(f"level {self.net.requested_index} -> {level}: {why}")
+        self.set_parameters([Parameter("level", Parameter.Type.INTEGER, level)])
+
+    def _on_heartbeat(self, msg: ManagerHeartbeat) -> None:
+        self._manager_apps = set(msg.app_ids)
+        if self.app_id in self._manager_apps and self.manager_watch.heard(time.monotonic()):
+            self.get_logger().info(f"managed again: the manager is back (policy {msg.policy or 'starting'})")
+
+    def _check_manager(self) -> None:
+        if not self.manager_watch.check(time.monotonic()):
+            return
+        fallback = f"; falling back to level {self.unmanaged_level}" if self.unmanaged_level >= 0 else ""
+        self.get_logger().warning(f"unmanaged: no manager heartbeat for app {self.app_id!r} in "
+                                  f"{self.manager_timeout_s:g} s{fallback}")
+        if self.unmanaged_level >= 0:
+            self._switch(self.unmanaged_level, "unmanaged: no manager")
 
     def _on_platform(self, msg: PlatformState) -> None:
         if msg.simulated:  # a real board slows the real processor: nothing to emulate
@@ -250,7 +304,7 @@ class PerceptionNode(ManagedNode):
             latency=latency, latency_smoothed=self.stats.latency_ema_s, throughput=self.stats.throughput_hz,
             expected_accuracy=float("nan") if level.top1 is None else level.top1,
             frames_processed=self.stats.processed, frames_dropped=self.frames_dropped, device=self.device,
-            energy_per_frame=float("nan")))
+            unmanaged=not self.manager_watch.managed, energy_per_frame=float("nan")))
         if self._annotated_subscribers > 0:
             self._publish_annotated(frame, encoding, pred, latency, msg)
         return result
@@ -277,17 +331,23 @@ class PerceptionNode(ManagedNode):
         idle = last is None or time.perf_counter() - last > 2.0
         failed_now = self.frames_failed - self._failed_at_last_diag
         self._failed_at_last_diag = self.frames_failed
+        silent_s = self.manager_watch.silent_for(time.monotonic())
+        problems = [p for p in (f"unmanaged: no manager for {silent_s:.1f} s" if not self.manager_watch.managed else "",
+                                "no frames in the last 2 s" if idle else "") if p]
         if failed_now:
-            level, message = P.ERROR, f"{failed_now} frames failed in the last second; last: {self._last_failure}"
-        elif idle:
-            level, message = P.WARN, "no frames in the last 2 s"
+            level, message = P.ERROR, "; ".join([f"{failed_now} frames failed in the last second; last: "
+                                                 f"{self._last_failure}", *problems])
+        elif problems:
+            level, message = P.WARN, "; ".join(problems)
         else:
             level, message = P.OK, f"running; {self.frames_bad} bad frames skipped" if self.frames_bad else "running"
         values = {"app_id": self.app_id, "frame_rate_hz": f"{self.stats.throughput_hz:.2f}",
                   "latency_ms": f"{self.stats.last_latency_s * 1e3:.2f}", "level": self.net.active_index,
                   "level_name": self.net.active.name, "frames_processed": self.stats.processed,
                   "frames_dropped": self.frames_dropped, "frames_bad": self.frames_bad,
-                  "frames_failed": self.frames_failed, "emulated_slowdown": f"{self._slowdown:.2f}"}
+                  "frames_failed": self.frames_failed, "emulated_slowdown": f"{self._slowdown:.2f}",
+                  "managed": self.manager_watch.managed, "manager_silent_s": f"{silent_s:.1f}",
+                  **self.rejections.diagnostic_values()}
         self.pub_diag.publish(P.diagnostic(self, f"dynofa perception: {self.app_id}", level, message, values,
                                            hardware_id=self.device))
 

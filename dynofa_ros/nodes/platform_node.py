@@ -1,10 +1,10 @@
 """Platform node: the device layer (real Linux board or simulated Xavier NX) on ROS.
 
 Publishes ``platform_state`` (PlatformState) and ``temperature/<zone>`` (sensor_msgs/Temperature) at
-``rate_hz``; applies ``dvfs_command`` (DvfsCommand), rejecting what the board does not offer with a log
-line; restores the hardware on exit. Simulated boards say so in the board name, the diagnostics and the
-log. With ``platform: sim`` the board runs in real time, and the load of ``app_domain`` follows the duty
-cycle (latency × frame rate) that the perception apps report.
+``rate_hz``; applies ``dvfs_command`` (DvfsCommand), rejecting malformed commands and what the board does not
+offer (logged once per cause with the reason, counted on /diagnostics); restores the hardware on exit. Simulated
+boards say so in the board name, the diagnostics and the log. With ``platform: sim`` the board runs in real time,
+and the load of ``app_domain`` follows the duty cycle (latency × frame rate) that the perception apps report.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dynofa_ros.nodes import params as P
 from dynofa_ros.nodes.convert import state_to_msg
 from dynofa_ros.nodes.process import spin_node
 from dynofa_ros.nodes.qos import reliable
+from dynofa_ros.nodes.rejections import first_clause
 from dynofa_ros.platform.base import Platform
 from dynofa_ros.platform.sim import SimulatedBoard
 from dynofa_ros.platform.sim.emulation import DutyCycleLoad
@@ -50,7 +51,7 @@ def zone_topic(zone: str) -> str:
     return "temperature/" + (re.sub(r"[^a-z0-9_]", "_", zone.lower()).strip("_") or "zone")
 
 
-class PlatformNode(Node):
+class PlatformNode(P.ExplainsRefusals, Node):
     """Reads the board at ``rate_hz``, applies DVFS commands, restores the board on destroy."""
 
     def __init__(self, node_name: str = "platform", **node_kwargs: Any) -> None:
@@ -73,7 +74,6 @@ class PlatformNode(Node):
             raise ValueError(f"app_domain {self.app_domain!r} is not a domain of the board: {sorted(self.domains)}")
         self.load = DutyCycleLoad()
         self.commands_applied = 0
-        self.commands_rejected = 0
         self.last_state = None
         self.pub_state = self.create_publisher(PlatformState, "platform_state", reliable())
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", reliable())
@@ -96,23 +96,31 @@ class PlatformNode(Node):
         """Why ``msg`` is malformed (NaN/inf/negative numbers), or None; what the board offers is the
         platform's to check (``apply`` refuses with the reason)."""
         if not math.isfinite(msg.frequency) or msg.frequency < 0:
-            return f"frequency {msg.frequency} is not a valid number of Hz (finite, >= 0; 0 = unchanged)"
+            return f"frequency must be a finite number of Hz >= 0 (0 = unchanged), got {msg.frequency}"
         if msg.online_cores < -1:
-            return f"online_cores {msg.online_cores} must be >= 0 (-1 = unchanged)"
+            return f"online_cores must be >= 0 (-1 = unchanged), got {msg.online_cores}"
         return None
 
     def _on_command(self, msg: DvfsCommand) -> None:
         reason = self.check_command(msg)
-        if reason is None:
-            setting = DvfsSetting(msg.domain, int(msg.frequency) if msg.frequency > 0 else None,
-                                  None if msg.online_cores < 0 else int(msg.online_cores))
-            result = self.platform.apply([setting])
-            reason = "; ".join(r for _, r in result.refused) or None
         if reason is not None:
-            self.commands_rejected += 1
-            self.get_logger().warning(f"rejected DvfsCommand for {msg.domain!r}: {reason}", throttle_duration_sec=5.0)
+            self.rejections.reject("DvfsCommand", first_clause(reason), f"for {msg.domain!r}: {reason}")
+            return
+        setting = DvfsSetting(msg.domain, int(msg.frequency) if msg.frequency > 0 else None,
+                              None if msg.online_cores < 0 else int(msg.online_cores))
+        refused = "; ".join(r for _, r in self.platform.apply([setting]).refused)
+        if refused:  # the board's reasons carry the values: one cause per domain and what was asked of it
+            asked = [n for n, v in (("frequency", setting.freq_hz), ("online cores", setting.online_cores))
+                     if v is not None]
+            cause = (f"{msg.domain}: {' and '.join(asked) or 'command'} refused by the board"
+                     if msg.domain in self.domains else f"unknown domain {msg.domain!r}")
+            self.rejections.reject("DvfsCommand", cause, f"for {msg.domain!r}: {refused}")
         else:
             self.commands_applied += 1
+
+    @property
+    def commands_rejected(self) -> int:
+        return self.rejections.total("DvfsCommand")
 
     def _tick(self) -> None:
         state = self.platform.read()
@@ -133,7 +141,7 @@ class PlatformNode(Node):
         state = self.last_state
         values: dict[str, Any] = {"board": self.board, "simulated": self.platform.simulated,
                                   "commands_applied": self.commands_applied,
-                                  "commands_rejected": self.commands_rejected}
+                                  "commands_rejected": self.commands_rejected, **self.rejections.diagnostic_values()}
         if state is not None:
             values.update({f"{n}_mhz": f"{d.cur_hz / 1e6:.1f}" for n, d in state.domains.items()})
             values.update({f"{r}_w": f"{w:.2f}" for r, w in state.power_w.items()})

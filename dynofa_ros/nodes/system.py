@@ -35,7 +35,8 @@ def app_ids(apps: int) -> list[str]:
 
 
 # topics every app shares (absolute, so apps in namespaces meet one manager and one platform node)
-SHARED_TOPICS = ("performance_report", "subnet_command", "platform_state", "performance_target", "dvfs_command")
+SHARED_TOPICS = ("performance_report", "subnet_command", "platform_state", "performance_target", "dvfs_command",
+                 "manager_heartbeat")
 
 
 @dataclass(frozen=True)

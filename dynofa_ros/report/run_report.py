@@ -39,8 +39,22 @@ class RunLog:
     temp_c: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     energy_j: list[float] = field(default_factory=list)
     events: list[tuple[float, str]] = field(default_factory=list)
+    # per app: (from, to) of each stretch it ran without a manager; to is None while it lasts
+    unmanaged: dict[str, list[tuple[float, float | None]]] = field(default_factory=lambda: defaultdict(list))
     simulated: bool | None = None
     board: str = ""
+
+    def set_managed(self, app_id: str, t: float, managed: bool) -> None:
+        """The app's report at ``t`` says whether a manager runs it; a change opens or closes an unmanaged
+        stretch and marks an event on every plot."""
+        spans = self.unmanaged[app_id]
+        absent = bool(spans) and spans[-1][1] is None
+        if not managed and not absent:
+            spans.append((t, None))
+            self.events.append((t, f"{app_id} unmanaged"))
+        elif managed and absent:
+            spans[-1] = (spans[-1][0], t)
+            self.events.append((t, f"{app_id} managed again"))
 
     def add_platform(self, t: float, freqs: dict[str, float], power: dict[str, float], temps: dict[str, float],
                      energy_j: float) -> None:
@@ -71,9 +85,11 @@ def _target_at(targets: list[tuple[float, float]], t: float) -> float:
 
 
 def summarise(log: RunLog, duration_s: float) -> dict[str, Any]:
-    """The JSON summary: per app latency statistics, target misses, levels, accuracy; board energy and power."""
+    """The JSON summary: per app latency statistics, target misses, levels, accuracy, time without a manager;
+    board energy and power."""
     apps: dict[str, Any] = {}
     for app_id, s in sorted(log.apps.items()):
+        spans = [(a, duration_s if b is None else b) for a, b in log.unmanaged.get(app_id, [])]
         limits = [_target_at(log.targets.get(app_id, []), t) for t in s.t]
         judged = [(lat, lim) for lat, lim in zip(s.latency_s, limits) if math.isfinite(lim)]
         levels, counts = np.unique(np.asarray(s.level, dtype=int), return_counts=True)
@@ -86,6 +102,8 @@ def summarise(log: RunLog, duration_s: float) -> dict[str, Any]:
             "live_accuracy": (sum(s.correct) / len(s.correct)) if s.correct else None,
             "labelled_frames": len(s.correct),
             "targets": [{"since_s": a, "max_latency_s": b} for a, b in log.targets.get(app_id, [])],
+            "unmanaged": [{"from_s": a, "to_s": b} for a, b in log.unmanaged.get(app_id, [])],
+            "unmanaged_s": sum(b - a for a, b in spans),
         }
     energy = [e for e in log.energy_j if math.isfinite(e)]
     return {

@@ -10,6 +10,7 @@ INTERFACES = (
     "ClassificationResult",
     "DomainState",
     "DvfsCommand",
+    "ManagerHeartbeat",
     "PerformanceReport",
     "PerformanceTarget",
     "PlatformState",

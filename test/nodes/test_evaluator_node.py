@@ -1,4 +1,4 @@
-"""Evaluator node: live accuracy by stamp, bounded memory when the source has no labels."""
+"""Evaluator node: live accuracy by stamp, bounded memory when the source has no labels, apps without a manager."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("rclpy")
 from builtin_interfaces.msg import Time  # noqa: E402
 
-from dynofa_ros.msg import ClassificationResult  # noqa: E402
+from dynofa_ros.msg import ClassificationResult, PerformanceReport  # noqa: E402
 from dynofa_ros.nodes.evaluator_node import EvaluatorNode  # noqa: E402
 
 
@@ -40,5 +40,17 @@ def test_memory_stays_bounded_with_an_unlabelled_source(ros_context):
             node._on_result(_msg(sec, 1))
         assert node.matcher.pending == (capacity, 0)
         assert node.log.apps["app0"].correct == []
+    finally:
+        node.destroy_node()
+
+
+def test_reports_of_an_unmanaged_app_mark_the_managers_absence_and_return(ros_context):
+    node = EvaluatorNode(context=ros_context)
+    try:
+        for unmanaged in (False, True, True, False):
+            node._on_report(PerformanceReport(app_id="app0", level=0, latency=0.01, unmanaged=unmanaged))
+        t = node.log.apps["app0"].t
+        assert node.log.unmanaged["app0"] == [(t[1], t[3])]
+        assert [when for when, _ in node.log.events] == [t[1], t[3]]
     finally:
         node.destroy_node()

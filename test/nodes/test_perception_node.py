@@ -1,4 +1,5 @@
-"""Perception node over real DDS (isolated domain): stamps kept, live switching, bad frames, parameters."""
+"""Perception node over real DDS (isolated domain): stamps kept, live switching, bad frames, parameters, rejected
+commands explained once per cause, unmanaged without a manager's heartbeat."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
-from dynofa_ros.msg import ClassificationResult, PerformanceReport, SubnetCommand  # noqa: E402
+from dynofa_ros.msg import ClassificationResult, ManagerHeartbeat, PerformanceReport, SubnetCommand  # noqa: E402
 from dynofa_ros.nodes.image_conv import array_to_image  # noqa: E402
 from dynofa_ros.nodes.perception_node import PerceptionNode  # noqa: E402
 from dynofa_ros.nodes.qos import image_qos, reliable  # noqa: E402
@@ -87,14 +88,24 @@ def test_subnet_command_switches_at_a_frame_boundary_without_losing_frames(syste
     assert node.frames_dropped == 0 and node.get_parameter("level").value == 1
 
 
-def test_out_of_range_command_is_rejected_with_a_log_line(system, capfd):
+def test_rejected_commands_are_explained_once_per_cause(system):
     executor, node, tester, results, _, pub = system
+    logged: list[str] = []
+    node.rejections.warn = logged.append
     cmd_pub = tester.create_publisher(SubnetCommand, "subnet_command", reliable())
-    assert spin_until(executor, lambda: cmd_pub.get_subscription_count() > 0)
-    cmd_pub.publish(SubnetCommand(app_id="app0", level=7, reason="bad"))
-    assert spin_until(executor, lambda: "rejected SubnetCommand level 7" in capfd.readouterr().err, 5.0)
+    beat_pub = tester.create_publisher(ManagerHeartbeat, "manager_heartbeat", reliable())
+    assert spin_until(executor, lambda: cmd_pub.get_subscription_count() > 0 and beat_pub.get_subscription_count() > 0)
+    beat_pub.publish(ManagerHeartbeat(app_ids=["app0", "app2"], period=0.5))
+    assert spin_until(executor, lambda: node._manager_apps == {"app0", "app2"})
+    for app_id, level in (("app0", 7), ("app0", 9), ("", 1), (" ", 1), ("ghost", 1), ("ghost", 0), ("app2", 1)):
+        cmd_pub.publish(SubnetCommand(app_id=app_id, level=level, reason="test"))
+    cmd_pub.publish(SubnetCommand(app_id="app0", level=1, reason="valid, after the others"))
+    assert spin_until(executor, lambda: node.net.requested_index == 1)
+    assert len(logged) == 3  # level out of range, empty app id, unknown app 'ghost'; app2's command is not ours
+    assert {cause: n for (kind, cause), n in node.rejections.counts.items() if kind == "SubnetCommand"} == {
+        "level outside 0..1": 2, "empty app_id": 2, "unknown app 'ghost'": 2}
     assert _send_and_wait(executor, pub, results, _image(0), 0)
-    assert results[-1].level == 0
+    assert results[-1].level == 1
 
 
 def test_bad_frames_are_logged_and_skipped(system, capfd):
@@ -115,7 +126,10 @@ def test_bad_frames_are_logged_and_skipped(system, capfd):
 
 def test_level_parameter_is_live_and_validated(system):
     executor, node, _, results, _, pub = system
+    logged: list[str] = []
+    node.rejections.warn = logged.append
     assert not node.set_parameters([Parameter("level", value=5)])[0].successful
+    assert not node.set_parameters([Parameter("level", value=300)])[0].successful  # outside the declared range
     assert not node.set_parameters([Parameter("top_k", value=0)])[0].successful
     assert node.set_parameters([Parameter("level", value=1)])[0].successful
     assert _send_and_wait(executor, pub, results, _image(0), 0)
@@ -125,6 +139,59 @@ def test_level_parameter_is_live_and_validated(system):
     except rclpy.exceptions.ParameterImmutableException:
         refused = True
     assert refused and node.get_parameter("library").value != "/elsewhere.json"
+    assert len(logged) == 3  # each refused parameter says why once
+    assert {cause: n for (kind, cause), n in node.rejections.counts.items() if kind == "parameter set"} == {
+        "level": 2, "top_k": 1, "library": 1}
+
+
+def test_without_a_manager_the_app_runs_unmanaged_until_one_speaks(ros_context, tiny_library):
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    node = PerceptionNode(context=ros_context, parameter_overrides=[
+        Parameter("library", value=str(tiny_library)), Parameter("threads", value=1),
+        Parameter("manager_timeout_s", value=0.3), Parameter("unmanaged_level", value=0)])
+    tester = rclpy.create_node("tester", context=ros_context)
+    results: list[ClassificationResult] = []
+    reports: list[PerformanceReport] = []
+    diags: list[DiagnosticArray] = []
+    tester.create_subscription(ClassificationResult, "classification", results.append, reliable(100))
+    tester.create_subscription(PerformanceReport, "performance_report", reports.append, reliable(100))
+    tester.create_subscription(DiagnosticArray, "/diagnostics", diags.append, reliable())
+    pub = tester.create_publisher(Image, "image", image_qos("reliable", 10))
+    beat_pub = tester.create_publisher(ManagerHeartbeat, "manager_heartbeat", reliable())
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    executor.add_node(tester)
+
+    def status():
+        s = diags[-1].status[0]
+        return s.level, s.message, {kv.key: kv.value for kv in s.values}
+
+    try:
+        assert node.get_parameter("level").value == 1  # the most accurate level at start-up
+        assert spin_until(executor, lambda: not node.manager_watch.managed)  # no manager at all
+        assert spin_until(executor, lambda: diags and status()[2]["managed"] == "False")
+        level, message, _ = status()
+        assert level == diags[-1].status[0].WARN and "unmanaged" in message
+        assert spin_until(executor, lambda: pub.get_subscription_count() > 0 and beat_pub.get_subscription_count() > 0)
+        assert _send_and_wait(executor, pub, results, _image(0), 0)
+        assert spin_until(executor, lambda: reports)
+        assert reports[-1].unmanaged and reports[-1].level == 0  # fell back to unmanaged_level
+        beat_pub.publish(ManagerHeartbeat(app_ids=["other_app"], period=0.1))  # a manager of other apps only
+        assert spin_until(executor, lambda: node._manager_apps == {"other_app"})
+        assert not node.manager_watch.managed
+        tester.create_timer(0.1, lambda: beat_pub.publish(ManagerHeartbeat(app_ids=["app0"], period=0.1)))  # a manager
+        assert spin_until(executor, lambda: node.manager_watch.managed)
+        assert _send_and_wait(executor, pub, results, _image(1), 1)
+        assert spin_until(executor, lambda: len(reports) == 2)
+        assert not reports[-1].unmanaged
+        n = len(diags)
+        assert spin_until(executor, lambda: len(diags) > n)
+        assert status()[2]["managed"] == "True" and "unmanaged" not in status()[1]
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        tester.destroy_node()
 
 
 def test_annotated_image_and_diagnostics_are_published(system):

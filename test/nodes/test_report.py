@@ -70,3 +70,15 @@ def test_write_report_files(tmp_path):
     for name in summary["plots"]:
         assert (tmp_path / "run" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(summary["plots"]) == {"latency.png", "level.png", "frequency.png", "power.png", "accuracy.png"}
+
+
+def test_manager_absence_and_return_are_in_the_report(tmp_path):
+    log = _log()
+    for t, managed in ((0.5, True), (1.0, False), (1.5, False), (1.8, True), (1.9, False)):
+        log.set_managed("app0", t, managed)
+    assert log.unmanaged["app0"] == [(1.0, 1.8), (1.9, None)]
+    assert [w for _, w in log.events if "managed" in w] == ["app0 unmanaged", "app0 managed again", "app0 unmanaged"]
+    app = write_report(tmp_path / "run", log, 2.0)["apps"]["app0"]
+    assert app["unmanaged"] == [{"from_s": 1.0, "to_s": 1.8}, {"from_s": 1.9, "to_s": None}]
+    assert app["unmanaged_s"] == pytest.approx(0.9)  # 0.8 s, then 0.1 s to the end of the run
+    assert summarise(_log(), 2.0)["apps"]["app0"]["unmanaged"] == []
