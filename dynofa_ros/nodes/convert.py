@@ -19,7 +19,8 @@ def state_to_msg(state: PlatformState, domains: Mapping[str, DomainInfo], board:
                  ) -> PlatformStateMsg:
     """PlatformState message of a platform record and the platform's ``domains`` (core counts, writability: a
     domain missing there has no cores and is not writable); ``board`` gets " (simulated)" when the record is."""
-    msg = PlatformStateMsg(simulated=state.simulated, energy=state.energy_j)
+    msg = PlatformStateMsg(simulated=state.simulated, energy=state.energy_j, board_power=state.board_power_w,
+                           power_source=state.power_source)
     msg.header.stamp = stamp
     msg.board = f"{board} (simulated)" if state.simulated and "simulated" not in board else board
     for d in state.domains.values():
@@ -46,7 +47,8 @@ def msg_to_state(msg: PlatformStateMsg) -> PlatformState:
     throttled = {d.name: bool(d.throttled) for d in msg.domains}
     return PlatformState(stamp_s(msg.header.stamp), bool(msg.simulated), domains,
                          dict(zip(msg.rail_names, map(float, msg.rail_power))),
-                         dict(zip(msg.zone_names, map(float, msg.zone_temperature))), throttled, float(msg.energy))
+                         dict(zip(msg.zone_names, map(float, msg.zone_temperature))), throttled, float(msg.energy),
+                         float(msg.board_power), msg.power_source)
 
 
 def msg_to_domains(msg: PlatformStateMsg) -> list[DomainInfo]:

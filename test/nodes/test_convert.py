@@ -27,3 +27,5 @@ def test_domains_round_trip_with_offline_cores_and_monitoring_only():
     back = msg_to_state(msg)
     assert back.simulated and back.domains["cpu0"].online_cores == 1 and back.stamp_s == 5.0
     assert "simulated" in msg.board
+    assert back.power_source == state.power_source == "VDD_IN"
+    assert back.board_power_w == pytest.approx(state.power_w["VDD_IN"], rel=1e-6) and back.energy_j == state.energy_j

@@ -120,7 +120,7 @@ class SimulatedBoard(Platform):
         throttled = {z.name: self.thermal.throttled(z.name) for z in self.config.thermal.zones}
         throttled.update({d.name: self.thermal.throttled(d.zone) for d in self.config.domains})
         return PlatformState(self._t, True, domains, rails, dict(self.thermal.zone_c), throttled,
-                             float(self._cum[self._keys.index("VDD_IN")]))
+                             float(self._cum[self._keys.index("VDD_IN")]), rails["VDD_IN"], "VDD_IN")
 
     def apply(self, settings: list[DvfsSetting]) -> ApplyResult:
         """Set frequencies / online cores. A frequency must be in the domain's table and at or below the
