@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += [f"| {g} | {m} | {'PASS' if ok else 'FAIL'} |" for g, m, ok in rows]
     if not all(ok for _, _, ok in rows[:2]):
         lines += ["", "Why the accuracy targets are missed and what the next training run changes: "
-                  "[RESULTS.md](RESULTS.md#against-the-accuracy-targets) (in docs/)."]
+                  "[RESULTS.md](../RESULTS.md#against-the-accuracy-targets)."]
     (args.out / "library.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0 if all(ok for _, _, ok in rows) else 1

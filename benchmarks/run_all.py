@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
@@ -49,6 +50,14 @@ BENCHMARKS: dict[str, tuple[list[str], str, str]] = {
 DEFAULT = ("switch", "node", "manager", "footprint", "backends")
 
 
+LINK = re.compile(r"\]\((?!https?:|#)([^)\s#]+)")
+
+
+def rebase_links(text: str, source: Path, target: Path) -> str:
+    """``text`` with its relative Markdown links, written from ``source``'s folder, rewritten for ``target``'s."""
+    return LINK.sub(lambda m: "](" + os.path.relpath(source / m.group(1), target), text)
+
+
 def assemble() -> Path:
     """Write docs/BENCHMARKS.md: an index plus every fragment present."""
     parts = [
@@ -72,7 +81,7 @@ def assemble() -> Path:
         if fragment in seen or not path.exists():
             continue
         seen.add(fragment)
-        body = path.read_text().strip().splitlines()
+        body = rebase_links(path.read_text().strip(), FRAGMENTS, ROOT / "docs").splitlines()
         parts += ["", *["#" + line if line.startswith("#") else line for line in body]]
     out = ROOT / "docs" / "BENCHMARKS.md"
     out.write_text("\n".join(parts) + "\n")

@@ -33,6 +33,8 @@ ROSDEP_KEYS = {
     "torch": "python3-pytorch-pip",
     "torchvision": "python3-torchvision-pip",
     "ofa": "python3-ofa-pip",
+    "onnx": "python3-onnx",
+    "onnxruntime": "python3-onnxruntime-pip",
     "mcap_ros2": "python3-mcap-ros2-support-pip",
     "mcap": "python3-mcap-ros2-support-pip",
     "pynvml": "python3-pynvml",

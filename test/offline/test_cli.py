@@ -25,6 +25,7 @@ from dynofa_ros.supernet.bn import apply_bn_stats, load_bn_stats
 from dynofa_ros.supernet.checkpoint import load_supernet
 from dynofa_ros.supernet.heads import load_heads, using_head
 from dynofa_ros.supernet.library import SubnetLibrary, sha256_file
+from dynofa_ros.supernet.serving import onnxruntime_installed
 from dynofa_ros.supernet.spec import SupernetSpec
 
 from ..data_util import cifar_split_folder
@@ -37,6 +38,8 @@ QUICK_SEARCH = "--random-candidates 14 " + SEARCH_BUDGET
 BUILT_LEVELS = 3
 QUICK_BUILD = (f"--profiles cpu-1t --levels {BUILT_LEVELS} --warmup 1 --repeats 4 --rounds 2 --n-calib 40 "
                "--val-size 100 --max-test-images 60 --no-heads")
+
+TIMED_BACKENDS = ("torch", "onnxruntime") if onnxruntime_installed() else ("torch",)  # build-library's default
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -97,7 +100,8 @@ def test_pipeline_writes_a_valid_library(pipeline_run: Path) -> None:
     # top-1 rises strictly; latency may dip by the timing noise two kept levels are allowed (LATENCY_NOISE)
     assert is_monotone([lv.latency_for("cpu-1t").p50_s for lv in lib.levels], [lv.top1 for lv in lib.levels])
     for lv in lib.levels:
-        assert [p.profile for p in lv.latency] == ["cpu-1t"] and lv.macs > 0 and lv.params > 0
+        assert [(p.profile, p.backend) for p in lv.latency] == [("cpu-1t", b) for b in TIMED_BACKENDS]
+        assert lv.macs > 0 and lv.params > 0
         assert lv.arch.resolution == 40 and lv.latency_for("cpu-1t").threads == 1
         assert "median" in lv.latency_for("cpu-1t").method and lv.latency_for("cpu-1t").processor
     assert lib.eval_set == "cifar10-test (60 images)" and "40 cifar10-train" in lib.calibration
@@ -202,7 +206,7 @@ def test_search_and_build_with_gpu_candidates(pipeline_run: Path, tiny_trained: 
     for lv in lib.levels:
         gpu = lv.latency_for("gpu")
         assert gpu is not None and gpu.method.split(":")[0] in ("measured", "predicted")
-        assert lv.latency_for("cpu-2t") is None and len(lv.latency) == 2
+        assert lv.latency_for("cpu-2t") is None and len(lv.latency) == 1 + len(TIMED_BACKENDS)
     assert main(["plot", "--search", str(tmp_path / "search.json"), "--out", str(tmp_path / "p.png")]) == 0
     assert (tmp_path / "p.png").is_file()
 
@@ -215,7 +219,8 @@ def test_search_and_build_with_gpu_candidates(pipeline_run: Path, tiny_trained: 
     assert again.levels and all(lv.arch in before for lv in again.levels)
     for lv in again.levels:  # same weights, same calibration and test images: the same top-1
         assert lv.top1 == pytest.approx(before[lv.arch].top1)
-        assert lv.latency_for("gpu") == before[lv.arch].latency_for("gpu") and len(lv.latency) == 2
+        assert lv.latency_for("gpu") == before[lv.arch].latency_for("gpu")
+        assert len(lv.latency) == 1 + len(TIMED_BACKENDS)
     assert main(["build-library", "--checkpoint", str(tiny_trained[1]), "--levels-from",
                  str(tmp_path / "again" / "library.json"), "--out", str(tmp_path / "again"), *data]) == 2
     assert "folder of --levels-from" in capsys.readouterr().err
