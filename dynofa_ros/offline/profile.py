@@ -296,7 +296,9 @@ def subnet_call(supernet: nn.Module, arch: SubnetArch, backend: str = TORCH, thr
     net, x = extract_subnet(supernet, arch), torch.randn(1, 3, arch.resolution, arch.resolution)
     if backend == TORCH:
         return lambda: net(x)
-    runner = serve_level(net, arch.resolution, backend, torch.device("cpu"), threads, f"subnet {arch}", export_dir)
+    # timed, not served: weights and BN statistics here are whatever the caller's are, so nothing to check
+    runner = serve_level(net, arch.resolution, backend, torch.device("cpu"), threads, f"subnet {arch}", export_dir,
+                         check=False)
     if runner.backend != backend:
         raise RuntimeError(f"backend {backend} cannot serve subnet {arch} (see the warning above): not timed")
     return lambda: runner(x)

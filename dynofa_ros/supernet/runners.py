@@ -134,9 +134,10 @@ def check_runner(runner: Runner, module: nn.Module, resolution: int, device: tor
 
 
 def serve_level(module: nn.Module, resolution: int, backend: str, device: torch.device, threads: int | None = None,
-                name: str = "level", cache_dir: Path | None = None) -> Runner:
+                name: str = "level", cache_dir: Path | None = None, check: bool = True) -> Runner:
     """``module`` (an extracted, eval-mode subnet on ``device``) served by ``backend`` (a resolved one, not
-    ``auto``), checked against itself; the eager subnet, with a warning, when the backend fails."""
+    ``auto``), checked against itself (``check=False``: only timed, not served, so only built); the eager
+    subnet, with a warning, when the backend fails."""
     if backend == TORCH:
         return TorchRunner(module)
     try:
@@ -149,14 +150,14 @@ def serve_level(module: nn.Module, resolution: int, backend: str, device: torch.
             runner = CudaGraphRunner(module, resolution, device)
         else:
             raise ValueError(f"unknown backend {backend!r}")
-        check = check_runner(runner, module, resolution, device)
+        result = check_runner(runner, module, resolution, device) if check else None
     except (RuntimeError, OSError, ValueError, ImportError) as exc:  # onnxruntime's errors are RuntimeErrors
         log.warning("%s: backend %s failed (%s); serving it eagerly with torch", name, backend,
                     str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
         return TorchRunner(module)
-    if not check.ok:
+    if result is not None and not result.ok:
         log.warning("%s: backend %s disagrees with the eager subnet (max logit difference %.3g, top-1 agreement "
-                    "%.0f %%); serving it eagerly with torch", name, backend, check.max_abs_diff,
-                    check.top1_agree * 100)
+                    "%.0f %%); serving it eagerly with torch", name, backend, result.max_abs_diff,
+                    result.top1_agree * 100)
         return TorchRunner(module)
     return runner
