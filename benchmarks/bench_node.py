@@ -227,7 +227,10 @@ def main(argv: list[str] | None = None) -> int:
              f"(shared with other jobs: numbers are noisy), torch 1 thread, {lib_desc}, level {level}, "
              f"640×480 rgb8 frames, reliable QoS, Python {platform.python_version()}; frames sent one at a time "
              f"for the overhead, at {args.flood_hz:.0f} Hz (newest wins) for the throughput; the bare loop runs "
-             "before and after each case. The DDS transfer of one 0.9 MB frame alone is part of the overhead.", "",
+             "before and after each case. The DDS transfer of one 0.9 MB frame alone is part of the overhead. The "
+             "second process is a node process as `ros2 run` starts it, with the shipped Fast DDS profile "
+             "(config/fastdds_large_frames.xml): with Fast DDS's defaults instead, the same frames pass its 512 KB "
+             "shared-memory segment, need repairs, and the two-process case collapses (bench_frames.py).", "",
              "| case | frames | overhead p50 [ms] | overhead p90 [ms] | node fps | bare loop fps | ratio |",
              "|---|---|---|---|---|---|---|"]
     verdicts = []

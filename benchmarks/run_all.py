@@ -30,6 +30,8 @@ BENCHMARKS: dict[str, tuple[list[str], str, str]] = {
                "level switch time (in place / cache), extraction and process restart, per-level CPU latency, memory"),
     "node": (["bench_node.py"], "node.md",
              "perception node per-frame overhead at 640x480 (1 and 2 processes), throughput vs bare loop"),
+    "frames": (["bench_frames.py"], "frames.md", "camera frames from another process (640x480, 1280x720; reliable, "
+               "best-effort publisher) into the perception node: share that reaches it, old vs new default"),
     "manager": (["bench_manager.py"], "manager.md",
                 "policies on the simulated Xavier NX: energy, miss rate, accuracy, peak temperature"),
     "contention": (["bench_manager.py", "--real-contention", "--no-plots"], "manager.md",
@@ -47,7 +49,7 @@ BENCHMARKS: dict[str, tuple[list[str], str, str]] = {
     "pipeline": (["bench_pipeline.py"], "pipeline.md", "dynofa pipeline on a random w1.2 supernet and a synthetic "
                  "224-px dataset: wall time per stage, peak RSS, levels built and served"),
 }
-DEFAULT = ("switch", "node", "manager", "footprint", "backends")
+DEFAULT = ("switch", "node", "frames", "manager", "footprint", "backends")
 
 
 LINK = re.compile(r"\]\((?!https?:|#)([^)\s#]+)")

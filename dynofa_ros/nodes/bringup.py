@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import subprocess
 import sys
 import threading
@@ -36,6 +37,7 @@ from dynofa_ros.nodes.system import (
     load_parameters,
     parameter_file,
     shared_remappings,
+    use_dds_profile,
 )
 from dynofa_ros.report.run_report import new_run_dir
 from dynofa_ros.supernet.library import default_library_path
@@ -108,6 +110,7 @@ class Demo:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
+        use_dds_profile(os.environ)  # as in the launch files' processes: frames reach readers elsewhere (rviz, bags)
         self.context = rclpy.context.Context()
         rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)  # see process.py
         self.nodes: dict[str, Node] = {}
@@ -164,7 +167,7 @@ class Demo:
                 recent = s.latency_s[-15:]
                 acc = self.evaluator.matcher.accuracy(app_id)
                 parts.append(f"{app_id}: L{s.level[-1]} {1e3 * sum(recent) / len(recent):5.1f} ms "
-                             f"acc {acc:5.1%} drop {s.dropped}")
+                             f"acc {acc:5.1%} drop {s.dropped} lost {s.lost}")
         platform = self.nodes.get("platform")
         state = getattr(platform, "last_state", None)
         if state is not None:
@@ -228,12 +231,12 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
 
     console = Console()
     table = Table(title="dynofa_ros run" + (" (SIMULATED board)" if summary.get("simulated") else ""))
-    for col in ("app", "frames", "dropped", "p50 ms", "p90 ms", "target miss", "live top-1", "switches"):
+    for col in ("app", "frames", "dropped", "lost", "p50 ms", "p90 ms", "target miss", "live top-1", "switches"):
         table.add_column(col, justify="right")
     for app_id, a in summary["apps"].items():
         lat = a["latency_s"]
         miss, acc = a["target_miss_rate"], a["live_accuracy"]
-        table.add_row(app_id, str(a["frames_processed"]), str(a["frames_dropped"]),
+        table.add_row(app_id, str(a["frames_processed"]), str(a["frames_dropped"]), str(a["frames_lost"]),
                       f"{lat.get('p50', float('nan')) * 1e3:.1f}", f"{lat.get('p90', float('nan')) * 1e3:.1f}",
                       "-" if miss is None else f"{miss:.1%}", "-" if acc is None else f"{acc:.1%}",
                       str(a["level_switches"]))

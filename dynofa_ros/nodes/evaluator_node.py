@@ -99,7 +99,7 @@ class EvaluatorNode(P.ExplainsRefusals, Node):
         s.latency_s.append(float(msg.latency))
         s.level.append(int(msg.level))
         s.expected_accuracy.append(float(msg.expected_accuracy))
-        s.processed, s.dropped = int(msg.frames_processed), int(msg.frames_dropped)
+        s.processed, s.dropped, s.lost = int(msg.frames_processed), int(msg.frames_dropped), int(msg.frames_lost)
         self.log.set_managed(msg.app_id, s.t[-1], not msg.unmanaged)
 
     def _on_platform(self, msg: PlatformState) -> None:

@@ -9,15 +9,16 @@ a float), and its default is the parameter file's value, so the file stays the o
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from launch import LaunchContext, LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
-from dynofa_ros.nodes.system import NODES, app_ids, load_parameters, parameter_file, shared_remappings
+from dynofa_ros.nodes.system import NODES, app_ids, dds_environment, load_parameters, parameter_file, shared_remappings
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ def system_launch_description(multi_app: bool) -> LaunchDescription:
     for a in ARGUMENTS:
         for node, parameter in a.targets:
             overrides[node][parameter] = ParameterValue(LaunchConfiguration(a.name), value_type=a.value_type)
+    # the shipped Fast DDS profile for every process this launch starts, also those of a launch file that includes
+    # this one (a camera driver's), unless the environment chose one
+    declared += [SetEnvironmentVariable(k, v) for k, v in dds_environment(os.environ).items()]
     if multi_app:
         declared.append(DeclareLaunchArgument("apps", default_value="2", description="number of apps, each a "
                                               "camera and a perception node in namespace app<N>"))

@@ -7,7 +7,10 @@ Topics (relative, remap from launch):
        (only rendered while someone subscribes), ``/diagnostics`` (~1 Hz)
 
 Newest frame wins: the subscription callback only parks the frame; a worker thread runs inference on the
-newest parked frame, and every frame replaced before it was processed counts as dropped. A frame whose
+newest parked frame, and every frame replaced before it was processed counts as dropped. Frames that never
+arrive are estimated from the gaps in the arriving frames' header stamps and count as lost
+(:mod:`dynofa_ros.report.arrivals`). With ``qos`` auto (the default) the image subscription is reliable while every
+publisher of the topic is, else best effort, and follows the publishers as they come and go. A frame whose
 processing fails (bad input, or anything else: CUDA out of memory, an OpenCV error) is logged, counted and
 skipped; the worker carries on, and /diagnostics says ERROR while failures keep coming.
 
@@ -39,9 +42,10 @@ from dynofa_ros.nodes.convert import msg_to_state
 from dynofa_ros.nodes.image_conv import array_to_image, compressed_to_bytes, image_to_array
 from dynofa_ros.nodes.lifecycle import ManagedNode
 from dynofa_ros.nodes.process import spin_node
-from dynofa_ros.nodes.qos import QOS_NAMES, image_qos, reliable
+from dynofa_ros.nodes.qos import MATCHED, QOS_NAMES, SubscriptionEventCallbacks, image_qos, matching_image_qos, reliable
 from dynofa_ros.platform.sim.emulation import dvfs_slowdown, stretch_frame
 from dynofa_ros.report.annotate import annotate
+from dynofa_ros.report.arrivals import ArrivalGaps, serialized_stamp
 from dynofa_ros.supernet.library import default_library_path
 from dynofa_ros.supernet.preprocess import decode_compressed
 from dynofa_ros.supernet.runtime import MODES, DynamicNetwork, Prediction, set_torch_threads
@@ -50,6 +54,9 @@ from dynofa_ros.supernet.serving import CHOICES as BACKEND_CHOICES
 from dynofa_ros.supernet.stats import FrameStats
 
 TRANSPORTS = ("raw", "compressed")
+IMAGE_QOS = (MATCHED, *QOS_NAMES)
+MATCH_PERIOD_S = 0.5  # qos auto: how often the image topic's publishers are looked up
+IDLE_S = 2.0  # no frame for this long: diagnostics warn, and a gap this long in the stamps is a pause, not loss
 MAX_LEVELS = 256  # bounds of the level and top_k parameters before a library is loaded
 MAX_CLASSES = 100_000
 
@@ -75,7 +82,9 @@ class PerceptionNode(ManagedNode):
                                 read_only=True)
         self.transport = P.declare(self, "input_transport", "raw", "subscribe image (raw) or image/compressed",
                                    read_only=True, choices=TRANSPORTS)
-        self.qos = P.declare(self, "qos", "sensor_data", "image subscription QoS", read_only=True, choices=QOS_NAMES)
+        self.qos = P.declare(self, "qos", MATCHED, "image subscription QoS, keep last 1: auto (reliable while every "
+                             "publisher of the topic is reliable, else best effort), sensor_data (= best_effort) or "
+                             "reliable", read_only=True, choices=IMAGE_QOS)
         self.emulate_domain = P.declare(
             self, "emulate_domain", "",
             "simulated board only: stretch each frame by f_max/f_cur of this DVFS domain ('' = off)", read_only=True)
@@ -89,7 +98,7 @@ class PerceptionNode(ManagedNode):
         self.unmanaged_level = P.declare(self, "unmanaged_level", -1, "level to fall back to while unmanaged "
                                          "(-1 = keep the current level)", read_only=True,
                                          int_range=(-1, MAX_LEVELS - 1))
-        errors = [e for e in (P.check_choice("mode", self.mode, MODES), P.check_choice("qos", self.qos, QOS_NAMES),
+        errors = [e for e in (P.check_choice("mode", self.mode, MODES), P.check_choice("qos", self.qos, IMAGE_QOS),
                               P.check_choice("input_transport", self.transport, TRANSPORTS),
                               P.check_choice("backend", self.backend, BACKEND_CHOICES)) if e]
         if not (self.device == "cpu" or self.device.startswith("cuda")):
@@ -103,8 +112,12 @@ class PerceptionNode(ManagedNode):
         self._pending: bytes | None = None  # serialized: only the frame that gets processed is deserialized
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
-        self._subscriptions: list[Any] = []
+        self._active_subs: list[Any] = []
+        self._image_sub = None
+        self.image_qos = ""  # the image subscription's QoS while active
+        self._image_topic = ""
         self._watch_timer = None
+        self._qos_timer = None
         self.manager_watch = ManagerWatch(self.manager_timeout_s)
         self._manager_apps: set[str] = set()  # apps the last heartbeat named
         self._reset_counters()
@@ -116,6 +129,7 @@ class PerceptionNode(ManagedNode):
     def _reset_counters(self) -> None:
         self.stats = FrameStats()
         self.frames_dropped = 0
+        self.arrivals = ArrivalGaps(pause_s=IDLE_S)
         self.frames_bad = 0
         self.frames_failed = 0
         self._failed_at_last_diag = 0
@@ -153,28 +167,35 @@ class PerceptionNode(ManagedNode):
             f"QoS {self.qos}")
 
     def activate(self) -> None:
-        topic = "image" if self.transport == "raw" else "image/compressed"
-        self._subscriptions = [
-            self.create_subscription(self._msg_type, topic, self._on_image, image_qos(self.qos), raw=True),
+        self._image_topic = self.resolve_topic_name("image" if self.transport == "raw" else "image/compressed")
+        self.arrivals.restart()  # frames sent while inactive were not lost on the way
+        if self.qos == MATCHED:
+            self._subscribe_image(matching_image_qos(self.get_publishers_info_by_topic(self._image_topic)))
+            self._qos_timer = self.create_timer(MATCH_PERIOD_S, self._match_publishers)
+        else:
+            self._subscribe_image(self.qos)
+        self._active_subs = [
             self.create_subscription(SubnetCommand, "subnet_command", self._on_command, reliable()),
             self.create_subscription(ManagerHeartbeat, "manager_heartbeat", self._on_heartbeat, reliable())]
         self.manager_watch = ManagerWatch(self.manager_timeout_s)  # an inactive spell is no absence of the manager
         if self.manager_timeout_s:
             self._watch_timer = self.create_timer(min(1.0, self.manager_timeout_s / 3), self._check_manager)
         if self.emulate_domain:
-            self._subscriptions.append(
+            self._active_subs.append(
                 self.create_subscription(PlatformState, "platform_state", self._on_platform, reliable()))
         self._stop.clear()
         self._worker = threading.Thread(target=self._run, name=f"{self.get_name()}-inference", daemon=True)
         self._worker.start()
 
     def deactivate(self) -> None:
-        for sub in self._subscriptions:
-            self.destroy_subscription(sub)
-        self._subscriptions = []
-        if self._watch_timer is not None:
-            self.destroy_timer(self._watch_timer)
-            self._watch_timer = None
+        for sub in [self._image_sub, *self._active_subs]:
+            if sub is not None:
+                self.destroy_subscription(sub)
+        self._image_sub, self._active_subs, self.image_qos = None, [], ""
+        for timer in (self._watch_timer, self._qos_timer):
+            if timer is not None:
+                self.destroy_timer(timer)
+        self._watch_timer = self._qos_timer = None
         self._stop.set()
         with self._cond:
             self._pending = None
@@ -249,7 +270,29 @@ class PerceptionNode(ManagedNode):
             self._slowdown = dvfs_slowdown(msg_to_state(msg), self.emulate_domain)
 
     # -- frames -------------------------------------------------------------------------------------
+    def _subscribe_image(self, qos: str) -> None:
+        """(Re)subscribe the image topic with the QoS named ``qos``."""
+        if self._image_sub is not None:
+            self.destroy_subscription(self._image_sub)
+        # with qos auto a publisher of the other reliability is expected until the next match: no warning
+        events = SubscriptionEventCallbacks(incompatible_qos=lambda event: None) if self.qos == MATCHED else None
+        self._image_sub = self.create_subscription(self._msg_type, self._image_topic, self._on_image, image_qos(qos),
+                                                   raw=True, event_callbacks=events)
+        self.image_qos = qos
+
+    def _match_publishers(self) -> None:
+        """qos auto: subscribe anew when the topic's publishers now call for the other reliability."""
+        publishers = self.get_publishers_info_by_topic(self._image_topic)
+        qos = matching_image_qos(publishers)
+        if publishers and qos != self.image_qos:  # no publisher: keep what the last ones called for
+            self.get_logger().info(f"image QoS {self.image_qos} -> {qos}: matches the publishers of "
+                                   f"{self._image_topic}")
+            self._subscribe_image(qos)
+
     def _on_image(self, data: bytes) -> None:
+        stamp = serialized_stamp(data)
+        if stamp is not None:
+            self.arrivals.add(stamp)
         with self._cond:
             if self._pending is not None:
                 self.frames_dropped += 1
@@ -303,7 +346,8 @@ class PerceptionNode(ManagedNode):
             header=msg.header, app_id=self.app_id, level=pred.level, level_name=pred.level_name,
             latency=latency, latency_smoothed=self.stats.latency_ema_s, throughput=self.stats.throughput_hz,
             expected_accuracy=float("nan") if level.top1 is None else level.top1,
-            frames_processed=self.stats.processed, frames_dropped=self.frames_dropped, device=self.device,
+            frames_processed=self.stats.processed, frames_dropped=self.frames_dropped,
+            frames_lost=self.arrivals.lost, device=self.device,
             unmanaged=not self.manager_watch.managed, energy_per_frame=float("nan")))
         if self._annotated_subscribers > 0:
             self._publish_annotated(frame, encoding, pred, latency, msg)
@@ -328,12 +372,12 @@ class PerceptionNode(ManagedNode):
             return
         self._annotated_subscribers = self.pub_annotated.get_subscription_count()
         last = self.stats.last_t
-        idle = last is None or time.perf_counter() - last > 2.0
+        idle = last is None or time.perf_counter() - last > IDLE_S
         failed_now = self.frames_failed - self._failed_at_last_diag
         self._failed_at_last_diag = self.frames_failed
         silent_s = self.manager_watch.silent_for(time.monotonic())
         problems = [p for p in (f"unmanaged: no manager for {silent_s:.1f} s" if not self.manager_watch.managed else "",
-                                "no frames in the last 2 s" if idle else "") if p]
+                                f"no frames in the last {IDLE_S:g} s" if idle else "") if p]
         if failed_now:
             level, message = P.ERROR, "; ".join([f"{failed_now} frames failed in the last second; last: "
                                                  f"{self._last_failure}", *problems])
@@ -344,7 +388,8 @@ class PerceptionNode(ManagedNode):
         values = {"app_id": self.app_id, "frame_rate_hz": f"{self.stats.throughput_hz:.2f}",
                   "latency_ms": f"{self.stats.last_latency_s * 1e3:.2f}", "level": self.net.active_index,
                   "level_name": self.net.active.name, "frames_processed": self.stats.processed,
-                  "frames_dropped": self.frames_dropped, "frames_bad": self.frames_bad,
+                  "frames_dropped": self.frames_dropped, "frames_lost": self.arrivals.lost,
+                  "image_qos": self.image_qos, "frames_bad": self.frames_bad,
                   "frames_failed": self.frames_failed, "emulated_slowdown": f"{self._slowdown:.2f}",
                   "managed": self.manager_watch.managed, "manager_silent_s": f"{silent_s:.1f}",
                   **self.rejections.diagnostic_values()}

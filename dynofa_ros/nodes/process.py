@@ -125,7 +125,8 @@ def run(module: str) -> NoReturn:
 
 
 def spin_node(factory: Callable[[], Any], args: list[str] | None = None) -> int:
-    """Init rclpy, build the node, spin it until SIGINT/SIGTERM or shutdown, destroy it; return the exit code.
+    """Init rclpy (with the shipped Fast DDS profile unless the environment chose one: ``system.dds_environment``),
+    build the node, spin it until SIGINT/SIGTERM or shutdown, destroy it; return the exit code.
 
     A constructor that fails on bad configuration (ValueError / FileNotFoundError: missing library, corrupt
     checkpoint, bad parameter) gives one line on stderr and exit code 1 instead of a traceback.
@@ -135,7 +136,10 @@ def spin_node(factory: Callable[[], Any], args: list[str] | None = None) -> int:
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
 
+    from dynofa_ros.nodes.system import use_dds_profile
+
     handle_signals()
+    use_dds_profile(os.environ)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:

@@ -4,7 +4,7 @@ publishers alike."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from rclpy.node import Node
@@ -16,6 +16,7 @@ except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks
 
 QOS_NAMES = ("sensor_data", "reliable", "best_effort")
+MATCHED = "auto"  # an image subscription whose reliability follows the topic's publishers
 
 
 def image_qos(name: str = "sensor_data", depth: int = 1) -> QoSProfile:
@@ -32,6 +33,14 @@ def image_qos(name: str = "sensor_data", depth: int = 1) -> QoSProfile:
     reliability = ReliabilityPolicy.RELIABLE if name == "reliable" else ReliabilityPolicy.BEST_EFFORT
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=reliability,
                       durability=DurabilityPolicy.VOLATILE)
+
+
+def matching_image_qos(publishers: Iterable[Any]) -> str:
+    """The image QoS name that gets the most out of ``publishers`` (the topic's ``TopicEndpointInfo``), picked as
+    ros2cli picks it: ``reliable`` when every publisher is reliable (lost fragments of large frames are then
+    repaired), else ``sensor_data`` (best effort takes both kinds), also while no publisher is known."""
+    kinds = {p.qos_profile.reliability for p in publishers}
+    return "reliable" if kinds == {ReliabilityPolicy.RELIABLE} else "sensor_data"
 
 
 def reliable(depth: int = 10) -> QoSProfile:

@@ -5,6 +5,7 @@ Plain Python (no rclpy import), so a launch file can read it without starting RO
 
 from __future__ import annotations
 
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,32 @@ NODES = (
 def shared_remappings() -> list[tuple[str, str]]:
     """``topic → /topic`` for the shared topics (used for nodes inside an app namespace)."""
     return [(t, f"/{t}") for t in SHARED_TOPICS]
+
+
+# The Fast DDS profile for camera frames (why: the file's comment). A user's own profile or builtin-transport choice
+# wins; other RMW implementations ignore it. Fast DDS 2.x (Humble, Jazzy) reads FASTRTPS_DEFAULT_PROFILES_FILE,
+# Fast DDS 3 (Kilted and later) FASTDDS_DEFAULT_PROFILES_FILE and warns about the old name.
+DDS_PROFILE = "fastdds_large_frames.xml"
+DDS_CHOICES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS")
+FAST_DDS_RMWS = ("", "rmw_fastrtps_cpp", "rmw_fastrtps_dynamic_cpp")
+FAST_DDS_2_DISTROS = ("humble", "jazzy")
+
+
+def dds_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables that give a process started with ``environ`` the shipped Fast DDS profile; none when its
+    RMW is not Fast DDS or it already names a profile file or builtin transports."""
+    if environ.get("RMW_IMPLEMENTATION", "") not in FAST_DDS_RMWS or any(environ.get(v) for v in DDS_CHOICES):
+        return {}
+    variable = DDS_CHOICES[1] if environ.get("ROS_DISTRO", "") in FAST_DDS_2_DISTROS else DDS_CHOICES[0]
+    return {variable: str(config_dir() / DDS_PROFILE)}
+
+
+def use_dds_profile(environ: MutableMapping[str, str]) -> dict[str, str]:
+    """Put :func:`dds_environment` into ``environ`` (``os.environ`` before this process's first ROS context, which
+    reads it once) and return what was set."""
+    added = dds_environment(environ)
+    environ.update(added)
+    return added
 
 
 def load_parameters(path: str | Path) -> dict[str, dict[str, Any]]:

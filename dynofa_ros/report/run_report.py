@@ -22,6 +22,7 @@ class AppSeries:
     level: list[int] = field(default_factory=list)
     expected_accuracy: list[float] = field(default_factory=list)
     dropped: int = 0
+    lost: int = 0  # estimated: frames that never reached the app (gaps in the input stamps)
     processed: int = 0
     correct_t: list[float] = field(default_factory=list)  # time of each frame with a known label
     correct: list[bool] = field(default_factory=list)
@@ -94,7 +95,7 @@ def summarise(log: RunLog, duration_s: float) -> dict[str, Any]:
         judged = [(lat, lim) for lat, lim in zip(s.latency_s, limits) if math.isfinite(lim)]
         levels, counts = np.unique(np.asarray(s.level, dtype=int), return_counts=True)
         apps[app_id] = {
-            "frames_processed": s.processed, "frames_dropped": s.dropped,
+            "frames_processed": s.processed, "frames_dropped": s.dropped, "frames_lost": s.lost,
             "latency_s": _stats(s.latency_s),
             "target_miss_rate": (sum(lat > lim for lat, lim in judged) / len(judged)) if judged else None,
             "level_share": {int(lv): float(c / max(1, len(s.level))) for lv, c in zip(levels, counts)},

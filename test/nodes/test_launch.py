@@ -96,3 +96,29 @@ def test_bringup_plans_the_launch_files_nodes():
     assert sorted(ns for _, ns, _ in two) == ["", "", "app1", "app1", "app2", "app2"]
     assert {p["app_id"] for e, _, p in two if e.name == "perception"} == {"app1", "app2"}
     assert ("performance_report", "/performance_report") in shared_remappings()
+
+
+def test_every_process_gets_the_fast_dds_profile_unless_the_environment_chose_one():
+    import xml.etree.ElementTree as ET
+
+    from dynofa_ros.nodes.system import DDS_PROFILE, dds_environment, use_dds_profile
+
+    profile = ROOT / "config" / DDS_PROFILE
+    assert dds_environment({}) == {"FASTDDS_DEFAULT_PROFILES_FILE": str(profile)}  # Fast DDS 3 (Kilted, these wheels)
+    assert dds_environment({"ROS_DISTRO": "jazzy"}) == {"FASTRTPS_DEFAULT_PROFILES_FILE": str(profile)}  # 2.x
+    assert dds_environment({"RMW_IMPLEMENTATION": "rmw_fastrtps_cpp"})
+    for chosen in ({"FASTDDS_DEFAULT_PROFILES_FILE": "/mine.xml"}, {"FASTRTPS_DEFAULT_PROFILES_FILE": "/mine.xml"},
+                   {"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}, {"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}):
+        assert dds_environment(chosen) == {}, chosen
+    environ = {"ROS_DOMAIN_ID": "3"}
+    assert use_dds_profile(environ) == {"FASTDDS_DEFAULT_PROFILES_FILE": str(profile)} and len(environ) == 2
+    assert use_dds_profile(environ) == {}  # already chosen
+    # the profile: every reader takes its data over UDP, into socket buffers that hold a 1280x720 rgb8 frame
+    ns = {"f": "http://www.eprosima.com"}
+    root = ET.parse(profile).getroot()
+    participant = root.find("f:profiles/f:participant[@is_default_profile='true']", ns)
+    locators = participant.findall("f:rtps/f:defaultUnicastLocatorList/f:locator/*", ns)
+    assert [loc.tag.split("}")[1] for loc in locators] == ["udpv4"]
+    [udp] = [t for t in root.iterfind("f:profiles/f:transport_descriptors/f:transport_descriptor", ns)
+             if t.findtext("f:type", namespaces=ns) == "UDPv4"]
+    assert int(udp.findtext("f:receiveBufferSize", namespaces=ns)) >= 1280 * 720 * 3

@@ -1,5 +1,6 @@
 """Perception node over real DDS (isolated domain): stamps kept, live switching, bad frames, parameters, rejected
-commands explained once per cause, unmanaged without a manager's heartbeat."""
+commands explained once per cause, unmanaged without a manager's heartbeat, the image QoS matched to the publishers,
+lost frames estimated."""
 
 from __future__ import annotations
 
@@ -35,12 +36,16 @@ def system(ros_context, tiny_library):
     executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(node)
     executor.add_node(tester)
-    assert spin_until(executor, lambda: pub.get_subscription_count() > 0 and
-                      tester.count_publishers("classification") > 0)
+    assert spin_until(executor, lambda: _subscribed(node, pub) and tester.count_publishers("classification") > 0)
     yield executor, node, tester, results, reports, pub
     executor.shutdown()
     node.destroy_node()
     tester.destroy_node()
+
+
+def _subscribed(node: PerceptionNode, pub, qos: str = "reliable") -> bool:
+    """The node's image subscription has the QoS (qos auto: matched to ``pub``) and ``pub`` reaches it."""
+    return node.image_qos == qos and pub.get_subscription_count() > 0
 
 
 def _image(i: int, encoding: str = "rgb8") -> Image:
@@ -173,7 +178,7 @@ def test_without_a_manager_the_app_runs_unmanaged_until_one_speaks(ros_context, 
         assert spin_until(executor, lambda: diags and status()[2]["managed"] == "False")
         level, message, _ = status()
         assert level == diags[-1].status[0].WARN and "unmanaged" in message
-        assert spin_until(executor, lambda: pub.get_subscription_count() > 0 and beat_pub.get_subscription_count() > 0)
+        assert spin_until(executor, lambda: _subscribed(node, pub) and beat_pub.get_subscription_count() > 0)
         assert _send_and_wait(executor, pub, results, _image(0), 0)
         assert spin_until(executor, lambda: reports)
         assert reports[-1].unmanaged and reports[-1].level == 0  # fell back to unmanaged_level
@@ -209,7 +214,31 @@ def test_annotated_image_and_diagnostics_are_published(system):
     img = annotated[-1]
     assert img.encoding == "bgr8" and img.width >= 320 and img.header.stamp.sec == 104
     values = {kv.key: kv.value for kv in diags[-1].status[0].values}
-    assert {"frame_rate_hz", "latency_ms", "level", "frames_dropped"} <= set(values)
+    assert {"frame_rate_hz", "latency_ms", "level", "frames_dropped", "frames_lost"} <= set(values)
+    assert values["image_qos"] == "reliable"
+
+
+def test_frames_missing_from_the_stamps_are_reported_lost(system):
+    executor, node, _, results, reports, pub = system
+    sent = [i for i in range(16) if i not in (8, 9, 12)]  # 20 Hz stamps; three frames never sent
+    for n, i in enumerate(sent):
+        msg = _image(i)
+        msg.header.stamp = Time(sec=200, nanosec=i * 50_000_000)
+        assert _send_and_wait(executor, pub, results, msg, n)
+    assert spin_until(executor, lambda: len(reports) == len(sent))
+    assert node.arrivals.lost == 3 and reports[-1].frames_lost == 3 and reports[-1].frames_dropped == 0
+
+
+def test_image_qos_follows_the_publishers(system):
+    executor, node, tester, results, _, reliable_pub = system
+    assert node.qos == "auto" and node.image_qos == "reliable"  # the fixture's publisher is reliable
+    tester.destroy_publisher(reliable_pub)
+    best_effort = tester.create_publisher(Image, "image", image_qos("best_effort", 1))
+    assert spin_until(executor, lambda: _subscribed(node, best_effort, "sensor_data"), 10.0)
+    assert _send_and_wait(executor, best_effort, results, _image(0), 0)
+    tester.destroy_publisher(best_effort)
+    spin_until(executor, lambda: False, 1.5)
+    assert node.image_qos == "sensor_data"  # no publisher left: kept what the last one called for
 
 
 def test_worker_survives_a_failing_frame_and_reports_error(system, capfd):
@@ -297,7 +326,7 @@ def test_lifecycle_configure_activate_deactivate_cleanup(ros_context, tiny_libra
         assert "/image" not in _subscribed_topics(node)
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         assert "/image" in _subscribed_topics(node) and node._worker.is_alive()
-        assert spin_until(executor, lambda: pub.get_subscription_count() > 0)
+        assert spin_until(executor, lambda: _subscribed(node, pub))
         assert _send_and_wait(executor, pub, results, _image(0), 0)
         assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
         assert "/image" not in _subscribed_topics(node) and node._worker is None

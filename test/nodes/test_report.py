@@ -38,7 +38,7 @@ def _log() -> RunLog:
     s = log.apps["app0"]
     s.t, s.latency_s, s.level = [0.5, 1.0, 1.5, 2.0], [0.010, 0.030, 0.010, 0.005], [2, 2, 1, 1]
     s.expected_accuracy = [0.9, 0.9, 0.8, 0.8]
-    s.processed, s.dropped = 4, 1
+    s.processed, s.dropped, s.lost = 4, 1, 2
     s.correct_t, s.correct = [0.5, 1.0, 1.5], [True, False, True]
     log.targets["app0"] = [(0.0, 0.020), (1.2, 0.008)]
     log.add_platform(0.0, {"cpu0": 1e9}, {"VDD_IN": 5.0}, {"CPU-therm": 40.0}, 0.0)
@@ -67,6 +67,7 @@ def test_write_report_files(tmp_path):
     summary = write_report(tmp_path / "run", _log(), 2.0, {"policy": "joint"})
     on_disk = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert on_disk["policy"] == "joint" and on_disk["apps"]["app0"]["frames_dropped"] == 1
+    assert on_disk["apps"]["app0"]["frames_lost"] == 2
     for name in summary["plots"]:
         assert (tmp_path / "run" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(summary["plots"]) == {"latency.png", "level.png", "frequency.png", "power.png", "accuracy.png"}
