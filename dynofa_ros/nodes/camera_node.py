@@ -7,6 +7,7 @@ header as the frame, so an evaluator can match results to labels by stamp.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -124,6 +125,14 @@ class CameraNode(ManagedNode):
         self.publish_frame(resize(rgb, self.width, self.height), label)
         if self.max_frames and self.published >= self.max_frames:
             self.finished = True
+
+    def sample_frame(self) -> np.ndarray:
+        """The next frame this camera publishes, as RGB at its published size; it is still published."""
+        if self._frames is None:
+            raise ValueError("the camera is not configured")
+        rgb, label = next(self._frames)
+        self._frames = itertools.chain([(rgb, label)], self._frames)
+        return resize(rgb, self.width, self.height)
 
     def publish_frame(self, rgb, label: int) -> Header:
         """Publish one RGB frame (converted to the configured encoding) and its label; return the header."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections import defaultdict, deque
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,7 @@ MATCH_PERIOD_S = 0.5  # qos auto: how often the image topic's publishers are loo
 IDLE_S = 2.0  # no frame for this long: diagnostics warn, and a gap this long in the stamps is a pause, not loss
 MAX_LEVELS = 256  # bounds of the level and top_k parameters before a library is loaded
 MAX_CLASSES = 100_000
+OWN_TIMES_KEPT = 4096  # frame times kept per level (own_times_s)
 
 
 class PerceptionNode(ManagedNode):
@@ -135,6 +137,8 @@ class PerceptionNode(ManagedNode):
         self._failed_at_last_diag = 0
         self._last_failure = ""
         self._slowdown = 1.0
+        # per level: the newest frame times on this processor, before the simulated board's slowdown
+        self.own_times_s: defaultdict[int, deque[float]] = defaultdict(lambda: deque(maxlen=OWN_TIMES_KEPT))
         self._annotated_subscribers = 0  # refreshed by the 1 Hz diagnostics timer, not per frame
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -334,6 +338,7 @@ class PerceptionNode(ManagedNode):
             self.get_logger().warning(f"skipped bad frame (stamp {P.stamp_s(msg.header.stamp):.3f}): {exc}",
                                       throttle_duration_sec=1.0)
             return None
+        self.own_times_s[pred.level].append(time.perf_counter() - start)
         # simulated board below its top frequency: emulate the slower processor
         latency = stretch_frame(start, self._slowdown)
         self.stats.update(latency, time.perf_counter())

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+SETTLE_S = 2.0  # target_miss_rate_settled leaves out the frames this soon after an event (target, load...)
+
 
 @dataclass
 class AppSeries:
@@ -42,6 +44,8 @@ class RunLog:
     events: list[tuple[float, str]] = field(default_factory=list)
     # per app: (from, to) of each stretch it ran without a manager; to is None while it lasts
     unmanaged: dict[str, list[tuple[float, float | None]]] = field(default_factory=lambda: defaultdict(list))
+    # per app: (from, to, cause) of each stretch the manager said its target is infeasible; to is None while it lasts
+    infeasible: dict[str, list[tuple[float, float | None, str]]] = field(default_factory=lambda: defaultdict(list))
     simulated: bool | None = None
     board: str = ""
 
@@ -56,6 +60,18 @@ class RunLog:
         elif managed and absent:
             spans[-1] = (spans[-1][0], t)
             self.events.append((t, f"{app_id} managed again"))
+
+    def set_infeasible(self, app_id: str, t: float, cause: str | None) -> None:
+        """The manager says at ``t`` that the app's target is infeasible for ``cause`` (None: feasible); a change
+        closes the open stretch and opens a new one."""
+        spans = self.infeasible[app_id]
+        now = spans[-1][2] if spans and spans[-1][1] is None else None
+        if cause == now:
+            return
+        if now is not None:
+            spans[-1] = (spans[-1][0], t, now)
+        if cause is not None:
+            spans.append((t, None, cause))
 
     def add_platform(self, t: float, freqs: dict[str, float], power: dict[str, float], temps: dict[str, float],
                      energy_j: float) -> None:
@@ -77,6 +93,13 @@ def _stats(values: list[float]) -> dict[str, float]:
             "p99": float(np.percentile(a, 99)), "max": float(a.max())}
 
 
+def _miss_rate(judged: list[tuple[float, float, float]], events: list[float], settle_s: float = 0.0) -> float | None:
+    """Share of the (t, latency, limit) frames over their limit, leaving out those less than ``settle_s`` after
+    an event; None without frames."""
+    kept = [(lat, lim) for t, lat, lim in judged if not any(0.0 <= t - e < settle_s for e in events)]
+    return (sum(lat > lim for lat, lim in kept) / len(kept)) if kept else None
+
+
 def _target_at(targets: list[tuple[float, float]], t: float) -> float:
     value = math.nan
     for since, limit in targets:
@@ -86,18 +109,29 @@ def _target_at(targets: list[tuple[float, float]], t: float) -> float:
 
 
 def summarise(log: RunLog, duration_s: float) -> dict[str, Any]:
-    """The JSON summary: per app latency statistics, target misses, levels, accuracy, time without a manager;
+    """The JSON summary: per app latency statistics, target misses (all, and outside the ``SETTLE_S`` after each
+    event; frames in a stretch the manager declared the target infeasible counted apart), levels, accuracy, time
+    without a manager;
     board energy and power."""
     apps: dict[str, Any] = {}
+    events = [t for t, _ in log.events]
     for app_id, s in sorted(log.apps.items()):
         spans = [(a, duration_s if b is None else b) for a, b in log.unmanaged.get(app_id, [])]
         limits = [_target_at(log.targets.get(app_id, []), t) for t in s.t]
-        judged = [(lat, lim) for lat, lim in zip(s.latency_s, limits) if math.isfinite(lim)]
+        judged = [(t, lat, lim) for t, lat, lim in zip(s.t, s.latency_s, limits, strict=True) if math.isfinite(lim)]
+        hopeless = [(a, math.inf if b is None else b) for a, b, _ in log.infeasible.get(app_id, [])]
+        flags = [any(a <= t < b for a, b in hopeless) for t, _, _ in judged]
+        apart = [j for j, f in zip(judged, flags, strict=True) if f]
+        judged = [j for j, f in zip(judged, flags, strict=True) if not f]
         levels, counts = np.unique(np.asarray(s.level, dtype=int), return_counts=True)
         apps[app_id] = {
             "frames_processed": s.processed, "frames_dropped": s.dropped, "frames_lost": s.lost,
             "latency_s": _stats(s.latency_s),
-            "target_miss_rate": (sum(lat > lim for lat, lim in judged) / len(judged)) if judged else None,
+            "target_miss_rate": _miss_rate(judged, events),
+            "target_miss_rate_settled": _miss_rate(judged, events, SETTLE_S),
+            "frames_infeasible": len(apart),
+            "infeasible_misses": sum(lat > lim for _, lat, lim in apart),
+            "infeasible": [{"from_s": a, "to_s": b, "cause": c} for a, b, c in log.infeasible.get(app_id, [])],
             "level_share": {int(lv): float(c / max(1, len(s.level))) for lv, c in zip(levels, counts)},
             "level_switches": int(np.count_nonzero(np.diff(np.asarray(s.level, dtype=int)))) if s.level else 0,
             "live_accuracy": (sum(s.correct) / len(s.correct)) if s.correct else None,

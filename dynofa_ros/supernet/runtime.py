@@ -18,6 +18,7 @@ entirely on one level and no frame is dropped.
 from __future__ import annotations
 
 import logging
+import statistics
 import threading
 import time
 from collections.abc import Sequence
@@ -311,6 +312,27 @@ class DynamicNetwork:
             index = self._begin_frame()
             batch = self.preprocessor(frames, encoding, self.levels[index].arch.resolution)
             return Inference(self._forward(index, batch), index)
+
+    def time_levels(self, frame: Frame, encoding: str = "rgb8", repeats: int = 30) -> tuple[float, ...]:
+        """Median seconds to preprocess ``frame`` and run it on each level (batch 1, after 3 warm-up runs), as
+        :meth:`run_frames` does; the active level is the same afterwards. Holds the frame lock throughout."""
+        if repeats < 1:
+            raise ValueError(f"repeats must be >= 1, got {repeats}")
+        medians = []
+        with self._lock, torch.inference_mode():
+            active = self._active
+            try:
+                for index, level in enumerate(self.levels):
+                    self._switch(index)
+                    times = []
+                    for _ in range(repeats + 3):
+                        start = time.perf_counter()
+                        self._forward(index, self.preprocessor([frame], encoding, level.arch.resolution)).sum().item()
+                        times.append(time.perf_counter() - start)
+                    medians.append(statistics.median(times[3:]))
+            finally:
+                self._switch(active)
+        return tuple(medians)
 
     def classify_batch(self, frames: Sequence[Frame], encoding: str = "rgb8", top_k: int = 1) -> list[Prediction]:
         """Top-``top_k`` classes per frame (raw H×W×C uint8 arrays, or jpeg/png bytes), all on one level."""

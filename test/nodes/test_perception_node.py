@@ -380,3 +380,30 @@ def test_camera_lifecycle_and_a_missing_dataset(ros_context, tmp_path):
     finally:
         executor.shutdown()
         camera.destroy_node()
+
+
+def test_camera_sample_frame_is_the_next_frame_and_is_still_published(ros_context, tmp_path):
+    import cv2
+
+    from dynofa_ros.nodes.camera_node import CameraNode
+
+    for cls, value in (("a", 40), ("b", 160)):
+        (tmp_path / cls).mkdir()
+        cv2.imwrite(str(tmp_path / cls / "0.png"), np.full((24, 24, 3), value, np.uint8))
+    camera = CameraNode(context=ros_context, parameter_overrides=[
+        Parameter("source", value="folder"), Parameter("path", value=str(tmp_path)), Parameter("width", value=40),
+        Parameter("autostart", value=False)])
+    with pytest.raises(ValueError, match="not configured"):
+        camera.sample_frame()
+    camera.trigger_configure()
+    published: list[np.ndarray] = []
+    camera.publish_frame = lambda rgb, label: published.append(rgb)
+    try:
+        sample = camera.sample_frame()
+        camera._tick()
+        camera._tick()
+        assert sample.shape == (24, 40, 3)
+        assert len(published) == 2 and np.array_equal(published[0], sample)
+        assert not np.array_equal(published[1], sample)
+    finally:
+        camera.destroy_node()

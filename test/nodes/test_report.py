@@ -57,6 +57,15 @@ def test_summary_numbers():
     assert "SIMULATED" in summary["note"]
 
 
+def test_settled_miss_rate_leaves_out_the_frames_just_after_an_event():
+    log = _log()
+    log.events.insert(0, (0.9, "CPU load on"))  # frames at 1.0 (a miss), 1.5 and 2.0 are settling
+    app = summarise(log, 2.0)["apps"]["app0"]
+    assert app["target_miss_rate"] == pytest.approx(0.5) and app["target_miss_rate_settled"] == 0.0
+    log.events[:] = [(0.1, "target 20 ms")]  # every frame within 2 s of it: none judged
+    assert summarise(log, 2.0)["apps"]["app0"]["target_miss_rate_settled"] is None
+
+
 def test_platform_samples_with_new_keys_are_padded():
     log = _log()
     assert math.isnan(log.freq_hz["gpu"][0]) and log.freq_hz["gpu"][1] == 1e8

@@ -137,6 +137,17 @@ def test_classify(network: DynamicNetwork) -> None:
     assert len(batch) == 2 and batch[1].class_ids == prediction.class_ids
 
 
+def test_time_levels_times_every_level_and_keeps_the_active_one(network: DynamicNetwork, reference) -> None:
+    network.activate(1)
+    times = network.time_levels(FRAME, "rgb8", repeats=2)
+    assert len(times) == len(network.levels) and all(t > 0 for t in times)
+    assert network.active_index == 1
+    assert _level_of(network.predict(Preprocessor(network.spec.mean, network.spec.std)(
+        FRAME, "rgb8", network.active.arch.resolution)), reference) == [1]
+    with pytest.raises(ValueError):
+        network.time_levels(FRAME, repeats=0)
+
+
 def test_classify_top_k(network: DynamicNetwork) -> None:
     network.activate(2)
     top3 = network.classify(FRAME, "rgb8", top_k=3)
