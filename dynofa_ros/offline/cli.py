@@ -9,9 +9,10 @@ For the published Once-for-All ImageNet supernet and your own dataset, for examp
     dynofa pipeline --net ofa_mbv3_d234_e346_k357_w1.2 --checkpoint ofa_w12.pth --data ~/data/mydata
 
 ``adapt`` labels the supernet with the dataset's classes (fitting a new classifier when their number differs),
-``profile`` builds per-layer CPU latency LUTs, ``search`` fits an accuracy predictor and runs an evolutionary
-search under a sweep of latency limits, ``build-library`` calibrates, fits heads, tests and times the chosen
-levels and writes the library the perception node loads.
+``profile`` builds CPU latency predictors per serving backend (torch: a per-layer LUT), ``search`` fits an
+accuracy predictor and runs an evolutionary search under a sweep of limits on the serving backend's latency,
+``build-library`` calibrates, fits heads, tests and times the chosen levels and writes the library the perception
+node loads.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ COMMANDS = (
     Command("train", "train the supernet (sandwich rule, in-place distillation)"),
     Command("adapt", "give a supernet the dataset's classes: their names, and a new classifier when their number "
             "differs"),
-    Command("profile", "build per-layer CPU latency LUTs and report their error against measured subnets"),
+    Command("profile", "build CPU latency predictors per serving backend (torch: per-layer LUT) and report their "
+            "error on held-out measured subnets"),
     Command("search", "accuracy predictor + evolutionary search under a sweep of latency limits; Pareto front"),
     Command("build-library", "calibrate, fit heads, test and re-measure the chosen levels; write library.json, "
             "supernet.pt, bn_stats.pt, heads.pt"),

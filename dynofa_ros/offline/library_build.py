@@ -37,7 +37,7 @@ from dynofa_ros.supernet.checkpoint import load_supernet
 from dynofa_ros.supernet.heads import LevelHead, using_head
 from dynofa_ros.supernet.library import LatencyProfile, Level, SubnetLibrary
 from dynofa_ros.supernet.library_write import write_library
-from dynofa_ros.supernet.serving import TORCH
+from dynofa_ros.supernet.serving import AUTO, TORCH, resolve_backend
 from dynofa_ros.supernet.spec import SupernetSpec
 
 SIZE_LIMIT_BYTES = 25 * 1024 * 1024
@@ -141,12 +141,12 @@ def monotone_levels(latency: Sequence[float], accuracy: Sequence[float], noise: 
 
 def write_levels(out: Path, name: str, checkpoint: Path, spec: SupernetSpec, built: Sequence[Candidate], primary: str,
                  n_calib: int, n_tune: int, tune: BnTuneConfig | None, heads: bool, n_test: int,
-                 dataset: str = "cifar10") -> tuple[SubnetLibrary, int]:
-    """Order ``built`` by accuracy, drop the levels :func:`monotone_levels` finds redundant by ``primary``
-    latency, name the rest L0, L1, ... and write them as a library into ``out`` with the weights of
+                 dataset: str = "cifar10", backend: str = TORCH) -> tuple[SubnetLibrary, int]:
+    """Order ``built`` by accuracy, drop the levels :func:`monotone_levels` finds redundant by their ``primary``
+    latency with ``backend``, name the rest L0, L1, ... and write them as a library into ``out`` with the weights of
     ``checkpoint`` (read afresh: the calibration changed the BN buffers of the supernet in memory); the library
     loaded back and how many levels were dropped."""
-    lat = [c.level.latency_for(primary).p50_s for c in built]
+    lat = [c.level.latency_for(primary, backend).p50_s for c in built]
     kept = [built[i] for i in monotone_levels(lat, [c.level.top1 for c in built])]
     levels = [Level(f"L{i}", c.level.arch, c.level.top1, c.level.macs, c.level.params, c.level.latency)
               for i, c in enumerate(kept)]
@@ -160,13 +160,14 @@ def write_levels(out: Path, name: str, checkpoint: Path, spec: SupernetSpec, bui
 
 @dataclass
 class LevelSource:
-    """The sub-networks to build levels of, their carried-over (GPU) latency records, the CPU profile that
-    orders them and the supernet spec they belong to."""
+    """The sub-networks to build levels of, their carried-over (GPU) latency records, the CPU profile and the
+    serving backend whose latency orders them, and the supernet spec they belong to."""
 
     archs: list[SubnetArch]
     carried: list[tuple[LatencyProfile, ...]]
     primary: str
     spec: SupernetSpec
+    backend: str = TORCH
 
 
 def levels_of_search(path: Path, n_levels: int) -> LevelSource:
@@ -176,15 +177,17 @@ def levels_of_search(path: Path, n_levels: int) -> LevelSource:
     chosen = [front[i] for i in pick_spread([p["cpu"]["p50_s"] for p in front], n_levels)]
     gpu = [(LatencyProfile.from_dict(p["gpu"], f"{path}: gpu latency"),) if p.get("gpu") else () for p in chosen]
     return LevelSource([SubnetArch.from_dict(p["arch"]) for p in chosen], gpu, search["primary_profile"],
-                       SupernetSpec.from_dict(search["spec"]))
+                       SupernetSpec.from_dict(search["spec"]), search.get("backend", TORCH))
 
 
 def levels_of_library(path: Path, profiles: Sequence[str], backends: Sequence[str] = (TORCH,)) -> LevelSource:
     """A library's level sub-networks with their latency records but those of ``profiles`` with ``backends``
-    (those are measured again), ordered by the first of ``profiles``."""
+    (those are measured again), ordered by the first of ``profiles`` with the backend a CPU serves them with when
+    it is one of ``backends``, else the first of ``backends``."""
     lib = SubnetLibrary.load(path, verify=False)
+    served = resolve_backend(AUTO, "cpu")
     return LevelSource([lv.arch for lv in lib.levels], [lv.latency_except(profiles, backends) for lv in lib.levels],
-                       profiles[0], lib.spec)
+                       profiles[0], lib.spec, served if served in backends else backends[0])
 
 
 def cpu_latency(supernet: Any, archs: Sequence[SubnetArch], profiles: Sequence[str], warmup: int,
@@ -225,5 +228,6 @@ def build_candidates(supernet: Any, spec: SupernetSpec, source: LevelSource, ima
                                      images.test_y, spec, images.calib_y, tune))
         lv = built[-1].level
         tqdm.write(f"built r{arch.resolution} {lv.macs / 1e6:.1f} MMACs: top-1 {lv.top1 * 100:.2f} %  "
-                   f"{source.primary} p50 {lv.latency_for(source.primary).p50_s * 1e3:.2f} ms")
+                   f"{source.primary} {source.backend} p50 "
+                   f"{lv.latency_for(source.primary, source.backend).p50_s * 1e3:.2f} ms")
     return built

@@ -39,7 +39,8 @@ def plot_pareto(search: dict[str, Any], library: SubnetLibrary | None, out: Path
         for lv, x, y in zip(library.levels, xs, ys, strict=True):
             ax.annotate(lv.name, (x, y), textcoords="offset points", xytext=(6, -12), fontsize=9, c="tab:red")
     threads = search["cpu_threads"]
-    ax.set_xlabel(f"batch-1 latency, median [ms] ({profile}: {threads} thread{'s' * (threads > 1)})")
+    backend = search.get("backend", "torch")  # searches before backends were recorded timed eagerly
+    ax.set_xlabel(f"batch-1 latency, median [ms] ({profile}, {backend}: {threads} thread{'s' * (threads > 1)})")
     ax.set_ylabel("top-1 accuracy [%]")
     ax.set_title(f"CIFAR-10 OFA MobileNetV3 subnets, batch-1 CPU latency on {search['processor']}\n"
                  f"({len(points)} measured subnets; val = {search['val_images']} held-out training images)",

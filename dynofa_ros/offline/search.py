@@ -3,9 +3,9 @@
 ``SearchSpace`` samples, mutates and crosses over ``SubnetArch`` configs without leaving the supernet's
 search space (every result is canonical, so duplicates compare equal). ``evolutionary_search``
 maximises a batch scoring function (an accuracy predictor) subject to ``latency(arch) <= constraint``
-(a LUT prediction); ``pareto_front`` keeps the non-dominated (latency, accuracy) points. ``search_subnets``
-is the whole ``dynofa search`` stage: evaluated candidates, an accuracy predictor, a sweep of latency limits,
-every point measured, the front.
+(the prediction of the serving backend's latency predictor); ``pareto_front`` keeps the non-dominated
+(latency, accuracy) points. ``search_subnets`` is the whole ``dynofa search`` stage: evaluated candidates, an
+accuracy predictor, a sweep of latency limits, every point measured on the backend, the front.
 """
 
 from __future__ import annotations
@@ -27,14 +27,15 @@ from dynofa_ros.offline.evaluate import evaluate_many
 from dynofa_ros.offline.predictor import fit_and_report
 from dynofa_ros.offline.profile import (
     LatencyLUT,
+    LatencyPredictor,
     LinearLatencyModel,
     Measured,
-    Timing,
-    measure_subnet,
+    measure_subnets,
     prediction_error,
     processor_name,
 )
 from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.serving import TORCH
 from dynofa_ros.supernet.spec import SupernetSpec
 
 
@@ -177,7 +178,8 @@ def evolutionary_search(space: SearchSpace, score: Callable[[list[SubnetArch]], 
         population = dict.fromkeys(parents)
         n_mutants = n_parents + int(config.population * config.mutation_ratio)
         fill(lambda p=parents: space.mutate(rng.choice(p), rng, config.mutate_prob), n_mutants)
-        fill(lambda p=parents: space.crossover(*rng.sample(p, 2), rng), config.population)
+        if len(parents) > 1:  # under the lowest limits the smallest subnet may be the only feasible one
+            fill(lambda p=parents: space.crossover(*rng.sample(p, 2), rng), config.population)
     best = rank(list(population))[0]
     return SearchResult(constraint_s, best, scores[best], cache[best], len(scores))
 
@@ -189,6 +191,21 @@ def constraint_sweep(low_s: float, high_s: float, n: int) -> list[float]:
     if n == 1:
         return [high_s]
     return [low_s * (high_s / low_s) ** (i / (n - 1)) for i in range(n)]
+
+
+def sweep_search(space: SearchSpace, score: Callable[[list[SubnetArch]], np.ndarray], latency: LatencyPredictor,
+                 n_constraints: int, config: EvolutionConfig | None = None, rng: random.Random | None = None,
+                 seeds: Sequence[SubnetArch] = ()) -> tuple[list[float], dict[SubnetArch, SearchResult]]:
+    """:func:`evolutionary_search` under each of ``n_constraints`` limits of ``latency``'s prediction, geometric from
+    the space's smallest to its largest subnet: the limits and the distinct best subnets found (with their result).
+    """
+    rng = rng or random.Random(0)
+    constraints = constraint_sweep(latency.predict(space.smallest()), latency.predict(space.largest()), n_constraints)
+    found: dict[SubnetArch, SearchResult] = {}
+    for c in tqdm(constraints, desc=f"evolutionary search ({latency.backend} latency)", unit="limit"):
+        result = evolutionary_search(space, score, latency.predict, c, config, rng, seeds)
+        found.setdefault(result.arch, result)
+    return constraints, found
 
 
 def pareto_front(latency: Sequence[float], accuracy: Sequence[float]) -> list[int]:
@@ -226,7 +243,8 @@ SEARCH_FORMAT = "dynofa-search/1"
 
 @dataclass
 class Point:
-    """A subnet with measured val top-1 and (filled in later) measured CPU latency."""
+    """A subnet with measured val top-1 and (filled in later) its CPU latency served by the search's backend:
+    ``cpu`` measured, ``lut_s`` predicted by that backend's predictor in the LUT file."""
 
     arch: SubnetArch
     source: str
@@ -324,16 +342,20 @@ class SearchConfig:
 
 def search_subnets(supernet: nn.Module, spec: SupernetSpec, lut: LatencyLUT, val: tuple[np.ndarray, np.ndarray],
                    calib: np.ndarray, candidates: Sequence[Point] | None = None, config: SearchConfig | None = None,
-                   *, checkpoint: str, lut_path: str, gpu_env: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``dynofa search`` result (``SEARCH_FORMAT``) for ``supernet`` under ``lut``'s profile.
+                   *, checkpoint: str, lut_path: str, gpu_env: dict[str, Any] | None = None,
+                   backend: str = TORCH) -> dict[str, Any]:
+    """The ``dynofa search`` result (``SEARCH_FORMAT``) for ``supernet`` served by ``backend`` under ``lut``'s
+    profile.
 
     The ``candidates`` in the LUT's search space (None: random subnets evaluated on ``val``, images and labels,
     after BN calibration on ``calib``) fit an accuracy predictor; an evolutionary search under each of a geometric
-    sweep of LUT latency limits adds its best subnets (evaluated likewise); every point's batch-1 latency is
-    measured and the Pareto front taken. ``checkpoint``, ``lut_path`` and ``gpu_env`` (the candidates' GPU job)
-    are recorded as given. ValueError with fewer than 10 candidates.
+    sweep of limits on ``backend``'s predicted latency (``lut.predictor(backend)``) adds its best subnets (evaluated
+    likewise); every point's batch-1 latency is measured served by ``backend`` and the Pareto front taken.
+    ``checkpoint``, ``lut_path`` and ``gpu_env`` (the candidates' GPU job) are recorded as given. ValueError with
+    fewer than 10 candidates or no predictor of ``backend`` in ``lut``.
     """
     config = config or SearchConfig()
+    latency = lut.predictor(backend)
     space = SearchSpace(spec, lut.resolutions)
     rng = random.Random(config.seed)
     if candidates is not None:
@@ -347,35 +369,28 @@ def search_subnets(supernet: nn.Module, spec: SupernetSpec, lut: LatencyLUT, val
     predictor, report = fit_and_report(spec, [p.arch for p in points], [p.val_top1 for p in points],
                                        seed=config.seed)
 
-    seeds = [p.arch for p in points]
-    constraints = constraint_sweep(lut.predict(space.smallest()), lut.predict(space.largest()), config.constraints)
-    found: dict[SubnetArch, SearchResult] = {}
-    for c in tqdm(constraints, desc="evolutionary search", unit="limit"):
-        result = evolutionary_search(space, predictor.predict, lut.predict, c, config.evolution, rng, seeds)
-        found.setdefault(result.arch, result)
+    constraints, found = sweep_search(space, predictor.predict, latency, config.constraints, config.evolution, rng,
+                                      [p.arch for p in points])
     known = {p.arch for p in points}
     new = [a for a in found if a not in known]
     points += _evaluate_points(supernet, spec, new, "search", val, calib, config.n_calib)
 
-    threads = lut.threads
-    predicted = predictor.predict([p.arch for p in points])
-    for p, acc in zip(tqdm(points, desc=f"measure latency ({lut.profile})", unit="net"), predicted, strict=True):
-        t = measure_subnet(supernet, p.arch, threads, config.warmup, config.repeats)
+    timings = measure_subnets(supernet, [p.arch for p in points], lut.threads, config.warmup, config.repeats,
+                              rounds=1, backend=backend)
+    for p, t, acc in zip(points, timings, predictor.predict([p.arch for p in points]), strict=True):
         p.cpu = {"p50_s": t.p50_s, "p90_s": t.p90_s}
-        p.lut_s = lut.predict(p.arch)
+        p.lut_s = latency.predict(p.arch)
         p.predicted_top1 = float(acc)
     gpu_model = fill_gpu_latency(points)
     front = pareto_front([p.cpu["p50_s"] for p in points], [p.val_top1 for p in points])
-    lut_err = prediction_error(lut, [Measured(p.arch, lut.profile, Timing(p.cpu["p50_s"], p.cpu["p90_s"],
-                                                                          p.cpu["p50_s"], config.repeats,
-                                                                          config.warmup))
-                                     for p in points])
+    measured = [Measured(p.arch, lut.profile, t) for p, t in zip(points, timings, strict=True)]
     return {
         "format": SEARCH_FORMAT, "spec": spec.to_dict(), "checkpoint": checkpoint,
-        "primary_profile": lut.profile, "cpu_threads": threads, "processor": processor_name(),
-        "cpu_method": f"extracted subnet, batch 1, {config.warmup} warm-up, median/p90 of {config.repeats}",
-        "lut": {"path": lut_path, "overhead_s": lut.overhead_s, "error_profile_run": lut.error,
-                "error_on_points": lut_err},
+        "primary_profile": lut.profile, "backend": backend, "cpu_threads": lut.threads, "processor": processor_name(),
+        "cpu_method": f"extracted subnet served by {backend}, batch 1, {config.warmup} warm-up, median/p90 of "
+                      f"{config.repeats}",
+        "lut": {"path": lut_path, "backend": backend, "method": latency.method, "error_profile_run": latency.error,
+                "error_on_points": prediction_error(latency, measured)},
         "val_images": len(val[1]), "predictor": report.to_dict(), "gpu_env": gpu_env or {},
         "gpu_model": None if gpu_model is None else {"coef": gpu_model.coef, "error": gpu_model.error},
         "constraints_s": constraints,

@@ -20,6 +20,7 @@ from dynofa_ros.offline.cli import COMMANDS, build_parser, main
 from dynofa_ros.offline.data import subset
 from dynofa_ros.offline.evaluate import top1
 from dynofa_ros.offline.library_build import is_monotone
+from dynofa_ros.offline.profile import LatencyLUT
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.bn import apply_bn_stats, load_bn_stats
 from dynofa_ros.supernet.checkpoint import load_supernet
@@ -31,7 +32,7 @@ from dynofa_ros.supernet.spec import SupernetSpec
 from ..data_util import cifar_split_folder
 
 # one thread throughout: on a shared 2-core machine two-thread runs can stall for seconds
-QUICK_PROFILE = "--profiles cpu-1t --resolutions 40 --fit 1 --holdout 2 --warmup 1 --repeats 3 --rounds 1"
+QUICK_PROFILE = "--profiles cpu-1t --resolutions 40 --fit 3 --holdout 2 --warmup 1 --repeats 3 --rounds 1"
 SEARCH_BUDGET = "--constraints 3 --population 10 --generations 2 --warmup 1 --repeats 3 --n-calib 40 --val-size 100"
 QUICK_SEARCH = "--random-candidates 14 " + SEARCH_BUDGET
 # no heads: fitted on 200 images of a one-step supernet they make the smallest level the most accurate one
@@ -108,6 +109,10 @@ def test_pipeline_writes_a_valid_library(pipeline_run: Path) -> None:
     assert len(load_bn_stats(lib.bn_stats_path)) == len(lib.levels) and lib.heads is None
     assert search["predictor"]["n_test"] >= 2 and search["front"]
     assert all(p["cpu"]["p50_s"] > 0 and p["lut_s"] > 0 for p in search["points"])
+    # profiled and searched with the backend the perception node serves with: onnxruntime when it is installed
+    lut = LatencyLUT.load(pipeline_run / "profile" / "lut_cpu-1t.json")
+    assert lut.backends == TIMED_BACKENDS and search["backend"] == TIMED_BACKENDS[-1]
+    assert search["lut"]["error_profile_run"] == lut.predictor(search["backend"]).error
     assert (pipeline_run / "pareto.png").stat().st_size > 10_000
     assert (pipeline_run / "profile" / "profile_report.json").is_file()
 
@@ -187,6 +192,15 @@ def test_search_and_build_with_gpu_candidates(pipeline_run: Path, tiny_trained: 
                  "lut_cpu-1t.json"), "--candidates", str(results), "--out", str(tmp_path / "search.json"),
                  *SEARCH_BUDGET.split(), *data]) == 0
     assert "does not record which checkpoint" in capsys.readouterr().out
+    if onnxruntime_installed():  # a LUT file profiled before the other backends had predictors
+        old = json.loads((pipeline_run / "profile" / "lut_cpu-1t.json").read_text())
+        del old["predictors"]
+        (tmp_path / "old_lut.json").write_text(json.dumps(old))
+        assert main(["search", "--checkpoint", str(tiny_trained[1]), "--lut", str(tmp_path / "old_lut.json"),
+                     "--backend", "onnxruntime", *data]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "old_lut.json: latency LUT cpu-1t has no onnxruntime predictor" in err
+        assert "`dynofa profile --profiles cpu-1t --backends torch onnxruntime`" in err
     search = json.loads((tmp_path / "search.json").read_text())
     # only the resolution-40 candidates fit the LUT; those are kept, plus what the search found
     assert {p["source"] for p in search["points"]} <= {"candidate", "search"}

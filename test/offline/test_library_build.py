@@ -83,3 +83,19 @@ def test_build_refuses_a_search_of_another_supernet(tiny_trained: tuple[torch.nn
     with pytest.raises(ValueError, match="unknown CPU profile"):
         build_library.run(_args(search=search, profiles=["cpu"]))
     assert not (tmp_path / "lib").exists()
+
+
+def test_levels_are_ranked_by_the_backend_that_serves_them(tmp_path: Path) -> None:
+    from dynofa_ros.offline.library_build import levels_of_library
+    from dynofa_ros.supernet.library import default_library_path
+    from dynofa_ros.supernet.serving import AUTO, TORCH, resolve_backend
+
+    library = default_library_path()
+    served = resolve_backend(AUTO, "cpu")
+    assert levels_of_library(library, ["cpu-1t"], [TORCH, served]).backend == served
+    assert levels_of_library(library, ["cpu-1t"], ["other"]).backend == "other"
+    search = tmp_path / "search.json"
+    search.write_text(json.dumps({"format": SEARCH_FORMAT, "spec": SupernetSpec().to_dict(), "backend": "onnxruntime",
+                                  "primary_profile": "cpu-1t", "points": [], "front": []}))
+    with pytest.raises(ValueError, match="onnxruntime latency; include it in --backends"):
+        build_library.run(_args(search=search, backends=[TORCH]))

@@ -1,4 +1,5 @@
-"""Evolutionary operators stay in the search space; search, Pareto front, predictor and GPU-result parsing."""
+"""Evolutionary operators stay in the search space; search (under the chosen backend's latency), Pareto front,
+predictor and GPU-result parsing."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dynofa_ros.offline.commands.search import search_backend
 from dynofa_ros.offline.predictor import AccuracyPredictor, encode, fit_and_report, spearman
+from dynofa_ros.offline.profile import LatencyLUT, LinearArchModel, layout_for
 from dynofa_ros.offline.search import (
     EvolutionConfig,
     Point,
+    SearchResult,
     SearchSpace,
     constraint_sweep,
     evolutionary_search,
@@ -20,8 +24,10 @@ from dynofa_ros.offline.search import (
     load_gpu_results,
     pareto_front,
     pick_spread,
+    sweep_search,
 )
 from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.serving import ONNXRUNTIME, TORCH, onnxruntime_installed
 from dynofa_ros.supernet.spec import SupernetSpec
 
 SPEC = SupernetSpec()
@@ -76,6 +82,50 @@ def test_evolution_respects_the_constraint_and_improves_on_seeds() -> None:
     assert result.score > max(_quality(a) for a in seeds if _cost(a) <= limit)
     with pytest.raises(ValueError, match="below the smallest subnet"):
         evolutionary_search(space, lambda archs: np.zeros(len(archs)), _cost, 0.5)
+
+
+def _two_backend_lut() -> LatencyLUT:
+    """A synthetic 40-px LUT whose torch latency grows with the expand ratios but not the kernels, and an onnxruntime
+    model whose latency is the depthwise MACs (kernel squared)."""
+    entries = {k: 1e-4 * (1 + k.expand) for k in layout_for(SPEC).all_layer_keys(SPEC, [40])}
+    model = LinearArchModel(SPEC, ONNXRUNTIME, (1e-3, 0.0, 0.0, 1e-3, 0.0))
+    return LatencyLUT(SPEC, "cpu-1t", 1, "cpu", "synthetic", entries, predictors={ONNXRUNTIME: model})
+
+
+def _mean_kernel(results: dict[SubnetArch, SearchResult]) -> float:
+    return float(np.mean([r.arch.ks[i] for r in results.values() for i in r.arch.active_blocks(SPEC)]))
+
+
+def test_search_constrains_the_chosen_backends_predicted_latency() -> None:
+    lut, space = _two_backend_lut(), SearchSpace(SPEC, (40,))
+    found: dict[str, dict[SubnetArch, SearchResult]] = {}
+    for backend in (TORCH, ONNXRUNTIME):
+        latency = lut.predictor(backend)
+        constraints, found[backend] = sweep_search(space, lambda archs: np.array([_quality(a) for a in archs]),
+                                                   latency, 4, EvolutionConfig(population=20, generations=4),
+                                                   random.Random(0))
+        assert constraints[0] == latency.predict(space.smallest())
+        assert constraints[-1] == pytest.approx(latency.predict(space.largest()))
+        assert all(r.latency_s == latency.predict(r.arch) <= r.constraint_s for r in found[backend].values())
+    # torch's latency leaves the kernels free, so its subnets keep large ones; onnxruntime's pays for them
+    assert set(found[TORCH]) != set(found[ONNXRUNTIME])
+    assert space.smallest() in found[ONNXRUNTIME]  # alone under the lowest onnxruntime limit: searched all the same
+    assert _mean_kernel(found[TORCH]) > _mean_kernel(found[ONNXRUNTIME])
+
+
+@pytest.mark.skipif(not onnxruntime_installed(), reason="onnxruntime is not installed")
+def test_search_backend_of_a_lut_file(capsys: pytest.CaptureFixture[str]) -> None:
+    lut = _two_backend_lut()
+    assert search_backend("auto", lut, Path("lut.json")) == ONNXRUNTIME  # what the perception node serves with
+    assert search_backend(TORCH, lut, Path("lut.json")) == TORCH
+    lut.predictors = {}  # a file profiled with torch only
+    assert search_backend("auto", lut, Path("old.json")) == TORCH
+    assert "old.json has no onnxruntime latency predictor" in capsys.readouterr().out
+    with pytest.raises(ValueError) as exc:
+        search_backend(ONNXRUNTIME, lut, Path("old.json"))
+    assert str(exc.value).startswith("old.json: latency LUT cpu-1t has no onnxruntime predictor")
+    assert "`dynofa profile --profiles cpu-1t --backends torch onnxruntime`" in str(exc.value)
+    assert "\n" not in str(exc.value)
 
 
 def test_pareto_front_sweep_and_spread() -> None:

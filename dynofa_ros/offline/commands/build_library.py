@@ -65,9 +65,11 @@ def run(args: argparse.Namespace) -> int:
                          "compare, then copy it over")
     source = (levels_of_library(args.levels_from, args.profiles, args.backends) if args.levels_from
               else levels_of_search(args.search, args.levels))
-    primary = source.primary
+    primary, backend = source.primary, source.backend
     if primary not in args.profiles:
         raise ValueError(f"the search ranked by {primary}; include it in --profiles")
+    if backend not in args.backends:
+        raise ValueError(f"the levels are ranked by their {backend} latency; include it in --backends")
     supernet, spec = load_checkpoint(args, spec=source.spec)
     if spec != source.spec:
         raise ValueError(f"{args.checkpoint}'s spec differs from the one of {args.levels_from or args.search}")
@@ -79,21 +81,21 @@ def run(args: argparse.Namespace) -> int:
                              args.rounds, args.backends)
     name = args.name or f"{data.name}-ofa-mbv3-w{spec.width_mult:.1f}"
     lib, dropped = write_levels(args.out, name, args.checkpoint, spec, built, primary, images.n_calib,
-                                len(images.calib), tune, args.heads, len(images.test_y), data.name)
+                                len(images.calib), tune, args.heads, len(images.test_y), data.name, backend)
     for lv in lib.levels:
-        p = lv.latency_for(primary)
-        print(f"{lv.name}: top-1 {lv.top1 * 100:.2f} %  {primary} p50 {p.p50_s * 1e3:.2f} ms  "
+        p = lv.latency_for(primary, backend)
+        print(f"{lv.name}: top-1 {lv.top1 * 100:.2f} %  {primary} {backend} p50 {p.p50_s * 1e3:.2f} ms  "
               f"{lv.macs / 1e6:.1f} MMACs  r{lv.arch.resolution}")
     if dropped:
         print(f"dropped {dropped} level(s) not more accurate than one over {LATENCY_NOISE:.0%} faster "
               "(their figures: the 'built' lines above)")
     files = [args.out / "library.json", lib.checkpoint_path, lib.bn_stats_path, lib.heads_path]
     size = sum(f.stat().st_size for f in files if f is not None)
-    span = lib.levels[-1].latency_for(primary).p50_s / lib.levels[0].latency_for(primary).p50_s
-    print(f"wrote {args.out / 'library.json'}: {len(lib.levels)} levels, {primary} latency span {span:.2f}x, "
+    span = lib.levels[-1].latency_for(primary, backend).p50_s / lib.levels[0].latency_for(primary, backend).p50_s
+    print(f"wrote {args.out / 'library.json'}: {len(lib.levels)} levels, {primary} {backend} latency span {span:.2f}x, "
           f"{size / 2**20:.1f} MiB")
     if span < args.min_span:
-        print(f"WARNING: the levels span only {span:.2f}x in {primary} latency (wanted >= {args.min_span}x)")
+        print(f"WARNING: the levels span only {span:.2f}x in {primary} {backend} latency (wanted >= {args.min_span}x)")
     if size > SIZE_LIMIT_BYTES:
         print(f"WARNING: the library files total {size / 2**20:.1f} MiB, over {SIZE_LIMIT_BYTES / 2**20:.0f} MiB")
     return 0

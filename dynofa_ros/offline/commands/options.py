@@ -9,7 +9,8 @@ Data: ``--data`` (any form :mod:`dynofa_ros.datasets.image_dataset` reads) and `
 stored at ``--image-size``, else their own size when they all share one, else the supernet's largest resolution.
 
 Levels: ``--heads/--no-heads`` and the ``--tune-bn-*`` BN tuning (``build-library``, ``calibrate``; ``evaluate`` with
-``--fit-heads``), the images levels are built on, and the CPU timing options (``build-library``, ``measure``).
+``--fit-heads``), the images levels are built on, and the CPU timing options (``build-library``, ``measure``;
+``--backends`` also ``profile``).
 """
 
 from __future__ import annotations
@@ -201,8 +202,14 @@ def add_timing_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=100, help="timed runs per measurement (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved passes over the levels the repeats "
                         "are split into (default: %(default)s)")
+    add_backends_argument(parser, "to time each level with", "the perception node serves with one, the manager "
+                          "plans with its records")
+
+
+def add_backends_argument(parser: argparse.ArgumentParser, what: str, why: str) -> None:
+    """``--backends``: the CPU serving backends to do ``what`` with, because ``why`` (both in the help); default
+    torch, and onnxruntime when it is installed."""
     default = [TORCH, ONNXRUNTIME] if onnxruntime_installed() else [TORCH]
     parser.add_argument("--backends", nargs="+", default=default, choices=[TORCH, ONNXRUNTIME], metavar="BACKEND",
-                        help=f"serving backends to time each level with ({TORCH}, {ONNXRUNTIME}); the perception "
-                        "node serves with one, the manager plans with its records (default: torch, and "
+                        help=f"serving backends {what} ({TORCH}, {ONNXRUNTIME}); {why} (default: torch, and "
                         "onnxruntime when it is installed)")

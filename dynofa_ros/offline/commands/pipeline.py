@@ -1,7 +1,8 @@
 """``dynofa pipeline``: adapt -> profile -> search -> build-library -> plot, from a checkpoint and a dataset.
 
 Each stage is its own sub-command; the pipeline only chains them, passing each one's output to the next under
-``--work``, and stops at the first failure. ``--<stage>-args`` adds options to one stage.
+``--work``, and stops at the first failure. ``--<stage>-args`` adds options to one stage. ``--backend`` is the
+serving backend whose latency profile predicts and search constrains and measures.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dynofa_ros.offline.commands.options import add_data_arguments, add_supernet_arguments
+from dynofa_ros.supernet.serving import AUTO, ONNXRUNTIME, TORCH, resolve_backend
 
 STAGES = ("adapt", "profile", "search", "build-library", "plot")
 
@@ -30,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", type=Path, default=None, help="PNG (default: <work>/pareto.png)")
     parser.add_argument("--profile", default="cpu-1t", help="CPU profile whose LUT defines the search's latency "
                         "limits and the level order (default: %(default)s)")
+    parser.add_argument("--backend", choices=[AUTO, TORCH, ONNXRUNTIME], default=AUTO,
+                        help="serving backend whose latency the search constrains (profile fits its predictor) and "
+                        "measures; auto: the perception node's on this machine, onnxruntime when it is installed, "
+                        "else torch (default: %(default)s)")
     add_data_arguments(parser)
     for stage in STAGES:
         parser.add_argument(f"--{stage}-args", default="", metavar="ARGS",
@@ -58,10 +64,12 @@ def run(args: argparse.Namespace) -> int:
     adapted.unlink(missing_ok=True)
     lut = args.work / "profile" / f"lut_{args.profile}.json"
     search = args.work / "search.json"
+    backend = resolve_backend(args.backend, "cpu")
     stages: dict[str, Callable[[], list[str]]] = {
         "adapt": lambda: ["--checkpoint", str(args.checkpoint), *net, "--out", str(adapted), *data],
-        "profile": lambda: [*checkpoint(), "--out", str(args.work / "profile"), "--profiles", args.profile],
-        "search": lambda: [*checkpoint(), "--lut", str(lut), "--out", str(search), *data,
+        "profile": lambda: [*checkpoint(), "--out", str(args.work / "profile"), "--profiles", args.profile,
+                            "--backends", *dict.fromkeys([TORCH, backend])],
+        "search": lambda: [*checkpoint(), "--lut", str(lut), "--backend", backend, "--out", str(search), *data,
                            *(["--candidates", str(args.candidates)] if args.candidates else [])],
         "build-library": lambda: [*checkpoint(), "--search", str(search), "--out", str(args.out), *data],
         "plot": lambda: ["--search", str(search), "--library", str(args.out / "library.json"),

@@ -18,6 +18,7 @@ from dynofa_ros.offline.data import ImageRows, subset
 from dynofa_ros.offline.profile import LatencyLUT
 from dynofa_ros.offline.search import EvolutionConfig, Point, SearchConfig, load_gpu_results, search_subnets
 from dynofa_ros.supernet.library import sha256_file
+from dynofa_ros.supernet.serving import AUTO, ONNXRUNTIME, TORCH, resolve_backend
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d, e = SearchConfig(), EvolutionConfig()
     add_supernet_arguments(parser)
     parser.add_argument("--lut", type=Path, default=Path("runs/offline/profile/lut_cpu-1t.json"),
-                        help="latency LUT of the profile that defines the constraints (default: %(default)s)")
+                        help="latency LUT file of the profile that defines the constraints, with the predictors "
+                        "of the other backends (default: %(default)s)")
+    parser.add_argument("--backend", choices=[AUTO, TORCH, ONNXRUNTIME], default=AUTO,
+                        help="serving backend whose predicted latency the search constrains and which serves every "
+                        "point to time it; auto: the perception node's on this machine (onnxruntime when it is "
+                        "installed, else torch), or torch when --lut has no predictor of it (default: %(default)s)")
     parser.add_argument("--candidates", type=Path, help="GPU job results.json (subnets with val top-1); without "
                         "it, --random-candidates subnets are evaluated on the val split here")
     parser.add_argument("--random-candidates", type=int, default=d.random_candidates,
@@ -51,12 +57,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
 
 
+def search_backend(name: str, lut: LatencyLUT, path: Path) -> str:
+    """The backend ``--backend name`` means with the LUT file ``path``: ``auto`` is the perception node's CPU
+    backend, or torch (with a note) when the file has no predictor of it; ValueError, in one line naming the
+    command that adds it, when the file has no predictor of an explicitly named one."""
+    backend = resolve_backend(name, "cpu")
+    if name == AUTO and backend not in lut.backends:
+        print(f"note: {path} has no {backend} latency predictor: searching with {TORCH} latency")
+        return TORCH
+    try:
+        lut.predictor(backend)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    return backend
+
+
 def run(args: argparse.Namespace) -> int:
     """Fit the predictor, sweep constraints, evaluate and measure every point, write the front."""
     supernet, spec = load_checkpoint(args)
     lut = LatencyLUT.load(args.lut)
     if lut.spec != spec:
         raise ValueError(f"LUT {args.lut} was built for another supernet spec than {args.checkpoint}'s")
+    backend = search_backend(args.backend, lut, args.lut)
     candidates: list[Point] | None = None
     env: dict[str, Any] = {}
     if args.candidates:
@@ -79,14 +101,15 @@ def run(args: argparse.Namespace) -> int:
                           seed=args.seed, warmup=args.warmup, repeats=args.repeats, n_calib=args.n_calib)
     out = search_subnets(supernet, spec, lut, (ImageRows(data.train_x, val_idx), data.train_y[val_idx]),
                          ImageRows(data.train_x, split.train), candidates, config, checkpoint=str(args.checkpoint),
-                         lut_path=str(args.lut), gpu_env=env)
+                         lut_path=str(args.lut), gpu_env=env, backend=backend)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1))
     predictor, points, front = out["predictor"], out["points"], out["front"]
     print(f"accuracy predictor: held-out RMSE {predictor['rmse'] * 100:.2f} pp, Spearman {predictor['spearman']:.3f} "
           f"(n_train={predictor['n_train']}, n_test={predictor['n_test']}, ridge alpha {predictor['alpha']})")
     n_new = sum(p["source"] == "search" for p in points)
-    print(f"{len(points)} subnets ({n_new} new from search), Pareto front of {len(front)}: "
+    print(f"{len(points)} subnets ({n_new} new from search), Pareto front of {len(front)} ({backend}): "
           + ", ".join(f"{points[i]['cpu']['p50_s'] * 1e3:.1f} ms/{points[i]['val_top1'] * 100:.1f} %" for i in front))
-    print(f"LUT error on these subnets: MAPE {out['lut']['error_on_points']['mape'] * 100:.1f} %; wrote {args.out}")
+    print(f"{backend} latency prediction error on these subnets: MAPE "
+          f"{out['lut']['error_on_points']['mape'] * 100:.1f} %; wrote {args.out}")
     return 0
