@@ -1,11 +1,20 @@
 """The predictive joint controller: sub-network level + domain frequency + cores, for several apps.
 
 Each control period, for every app it predicts the latency of every candidate (level, frequency, cores)
-with the board model, scaled by the app's Kalman slowdown bound ``mean + z·std``; it predicts the
-domain's power from the summed utilisation; and it picks, per domain, the assignment ranked by
-(latency/accuracy shortfall per priority class, highest first; then power plus switching cost).
-When every target can be met the shortfall is zero and the cheapest assignment wins; when not, the
-lowest-ranked apps give way first and the decision says so.
+with the board model, scaled by the app's Kalman slowdown bound ``mean + z·std`` (std: the next frame's, the
+estimate's uncertainty plus the frame-to-frame noise the filter has learned), which must fit both the target
+and the camera period; it predicts the domain's power from the summed utilisation; and it picks, per domain,
+the assignment ranked by (latency/accuracy shortfall per priority class, highest first; then power plus
+switching cost). When every target can be met the shortfall is zero and the cheapest assignment wins; when
+not, the lowest-ranked apps give way first and the decision says so. An app whose target no setting is
+predicted to meet even with its domain to itself is marked infeasible with the cause, and runs its best effort.
+
+Steady state: a new assignment must meet the targets at ``confidence_z``; the current one is kept while it meets
+them at the laxer ``keep_z`` (a Schmitt trigger on the estimate's noise), and until another has been predicted to
+save more than ``hysteresis`` of its power in consecutive periods for long enough that the predicted saving
+(fraction × seconds) reaches ``hysteresis × dwell_s``. A change is thus made when the prediction says the current
+assignment will miss, or that another pays; a target change gives up the privilege, so the controller re-plans
+at once.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from dataclasses import dataclass, field
 
 from dynofa_ros.manager.kalman import SlowdownFilter
 from dynofa_ros.manager.models import AppSpec, BoardModel, contention_factor, serve_order
-from dynofa_ros.manager.records import AppReport, AppTarget, Decision, LevelCommand, validate_targets
+from dynofa_ros.manager.records import AppReport, AppTarget, Decision, Infeasible, LevelCommand, validate_targets
 from dynofa_ros.manager.thermal import ThermalGuard
 from dynofa_ros.platform.types import DomainInfo, DvfsSetting, PlatformState
 
@@ -26,28 +35,41 @@ from dynofa_ros.platform.types import DomainInfo, DvfsSetting, PlatformState
 class ControllerConfig:
     """Tuning knobs of :class:`JointController`."""
 
-    confidence_z: float = 2.0  # latency bound uses slowdown mean + z·std
-    max_util: float = 0.95  # an app busier than this (with the apps served before it) drops camera frames
+    confidence_z: float = 2.2  # a new assignment's latency bound: slowdown mean + z·std (1.4 % of frames over it)
+    keep_z: float = 2.0  # the current assignment stays while it meets the targets at this bound (2.3 % over)
+    max_util: float = 1.0  # an app busier than this at its bound (with the apps served before it) drops frames
     switch_cost_w: float = 0.02  # power-equivalent penalty per changed knob (level, frequency, cores)
     hysteresis: float = 0.05  # keep a target-meeting assignment unless another saves more than this
-    switch_margin: float = 0.03  # a new assignment must meet targets with this fraction to spare
+    dwell_s: float = 5.0  # ... until its saving, summed over the periods in a row, reaches hysteresis × dwell_s
     tune_cores: bool = True  # also choose the number of online cores of CPU domains
     accuracy_weight_w: float = 0.0  # W one unit of top-1 is worth (0: pure energy under min_accuracy)
     settle_s: float = 0.005  # reports stamped less than this after a seen DVFS change are not trusted
+    judge_frames: int = 30  # an app's target is called infeasible only once its slowdown rests on this many frames
     park_idle: bool = True  # domains no app runs on (and no known load) go to their lowest frequency
     park_cores: bool = True  # ... and CPU clusters without cpu0 take their cores offline
     park_max_util: float = 0.05  # a measured utilisation above this is a known load: do not park
 
     def __post_init__(self) -> None:
-        for name in ("confidence_z", "switch_cost_w", "hysteresis", "switch_margin", "accuracy_weight_w",
+        for name in ("confidence_z", "keep_z", "switch_cost_w", "hysteresis", "dwell_s", "accuracy_weight_w",
                      "settle_s"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"ControllerConfig.{name} must be finite and >= 0, got {v}")
+        if self.keep_z > self.confidence_z:
+            raise ValueError(f"ControllerConfig.keep_z must be <= confidence_z {self.confidence_z}, got {self.keep_z}")
         if not 0 < self.max_util <= 1:
             raise ValueError(f"ControllerConfig.max_util must be in (0, 1], got {self.max_util}")
         if not 0 <= self.park_max_util <= 1:
             raise ValueError(f"ControllerConfig.park_max_util must be in [0, 1], got {self.park_max_util}")
+        if self.judge_frames < 0:
+            raise ValueError(f"ControllerConfig.judge_frames must be >= 0, got {self.judge_frames}")
+
+
+def parked_setting(info: DomainInfo, park_cores: bool = True) -> DvfsSetting:
+    """Where an idle domain is parked: its lowest frequency and, with ``park_cores``, no online cores for a CPU
+    cluster that does not hold cpu0 (the cluster holding cpu0 keeps its cores: the system runs there)."""
+    offline = park_cores and info.kind == "cpu" and bool(info.cores) and 0 not in info.cores
+    return DvfsSetting(info.name, info.frequencies_hz[0], 0 if offline else None)
 
 
 def _rank(t: AppTarget) -> tuple[float, float, str]:
@@ -106,6 +128,9 @@ class JointController:
                 raise ValueError(f"allowed_levels[{app_id!r}] must be non-empty indices in 0..{n - 1}")
         self.filters = {a: SlowdownFilter() for a in self._apps}
         self._current: dict[str, _Choice] = {}
+        self._planned_for: dict[str, AppTarget] = {}  # app -> the target its current assignment was chosen for
+        self._saving: dict[str, float] = {}  # domain -> predicted saving (fraction × s) of cheaper assignments
+        self._last_update_s: float | None = None
         self._targets: dict[str, AppTarget] = {}
         self._seen: dict[str, tuple[int, int]] = {}  # domain -> (freq, cores) in the last platform state
         self._changed_at: dict[str, float] = {}  # domain -> stamp of the first state showing its new setting
@@ -166,13 +191,21 @@ class JointController:
         caps = self._thermal_caps(platform)
         ranks = sorted({t.priority for t in targets.values()}, reverse=True)
         decision = Decision()
+        dt = 0.0 if self._last_update_s is None else max(0.0, now_s - self._last_update_s)
+        self._last_update_s = now_s
         for dom_name in sorted({a.domain for a in self.apps}):
             apps = [a for a in self.apps if a.domain == dom_name and a.app_id in targets]
             if not apps:
                 continue
-            choice = self._choose_domain(dom_name, apps, targets, ranks, caps.get(dom_name))
+            cap = caps.get(dom_name)
+            choice = self._choose_domain(dt, dom_name, apps, targets, ranks, cap)
             self._current[dom_name] = choice
-            self._emit(decision, dom_name, apps, choice, targets, caps.get(dom_name))
+            self._planned_for.update({a.app_id: targets[a.app_id] for a in apps})
+            for app in apps:
+                why = self._infeasible(app, targets[app.app_id], cap)
+                if why is not None:
+                    decision.infeasible[app.app_id] = why
+            self._emit(decision, dom_name, apps, choice, targets, cap)
         if self.config.park_idle:
             self._park_idle(decision, platform)
         return decision
@@ -196,8 +229,7 @@ class JointController:
                     decision.reasons[name] = f"load {util:.0%} on {name}, which no app runs on: unparked"
                 continue
             if parked is None:
-                offline = self.config.park_cores and info.kind == "cpu" and info.cores and 0 not in info.cores
-                parked = DvfsSetting(name, info.frequencies_hz[0], 0 if offline else None)
+                parked = parked_setting(info, self.config.park_cores)
             at = st is not None and st.cur_hz == parked.freq_hz and parked.online_cores in (None, st.online_cores)
             if name not in self._parked or not at:
                 self._parked[name] = parked
@@ -234,6 +266,7 @@ class JointController:
 
     def _choose_domain(
         self,
+        dt: float,
         dom_name: str,
         apps: list[AppSpec],
         targets: dict[str, AppTarget],
@@ -251,42 +284,44 @@ class JointController:
                     for a, opts in zip(apps, level_opts, strict=True)
                 ]
                 for combo in itertools.product(*level_opts):
-                    same = current is not None and (fi, cores) == (current.freq_idx, current.cores) and all(
-                        current.levels.get(a.app_id) == lv for a, lv in zip(apps, combo, strict=True))
-                    margin = 0.0 if same or current is None else self.config.switch_margin
-                    choice = self._evaluate(info, apps, targets, ranks, fi, cores, combo, lat_by_app, margin)
+                    choice = self._evaluate(info, apps, targets, ranks, fi, cores, combo, lat_by_app,
+                                            self.config.confidence_z)
                     key = choice.key(self._switch_penalty(current, choice), self._accuracy_bonus(apps, combo))
                     if best is None or key < best[0]:
                         best = (key, choice)
         assert best is not None
-        if current is not None and self._still_good(current, best[1], info, apps, targets, ranks, cap):
-            return self._evaluate(
-                info, apps, targets, ranks, current.freq_idx, current.cores,
-                tuple(current.levels[a.app_id] for a in apps), None,
-            )
+        if current is not None and self._may_keep(current, info, apps, targets, level_opts, cap):
+            now = self._evaluate(info, apps, targets, ranks, current.freq_idx, current.cores,
+                                 tuple(current.levels[a.app_id] for a in apps), None, self.config.keep_z)
+            if now.shortfall <= best[1].shortfall:
+                if now.power_w <= best[1].power_w * (1 + self.config.hysteresis):
+                    self._saving.pop(dom_name, None)
+                    return now
+                saved = self._saving[dom_name] = self._saving.get(dom_name, 0.0) + dt * (
+                    1.0 - best[1].power_w / now.power_w)
+                if saved < self.config.hysteresis * self.config.dwell_s:
+                    return now
+        self._saving.pop(dom_name, None)
         return best[1]
 
-    def _still_good(
+    def _may_keep(
         self,
         current: _Choice,
-        best: _Choice,
         info: DomainInfo,
         apps: list[AppSpec],
         targets: dict[str, AppTarget],
-        ranks: list[int],
+        level_opts: list[list[int]],
         cap: int | None,
     ) -> bool:
-        """Hysteresis: keep the current assignment while it is as good and not much dearer than the best."""
+        """Whether the current assignment is still a candidate: same apps and targets, allowed levels, under the
+        thermal cap, no pinned frequency."""
         if set(current.levels) != {a.app_id for a in apps} or (cap is not None and current.freq_idx > cap):
             return False
         if self.fixed_freq and info.name in self.fixed_freq:
             return False
-        allowed = [self._level_options(a, targets[a.app_id]) for a in apps]
-        if any(current.levels[a.app_id] not in opts for a, opts in zip(apps, allowed, strict=True)):
+        if any(self._planned_for.get(a.app_id) != targets[a.app_id] for a in apps):
             return False
-        now = self._evaluate(info, apps, targets, ranks, current.freq_idx, current.cores,
-                             tuple(current.levels[a.app_id] for a in apps), None)
-        return now.shortfall <= best.shortfall and now.power_w <= best.power_w * (1 + self.config.hysteresis)
+        return all(current.levels[a.app_id] in opts for a, opts in zip(apps, level_opts, strict=True))
 
     def _evaluate(
         self,
@@ -298,11 +333,10 @@ class JointController:
         cores: int,
         combo: tuple[int, ...],
         lat_by_app: list[dict[int, float]] | None,
-        margin: float = 0.0,
+        z: float,
     ) -> _Choice:
-        """Predict one assignment; ``margin`` tightens latency targets and the utilisation limit."""
+        """Predict one assignment with latency bounds at ``z`` standard deviations of each app's slowdown."""
         freq = info.frequencies_hz[fi]
-        z = self.config.confidence_z
         util = 0.0  # summed over the apps served so far (higher-ranked first)
         upper: dict[str, float] = {}
         busy: dict[str, float] = {}
@@ -317,9 +351,9 @@ class JointController:
             upper[app.app_id] = base * share * filt.upper(z)
             demand = base * share * max(filt.mean, 0.0) * app.rate_hz  # > 1: the camera outpaces the app
             busy[app.app_id] = min(1.0, demand / share)
-            overload = max(0.0, util + demand - self.config.max_util * (1 - margin))
+            overload = max(0.0, util + upper[app.app_id] * app.rate_hz - self.config.max_util)
             util += busy[app.app_id]
-            late = max(0.0, upper[app.app_id] / (t.max_latency_s * (1 - margin)) - 1.0) + overload
+            late = max(0.0, upper[app.app_id] / t.max_latency_s - 1.0) + overload
             short_acc = max(0.0, t.min_accuracy - app.levels[lvl].top1)
             per_rank[t.priority] += t.weight * (late + short_acc)
         power = self.model.power_w(info.name, freq, min(1.0, util), cores)
@@ -330,6 +364,36 @@ class JointController:
         }
         return _Choice(fi, cores, {a.app_id: lv for a, lv in zip(apps, combo, strict=True)},
                        tuple(per_rank[r] for r in ranks), power, app_power, upper, busy)
+
+    def _infeasible(self, app: AppSpec, target: AppTarget, cap: int | None) -> Infeasible | None:
+        """Why no setting is predicted to meet ``app``'s target even with its domain to itself (None: one is)."""
+        info = self._domains[app.domain]
+        allowed = list((self.allowed_levels or {}).get(app.app_id, range(len(app.levels))))
+        best_acc = max(app.levels[i].top1 for i in allowed)
+        if best_acc < target.min_accuracy:
+            return Infeasible("accuracy floor above every level",
+                              f"{app.app_id}: best top-1 {best_acc:.3f} < floor {target.min_accuracy:.3f}")
+        if self.filters[app.app_id].seen < self.config.judge_frames:
+            return None
+        levels = self._level_options(app, target)
+        bound = self.filters[app.app_id].upper(self.config.confidence_z)
+        limit = min(target.max_latency_s, self.config.max_util / app.rate_hz)
+
+        def fastest(freq_opts: list[int]) -> float:
+            return bound * min(self.model.latency_s(app.levels[i], app.domain, info.frequencies_hz[fi], n)
+                               for i in levels for fi in freq_opts for n in self._core_options(info))
+
+        capped = fastest(self._freq_options(info, cap))
+        if capped <= limit:
+            return None
+        if cap is not None and fastest(self._freq_options(info, None)) <= limit:
+            cause = "thermal frequency cap"
+        elif capped > target.max_latency_s:
+            cause = "target below the fastest setting's latency"
+        else:
+            cause = "frames outlast the camera period at the fastest setting"
+        return Infeasible(cause, f"{app.app_id}: fastest setting predicted {capped * 1e3:.1f} ms (bound) vs target "
+                                 f"{target.max_latency_s * 1e3:.1f} ms, camera period {1e3 / app.rate_hz:.1f} ms")
 
     def _switch_penalty(self, current: _Choice | None, choice: _Choice) -> float:
         if current is None:
@@ -369,7 +433,10 @@ class JointController:
             decision.levels[app.app_id] = LevelCommand(lvl, why)
             decision.reasons[app.app_id] = why
             decision.power_w[app.app_id] = choice.app_power_w[app.app_id]
-            if bound > t.max_latency_s or level.top1 < t.min_accuracy:
+            if app.app_id in decision.infeasible:
+                decision.reasons[app.app_id] += f"; infeasible target ({decision.infeasible[app.app_id].cause})"
+            elif (bound > t.max_latency_s or bound * app.rate_hz > self.config.max_util
+                  or level.top1 < t.min_accuracy):
                 decision.gives_way[app.app_id] = self._give_way_reason(app, apps, targets, thermal, bound)
 
     @staticmethod

@@ -3,7 +3,8 @@
 Each app's camera ticks at its rate; a frame is submitted at a tick when the app's previous frame has
 finished (otherwise the tick is dropped and counted). The policy is called every ``period_s`` (its own,
 e.g. a governor's 10 ms sampling, or the scenario's control period) with the frames finished since its
-last call; its level commands take effect at the next frame and its DVFS settings at once.
+last call; its level commands take effect at the next frame and its DVFS settings at once. The ``oracle``
+policy is planned from the whole scenario (:mod:`dynofa_ros.manager.oracle`) and played back.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from dataclasses import dataclass, field
 
 from dynofa_ros.manager.controller import ControllerConfig
 from dynofa_ros.manager.models import AppSpec, BoardModel, LevelPoint
-from dynofa_ros.manager.policy import make_policy
+from dynofa_ros.manager.oracle import ORACLE, OraclePolicy, plan_oracle
+from dynofa_ros.manager.policy import Policy, make_policy
 from dynofa_ros.manager.records import AppReport, AppTarget
 from dynofa_ros.manager.scenarios import LoadChange, Scenario, TargetChange
 from dynofa_ros.manager.simmodel import SimBoardModel
 from dynofa_ros.platform.sim.board import SimulatedBoard
 
 GOVERNOR_PERIOD_S = 0.01
+STEADY_SETTLE_S = 2.0  # after the start and after every event, changes within this long are transitions
 
 
 @dataclass
@@ -27,6 +30,8 @@ class AppMetrics:
     frames: int = 0
     dropped: int = 0
     misses: int = 0
+    infeasible_ticks: int = 0  # frames and dropped ticks while the policy said the target is infeasible
+    infeasible_misses: int = 0  # late frames and dropped ticks among them
     energy_j: float = 0.0  # dynamic energy attributed to this app's frames by the board
     accuracy_sum: float = 0.0
     latencies: list[tuple[float, float, float]] = field(default_factory=list)  # (end time, latency, target)
@@ -42,6 +47,17 @@ class AppMetrics:
         return self.accuracy_sum / self.frames if self.frames else math.nan
 
 
+@dataclass(frozen=True)
+class KnobChange:
+    """A level, frequency or online-core change the policy made (``knob``: ``level:<app>``, ``freq:<domain>``,
+    ``cores:<domain>``), at ``t_s`` since the start."""
+
+    t_s: float
+    knob: str
+    old: float
+    new: float
+
+
 @dataclass
 class RunResult:
     """What one (scenario, policy) run measured. ``energy_j`` is the board total (VDD_IN)."""
@@ -53,10 +69,43 @@ class RunResult:
     peak_temp_c: float
     throttled_s: float
     apps: dict[str, AppMetrics]
-    level_changes: int
-    freq_changes: int
+    changes: list[KnobChange]
+    event_times_s: tuple[float, ...]  # the scenario's events
     gives_way: dict[str, int]
     trace: dict[str, list[tuple[float, float]]]  # series name -> (t, value)
+
+    @property
+    def level_changes(self) -> int:
+        return sum(c.knob.startswith("level:") for c in self.changes)
+
+    @property
+    def freq_changes(self) -> int:
+        return sum(c.knob.startswith("freq:") for c in self.changes)
+
+    def steady_changes(self, settle_s: float = STEADY_SETTLE_S) -> list[KnobChange]:
+        """The changes made in steady state: ``settle_s`` or more after the start and after every event."""
+        return [c for c in self.changes
+                if c.t_s >= settle_s and all(not 0 <= c.t_s - e < settle_s for e in self.event_times_s)]
+
+    def steady_reversals(self, settle_s: float = STEADY_SETTLE_S) -> int:
+        """Steady-state changes that move a knob back the way its previous change, also in steady state and with
+        no event in between, moved it (up after down, or down after up): the oscillations among the changes."""
+        steady = set(self.steady_changes(settle_s))
+        last: dict[str, KnobChange] = {}
+        count = 0
+        for c in self.changes:
+            before = last.get(c.knob)
+            if c in steady and before in steady and (c.new > c.old) != (before.new > before.old):
+                count += not any(before.t_s < e <= c.t_s for e in self.event_times_s)
+            last[c.knob] = c
+        return count
+
+    def steady_changes_per_min(self, settle_s: float = STEADY_SETTLE_S) -> float:
+        """Changes per minute of steady state (the time outside the settling windows)."""
+        marks = sorted({0.0, *self.event_times_s})
+        ends = [*marks[1:], self.duration_s]
+        steady = sum(max(0.0, end - (m + settle_s)) for m, end in zip(marks, ends, strict=True))
+        return len(self.steady_changes(settle_s)) / steady * 60.0 if steady > 0 else math.nan
 
     @property
     def frames(self) -> int:
@@ -71,6 +120,17 @@ class RunResult:
     @property
     def mean_accuracy(self) -> float:
         return sum(a.accuracy_sum for a in self.apps.values()) / self.frames if self.frames else math.nan
+
+    @property
+    def infeasible_ticks(self) -> int:
+        return sum(a.infeasible_ticks for a in self.apps.values())
+
+    @property
+    def ordinary_miss_rate(self) -> float:
+        """Misses outside the periods the policy declared a target infeasible, over all ticks of all apps."""
+        ticks = sum(a.frames + a.dropped for a in self.apps.values())
+        missed = sum(a.misses + a.dropped - a.infeasible_misses for a in self.apps.values())
+        return missed / ticks if ticks else math.nan
 
 
 @dataclass(frozen=True)
@@ -121,7 +181,8 @@ def run_scenario(
     """Run ``policy_name`` through ``scenario``; ``min_accuracy`` (app → top-1) overrides targets' floors;
     ``label`` names the run in the result (default ``policy_name``); frame times get log-normal noise of
     sigma ``noise_sigma``; ``model_error`` = (latency, power) factors applied to the policy's board model
-    (the simulated frames keep the true model); ``config`` tunes the joint / dvfs-only controller."""
+    (the simulated frames keep the true model); ``config`` tunes the joint / dvfs-only controller. The
+    ``oracle`` knows the scenario, the true model and ``noise_sigma``."""
     board = SimulatedBoard.from_config(None, mode=scenario.mode, ambient_c=scenario.ambient_c, seed=seed,
                                        noise_sigma=noise_sigma)
     if scenario.preheat_s > 0:
@@ -132,11 +193,16 @@ def run_scenario(
     zones = board.config.thermal.zones
     model = SimBoardModel(board)
     policy_model: BoardModel = model if model_error == (1.0, 1.0) else MiscalibratedModel(model, *model_error)
-    policy = make_policy(
-        policy_name, apps, domains, policy_model, fixed_levels=fixed_levels,
-        trip_points_c={z.name: z.trip_c for z in zones}, zone_domains={z.name: z.heated_by for z in zones},
-        config=config,
-    )
+    policy: Policy
+    if policy_name == ORACLE:
+        plan = plan_oracle(scenario, levels, board, min_accuracy=min_accuracy, noise_sigma=noise_sigma)
+        policy = OraclePolicy(plan, {a.app_id: a.domain for a in apps})
+    else:
+        policy = make_policy(
+            policy_name, apps, domains, policy_model, fixed_levels=fixed_levels,
+            trip_points_c={z.name: z.trip_c for z in zones}, zone_domains={z.name: z.heated_by for z in zones},
+            config=config,
+        )
     period = GOVERNOR_PERIOD_S if policy_name.startswith("governor:") else scenario.control_period_s
 
     def floor(t: AppTarget) -> AppTarget:
@@ -148,14 +214,16 @@ def run_scenario(
     events = sorted(scenario.events, key=lambda e: e.at_s)
     metrics = {a.app_id: AppMetrics() for a in apps}
     level = {a.app_id: len(levels) - 1 for a in apps}
-    job_info: dict[int, tuple[int, float]] = {}  # job id -> (level, target at submission)
+    job_info: dict[int, tuple[int, float, bool]] = {}  # job id -> (level, target, infeasible) at submission
+    infeasible: set[str] = set()  # apps whose target the policy's last decision called infeasible
     ticks = dict.fromkeys(metrics, 0)
     n_ctrl = 0
     reports: list[AppReport] = []
     trace: dict[str, list[tuple[float, float]]] = {}
     gives_way: dict[str, int] = {}
-    last_freq: dict[str, int] = {}
-    level_changes = freq_changes = 0
+    start = board.read().domains
+    last = {("freq", n): d.cur_hz for n, d in start.items()} | {("cores", n): d.online_cores for n, d in start.items()}
+    changes: list[KnobChange] = []
     peak, throttled_s, e0 = -math.inf, 0.0, board.read().energy_j
     end = t0 + scenario.duration_s
 
@@ -168,10 +236,12 @@ def run_scenario(
         next_event = t0 + events[0].at_s if events else math.inf
         now = min(next_ctrl, next_tick, next_event, end)
         for r in board.advance_to(now):
-            lvl, limit = job_info.pop(r.job_id)
+            lvl, limit, hopeless = job_info.pop(r.job_id)
             m = metrics[r.app_id]
             m.frames += 1
             m.misses += r.latency_s > limit
+            m.infeasible_ticks += hopeless
+            m.infeasible_misses += hopeless and r.latency_s > limit
             m.energy_j += r.energy_j
             m.accuracy_sum += levels[lvl].top1
             m.latencies.append((r.end_s - t0, r.latency_s, limit))
@@ -197,13 +267,16 @@ def run_scenario(
             if result.refused:
                 raise RuntimeError(f"{policy_name}: board refused {result.refused}")
             for s in decision.dvfs:
-                if s.freq_hz is not None and last_freq.get(s.domain, s.freq_hz) != s.freq_hz:
-                    freq_changes += 1
-                if s.freq_hz is not None:
-                    last_freq[s.domain] = s.freq_hz
+                for knob, value in (("freq", s.freq_hz), ("cores", s.online_cores)):
+                    old = last.get((knob, s.domain))
+                    if value is not None and old != value:
+                        changes.append(KnobChange(now - t0, f"{knob}:{s.domain}", old, value))
+                        last[(knob, s.domain)] = value
             for app_id, cmd in decision.levels.items():
-                level_changes += cmd.level != level[app_id]
+                if cmd.level != level[app_id]:
+                    changes.append(KnobChange(now - t0, f"level:{app_id}", level[app_id], cmd.level))
                 level[app_id] = cmd.level
+            infeasible = set(decision.infeasible)
             for app_id in decision.gives_way:
                 gives_way[app_id] = gives_way.get(app_id, 0) + 1
             if n_ctrl % max(1, round(0.1 / period)) == 0:  # traces at 10 Hz
@@ -216,15 +289,19 @@ def run_scenario(
         for a in apps:
             while t0 + ticks[a.app_id] / a.rate_hz <= now:
                 ticks[a.app_id] += 1
+                hopeless = a.app_id in infeasible
                 if board.is_running(a.app_id):
-                    metrics[a.app_id].dropped += 1
+                    m = metrics[a.app_id]
+                    m.dropped += 1
+                    m.infeasible_ticks += hopeless
+                    m.infeasible_misses += hopeless
                     continue
                 lv = levels[level[a.app_id]]
                 job = board.submit(a.app_id, a.domain, model.work(lv, a.domain))
-                job_info[job] = (level[a.app_id], targets[a.app_id].max_latency_s)
+                job_info[job] = (level[a.app_id], targets[a.app_id].max_latency_s, hopeless)
     energy = board.read().energy_j - e0
     return RunResult(scenario.name, label or policy_name, scenario.duration_s, energy, peak, throttled_s, metrics,
-                     level_changes, freq_changes, gives_way, trace)
+                     changes, tuple(e.at_s for e in scenario.events), gives_way, trace)
 
 
 @dataclass(frozen=True)
@@ -260,3 +337,31 @@ def check_goal(run: RunResult, governor: RunResult, goal: float, miss_tolerance:
         raise ValueError(f"runs of different scenarios: {run.scenario} vs {governor.scenario}")
     return GoalCheck(run.scenario, run.policy, governor.policy, 1.0 - run.energy_j / governor.energy_j, goal,
                      run.miss_rate, governor.miss_rate, miss_tolerance)
+
+
+@dataclass(frozen=True)
+class OracleCheck:
+    """A policy's energy and misses against the oracle's (same scenario and accuracy floor): within
+    ``max_ratio`` of its energy at no more misses than its own plus ``miss_tolerance``."""
+
+    scenario: str
+    policy: str
+    oracle: str
+    energy_ratio: float  # E_policy / E_oracle
+    miss_policy: float
+    miss_oracle: float
+    max_ratio: float
+    miss_tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        return self.energy_ratio <= self.max_ratio and self.miss_policy <= self.miss_oracle + self.miss_tolerance
+
+
+def check_oracle(run: RunResult, oracle: RunResult, max_ratio: float = 1.05,
+                 miss_tolerance: float = 0.01) -> OracleCheck:
+    """Compare ``run`` with the ``oracle`` run of the same scenario."""
+    if run.scenario != oracle.scenario:
+        raise ValueError(f"runs of different scenarios: {run.scenario} vs {oracle.scenario}")
+    return OracleCheck(run.scenario, run.policy, oracle.policy, run.energy_j / oracle.energy_j, run.miss_rate,
+                       oracle.miss_rate, max_ratio, miss_tolerance)

@@ -130,6 +130,23 @@ class SplitModel:
         return self.power.power_w(domain, freq_hz, util, cores)
 
 
+def miss_probability(latency_s: float, limit_s: float, sigma: float) -> float:
+    """P(k · ``latency_s`` > ``limit_s``) for a per-frame factor k ~ lognormal(-σ²/2, σ) (mean 1), the law of the
+    simulated board's frame-time noise; with ``sigma`` 0, 1.0 when the latency is over the limit, else 0.0."""
+    if sigma <= 0:
+        return float(latency_s > limit_s)
+    return 0.5 * math.erfc((math.log(limit_s / latency_s) + sigma * sigma / 2) / (sigma * math.sqrt(2)))
+
+
+def expected_miss_rate(latency_s: float, target_s: float, period_s: float, sigma: float) -> float:
+    """Expected misses per camera tick of an app alone on its domain whose frames start at its ticks: frames
+    over ``target_s`` plus the ticks dropped because a frame outlasted the camera period (one per such frame),
+    over the ticks (frames plus drops)."""
+    late = miss_probability(latency_s, target_s, sigma)
+    dropped = miss_probability(latency_s, period_s, sigma)
+    return (late + dropped) / (1.0 + dropped)
+
+
 def serve_order(priority: int, weight: float, app_id: str) -> tuple[float, float, str]:
     """Sort key of the order in which a shared domain serves apps: higher priority, then weight, first."""
     return (-priority, -weight, app_id)

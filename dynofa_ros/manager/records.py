@@ -82,18 +82,44 @@ class LevelCommand:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class Infeasible:
+    """An app's target that no setting is predicted to meet, even with its domain to itself; the app runs the
+    best effort. ``cause`` names the limit in words that do not change from period to period (reporting is
+    once per cause); ``detail`` gives this period's figures."""
+
+    cause: str
+    detail: str
+
+
+MANAGER_DIAGNOSTIC = "dynofa manager"  # the manager node's /diagnostics status
+INFEASIBLE_KEY = "infeasible_"  # its key prefix: infeasible_<app> = "<cause>; <detail>"
+
+
+def infeasible_values(infeasible: dict[str, Infeasible]) -> dict[str, str]:
+    """Diagnostics key/values of the apps whose target is infeasible now (an app absent: feasible)."""
+    return {f"{INFEASIBLE_KEY}{app}": f"{why.cause}; {why.detail}" for app, why in infeasible.items()}
+
+
+def parse_infeasible_values(values: dict[str, str]) -> dict[str, str]:
+    """App → cause from diagnostics key/values written by :func:`infeasible_values`."""
+    return {k[len(INFEASIBLE_KEY):]: v.split("; ", 1)[0] for k, v in values.items() if k.startswith(INFEASIBLE_KEY)}
+
+
 @dataclass
 class Decision:
     """A policy's output for one control period.
 
     ``gives_way`` names the apps whose target is knowingly not met (arbitration or thermal limits)
-    with the reason; ``energy_w`` is the predicted power attributed to each app (W).
+    with the reason; ``infeasible`` the apps whose target no setting is predicted to meet;
+    ``power_w`` is the predicted power attributed to each app (W).
     """
 
     levels: dict[str, LevelCommand] = field(default_factory=dict)
     dvfs: list[DvfsSetting] = field(default_factory=list)
     reasons: dict[str, str] = field(default_factory=dict)
     gives_way: dict[str, str] = field(default_factory=dict)
+    infeasible: dict[str, Infeasible] = field(default_factory=dict)
     power_w: dict[str, float] = field(default_factory=dict)
 
 

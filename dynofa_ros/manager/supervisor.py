@@ -6,6 +6,8 @@
   setting (every app at ``safe_level``, the apps' domain at its top frequency) until the inputs are back.
 - Commands are de-duplicated: a level is sent again only when it changes or the app runs another level; a
   DVFS setting only when the board is not already there.
+- Infeasible targets (no setting is predicted to meet them; the app runs the best effort) are said once per app
+  and cause (a warning event), held in ``infeasible`` while they last and counted per cause in episodes.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from dynofa_ros.manager.controller import ControllerConfig
 from dynofa_ros.manager.models import AppSpec, BoardModel, LevelPoint, MeasuredModel, SplitModel
 from dynofa_ros.manager.policy import POLICY_NAMES, Policy, make_policy
-from dynofa_ros.manager.records import AppReport, AppTarget, Decision, LevelCommand
+from dynofa_ros.manager.records import AppReport, AppTarget, Decision, Infeasible, LevelCommand
 from dynofa_ros.platform.types import DomainInfo, DvfsSetting, PlatformState
 
 FALLBACK_POLICY = "static"
@@ -64,6 +66,7 @@ class Step:
     levels: dict[str, LevelCommand] = field(default_factory=dict)
     dvfs: list[tuple[DvfsSetting, str]] = field(default_factory=list)  # (setting, reason)
     events: list[Event] = field(default_factory=list)
+    infeasible_changed: bool = False  # an app's target became infeasible, changed cause or became feasible
 
 
 class Supervisor:
@@ -100,6 +103,8 @@ class Supervisor:
         self.domains: list[DomainInfo] = []
         self.watchdog_reason = ""
         self.last_decision: Decision | None = None
+        self.infeasible: dict[str, Infeasible] = {}  # app -> why its target is infeasible now
+        self.infeasible_episodes: dict[tuple[str, str], int] = {}  # (app, cause) -> times it became infeasible
         self._reports: list[AppReport] = []
         self._last_report = {a.app_id: now for a in self.apps}
         self._last_level: dict[str, int] = {}
@@ -202,6 +207,7 @@ class Supervisor:
             out.events.append(Event("error", f"policy update failed, holding the last setting: {exc}", repeats=True))
             return out
         self.last_decision = decision
+        self._note_infeasible(decision.infeasible, out)
         for app_id, cmd in decision.levels.items():
             if self._commanded.get(app_id) != cmd.level or self._last_level.get(app_id, cmd.level) != cmd.level:
                 out.levels[app_id] = cmd
@@ -210,6 +216,22 @@ class Supervisor:
             if not self._already_there(setting):
                 out.dvfs.append((setting, decision.reasons.get(setting.domain, self.active_policy)))
         return out
+
+    def _note_infeasible(self, infeasible: dict[str, Infeasible], out: Step) -> None:
+        """Count each new infeasible episode; warn the first time an app's target is infeasible for a cause."""
+        for app_id, why in infeasible.items():
+            before = self.infeasible.get(app_id)
+            if before is not None and before.cause == why.cause:
+                continue
+            key = (app_id, why.cause)
+            self.infeasible_episodes[key] = self.infeasible_episodes.get(key, 0) + 1
+            if self.infeasible_episodes[key] == 1:
+                out.events.append(Event("warning", f"target of {app_id} infeasible ({why.cause}): {why.detail}; "
+                                                   "running the best effort (said once per cause; counted on "
+                                                   "/diagnostics)"))
+        out.infeasible_changed = {a: w.cause for a, w in infeasible.items()} != {
+            a: w.cause for a, w in self.infeasible.items()}
+        self.infeasible = dict(infeasible)
 
     def _already_there(self, setting: DvfsSetting) -> bool:
         now = self.platform.domains.get(setting.domain) if self.platform is not None else None

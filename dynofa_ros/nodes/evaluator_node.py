@@ -2,7 +2,8 @@
 
 Subscribes to every topic the system uses; :meth:`EvaluatorNode.write_report` writes ``summary.json`` and the
 plots of :mod:`dynofa_ros.report.run_report` at the end of a run. The apps' reports say when an app ran without a
-manager (``unmanaged``); the report marks each absence and return.
+manager (``unmanaged``); the report marks each absence and return. The manager's /diagnostics say while an app's
+target is infeasible; the report counts the frames of those stretches apart from the ordinary misses.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 
+from dynofa_ros.manager.records import MANAGER_DIAGNOSTIC, parse_infeasible_values
 from dynofa_ros.msg import (
     ClassificationResult,
     DvfsCommand,
@@ -57,7 +59,7 @@ class EvaluatorNode(P.ExplainsRefusals, Node):
         self._sub(SubnetCommand, "subnet_command", lambda m: None, reliable())
         self._sub(DvfsCommand, "dvfs_command", lambda m: None, reliable())
         self._sub(ManagerHeartbeat, "manager_heartbeat", lambda m: None, reliable())
-        self._sub(DiagnosticArray, "/diagnostics", lambda m: None, reliable())
+        self._sub(DiagnosticArray, "/diagnostics", self._on_diagnostics, reliable())
 
     def now(self) -> float:
         """Seconds since the run started."""
@@ -111,6 +113,13 @@ class EvaluatorNode(P.ExplainsRefusals, Node):
 
     def _on_target(self, msg: PerformanceTarget) -> None:
         self.log.targets[msg.app_id].append((self.now(), float(msg.max_latency)))
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name == MANAGER_DIAGNOSTIC:
+                infeasible = parse_infeasible_values({kv.key: kv.value for kv in status.values})
+                for app_id in set(infeasible) | set(self.log.infeasible):
+                    self.log.set_infeasible(app_id, self.now(), infeasible.get(app_id))
 
     def event(self, what: str) -> None:
         """Mark an event (target change, load start...) on every plot."""

@@ -4,7 +4,9 @@ In: ``performance_report`` (all apps), ``performance_target`` (from volatile pub
 and from latched ones, also when they published before the manager started), ``platform_state``. Out:
 ``subnet_command``, ``dvfs_command``, ``manager_heartbeat`` (every control period: the perception nodes run
 unmanaged without it), ``/diagnostics``. A rejected report or target (NaN/inf/negative, unknown or empty app id) is
-logged once per cause with the reason and counted on /diagnostics.
+logged once per cause with the reason and counted on /diagnostics. A target no setting is predicted to meet is
+logged once per app and cause; /diagnostics carries ``infeasible_<app>`` ("cause; detail") while it lasts (published
+at once when that changes, for the run report) and the episodes per cause.
 The policy (``joint``, ``subnet-only``, ``dvfs-only``, ``governor:<name>``, ``static``), the watchdog (safe
 setting while inputs are stale) and command de-duplication live in :class:`dynofa_ros.manager.supervisor.Supervisor`;
 this node only translates messages and says on /diagnostics what the supervisor holds. The joint model of a
@@ -22,7 +24,7 @@ from rclpy.node import Node
 
 from dynofa_ros.manager.models import levels_from_library
 from dynofa_ros.manager.policy import POLICY_NAMES
-from dynofa_ros.manager.records import AppTarget
+from dynofa_ros.manager.records import MANAGER_DIAGNOSTIC, AppTarget, infeasible_values
 from dynofa_ros.manager.supervisor import Event, Supervisor, simulated_board_model
 from dynofa_ros.msg import (
     DvfsCommand,
@@ -142,6 +144,8 @@ class ManagerNode(P.ExplainsRefusals, Node):
             self.pub_subnet.publish(msg)
         for setting, reason in step.dvfs:
             self.pub_dvfs.publish(self._dvfs_msg(setting, reason, stamp))
+        if step.infeasible_changed:
+            self._publish_diagnostics()
 
     @staticmethod
     def _dvfs_msg(setting: DvfsSetting, reason: str, stamp) -> DvfsCommand:
@@ -173,13 +177,15 @@ class ManagerNode(P.ExplainsRefusals, Node):
         if sup.last_decision is not None:
             values.update({f"reason_{a}": r for a, r in sup.last_decision.reasons.items()})
             values.update({f"gives_way_{a}": r for a, r in sup.last_decision.gives_way.items()})
+        values.update(infeasible_values(sup.infeasible))
+        values.update({f"infeasible {a}: {cause}": n for (a, cause), n in sup.infeasible_episodes.items()})
         if sup.policy_error:
             level, message = P.ERROR, f"no policy: {sup.policy_error}"
         elif sup.watchdog_reason:
             level, message = P.WARN, f"watchdog: {sup.watchdog_reason}; holding safe setting"
         else:
             level, message = P.OK, "managing"
-        self.pub_diag.publish(P.diagnostic(self, "dynofa manager", level, message, values))
+        self.pub_diag.publish(P.diagnostic(self, MANAGER_DIAGNOSTIC, level, message, values))
 
 
 def main(args: list[str] | None = None) -> None:

@@ -64,7 +64,7 @@ def test_governor_policy_follows_the_governor(gpu_domain, make_app, make_state, 
 
 
 def test_dvfs_only_keeps_its_level_and_picks_lowest_frequency(board, gpu_domain, make_app, make_state) -> None:
-    exact = ControllerConfig(confidence_z=0.0, switch_cost_w=0.0, hysteresis=0.0)
+    exact = ControllerConfig(confidence_z=0.0, keep_z=0.0, switch_cost_w=0.0, hysteresis=0.0, judge_frames=0)
     pol = make_policy("dvfs-only", [make_app()], [gpu_domain], board, fixed_levels={"cam": 2}, config=exact)
     d = pol.update(0, [], {"cam": AppTarget("cam", 0.030)}, make_state())
     assert d.levels["cam"].level == 2 and d.dvfs[0].freq_hz == 300 * MHZ  # 26.7 ms; 200 MHz gives 40 ms

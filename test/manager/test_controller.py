@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 
@@ -11,7 +12,7 @@ from dynofa_ros.manager.controller import ControllerConfig, JointController
 from dynofa_ros.manager.records import AppReport, AppTarget
 
 MHZ = 1_000_000
-EXACT = ControllerConfig(confidence_z=0.0, switch_cost_w=0.0, hysteresis=0.0)
+EXACT = ControllerConfig(confidence_z=0.0, keep_z=0.0, switch_cost_w=0.0, hysteresis=0.0, judge_frames=0)
 
 
 def test_picks_hand_checked_optimum(board, gpu_domain, make_app, make_state) -> None:
@@ -37,13 +38,14 @@ def test_matches_brute_force(board, gpu_domain, make_app, make_state) -> None:
         feasible = []
         for lv, f in itertools.product(app.levels, gpu_domain.frequencies_hz):
             lat = board.latency_s(lv, "gpu", f, 1)
-            if lat <= target.max_latency_s and lv.top1 >= target.min_accuracy and lat * 30 <= 0.95:
+            if lat <= target.max_latency_s and lv.top1 >= target.min_accuracy and lat * 30 <= 1.0:
                 feasible.append((board.power_w("gpu", f, lat * 30, 1), lv.index, f))
         if feasible:
             best = min(feasible)
             assert (d.levels["cam"].level, d.dvfs[0].freq_hz) == best[1:]
+            assert not d.infeasible and not d.gives_way
         else:
-            assert "cam" in d.gives_way
+            assert "cam" in d.infeasible and not d.gives_way
 
 
 def _frames(app, level: int, freq: int, slowdown: float, n: int, t0: float, rng: random.Random) -> list[AppReport]:
@@ -133,3 +135,56 @@ def test_reports_from_before_a_frequency_change_are_not_read_as_slowdown(
     new = [AppReport("cam", 1.1 + i * 0.01, 0, 0.048, device="gpu") for i in range(5)]
     ctl.update(1.2, new, target, make_state(1.2, 100 * MHZ))
     assert ctl.filters["cam"].mean > 1.1  # frames after the change still count
+
+
+def test_noisy_frames_do_not_make_the_settings_oscillate() -> None:
+    """Frame times 10 % noisy (log-normal): once settled, no change goes back the way it came, and the frequency
+    is not re-chosen every few periods (the controller before its noise-aware bounds made 20-30 changes here)."""
+    from dynofa_ros.manager.harness import run_scenario
+    from dynofa_ros.manager.models import synthetic_levels
+    from dynofa_ros.manager.scenarios import default_scenarios
+
+    two_apps = dataclasses.replace(default_scenarios()[3], duration_s=20.0)
+    assert two_apps.name == "two-apps"
+    for floor in (None, {"cam": 0.892, "nav": 0.874}):
+        run = run_scenario(two_apps, "joint", synthetic_levels(), noise_sigma=0.1, min_accuracy=floor)
+        assert run.steady_reversals() == 0 and len(run.steady_changes()) <= 1, run.changes
+        assert run.freq_changes <= 6  # the first setting of each of the 4 domains, and little more
+
+
+def test_an_infeasible_target_is_said_with_its_cause_and_runs_the_best_effort(
+        board, gpu_domain, make_app, make_state) -> None:
+    cases = [  # (camera rate, target, cause)
+        (30.0, AppTarget("cam", 0.005), "target below the fastest setting's latency"),
+        (150.0, AppTarget("cam", 0.050), "frames outlast the camera period at the fastest setting"),
+        (30.0, AppTarget("cam", 0.050, min_accuracy=0.95), "accuracy floor above every level"),
+    ]
+    for rate, target, cause in cases:
+        app = make_app(rate_hz=rate)
+        ctl = JointController([app], [gpu_domain], board, ControllerConfig(judge_frames=20))
+        before = ctl.update(0.0, [], {"cam": target}, make_state())
+        hist = _run(ctl, app, target, [1.0] * 5, make_state)
+        d = hist[-1][2]
+        assert set(d.infeasible) == {"cam"} and d.infeasible["cam"].cause == cause and not d.gives_way
+        assert (d.levels["cam"].level, d.dvfs[0].freq_hz) == ((2, 400 * MHZ) if "accuracy" in cause else
+                                                               (0, 400 * MHZ))  # the best effort
+        assert bool(before.infeasible) == ("accuracy" in cause)  # latency is judged once frames have come
+    feasible = _run(JointController([make_app()], [gpu_domain], board), make_app(), AppTarget("cam", 0.05),
+                    [1.0] * 10, make_state)
+    assert not feasible[-1][2].infeasible
+
+
+def test_a_target_change_replans_at_once_a_cheaper_estimate_only_once_it_pays(
+        board, gpu_domain, make_app, make_state) -> None:
+    app = make_app(rate_hz=10.0)
+    top = 0.9  # only L2: 80 ms at 100 MHz, 40 ms at 200, 26.7 ms at 300
+    ctl = JointController([app], [gpu_domain], board, ControllerConfig())
+    hist = _run(ctl, app, AppTarget("cam", 0.045, top), [1.25] * 40 + [1.0] * 40, make_state)
+    settings = [(lv, f) for lv, f, _ in hist]
+    assert settings[39] == (2, 300 * MHZ) and settings[-1] == (2, 200 * MHZ)
+    # the slowdown drops: 200 MHz is predicted to do and to save 24 %, but the move waits until that saving,
+    # period after period, reaches hysteresis × dwell_s
+    first = next(k for k in range(40, 80) if settings[k] != settings[39])
+    assert first >= 43
+    d = ctl.update(16.0, [], {"cam": AppTarget("cam", 0.090, top)}, make_state(16.0, 200 * MHZ))
+    assert d.dvfs[0].freq_hz == 100 * MHZ  # a new target: re-planned in the same period

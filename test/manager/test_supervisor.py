@@ -7,7 +7,14 @@ import dataclasses
 import pytest
 
 from dynofa_ros.manager.models import synthetic_levels
-from dynofa_ros.manager.records import AppReport, AppTarget
+from dynofa_ros.manager.records import (
+    AppReport,
+    AppTarget,
+    Decision,
+    Infeasible,
+    infeasible_values,
+    parse_infeasible_values,
+)
 from dynofa_ros.manager.supervisor import Supervisor, simulated_board_model
 from dynofa_ros.platform.types import DomainInfo, DomainState, PlatformState
 
@@ -172,3 +179,35 @@ def test_simulated_board_keeps_slack_after_a_level_switch():
     assert levels[level].top1 >= 0.78 and final <= freq_at_change < top
     assert levels[level].latency_s["cpu-1t"] * top / final < 0.015
     assert abs(sup.policy.filters["a"].mean - 1.0) < 0.05  # measured latency model: no jump at the switch
+
+
+class _Scripted:
+    """A policy whose decisions name the infeasible targets it is given, one list per period."""
+
+    def __init__(self, script: list[dict[str, str]]) -> None:
+        self.script = script
+
+    def update(self, now_s, reports, targets, platform) -> Decision:
+        causes = self.script.pop(0)
+        return Decision(infeasible={a: Infeasible(c, f"{a}: figures at {now_s:g} s") for a, c in causes.items()})
+
+
+def test_an_infeasible_target_is_said_once_per_cause_and_counted():
+    sup = _static()
+    sup.set_platform(_state(0.1), DOMAINS, 0.1)
+    sup.policy = _Scripted([{}, {"a": "latency"}, {"a": "latency"}, {}, {"a": "latency"}, {"a": "thermal cap"}, {}])
+    said, changed = [], []
+    for k in range(7):
+        t = 0.2 + 0.1 * k
+        sup.add_report(_report(t, TOP), t)
+        sup.set_platform(_state(t), DOMAINS, t)
+        step = sup.step(t)
+        said += [e.text for e in step.events if e.severity == "warning"]
+        changed.append(step.infeasible_changed)
+    assert len(said) == 2 and "(latency)" in said[0] and "(thermal cap)" in said[1]  # once per cause
+    assert changed == [False, True, False, True, True, True, True]
+    assert sup.infeasible_episodes == {("a", "latency"): 2, ("a", "thermal cap"): 1}
+    assert sup.infeasible == {}
+    values = infeasible_values({"a": Infeasible("latency", "a: 40 ms > 30 ms")})
+    assert values == {"infeasible_a": "latency; a: 40 ms > 30 ms"}
+    assert parse_infeasible_values({**values, "policy": "joint", "infeasible a: latency": "2"}) == {"a": "latency"}

@@ -54,3 +54,22 @@ def test_reports_of_an_unmanaged_app_mark_the_managers_absence_and_return(ros_co
         assert [when for when, _ in node.log.events] == [t[1], t[3]]
     finally:
         node.destroy_node()
+
+
+def test_the_managers_diagnostics_open_and_close_infeasible_stretches(ros_context):
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    def diag(**values: str) -> DiagnosticArray:
+        pairs = [KeyValue(key=k, value=v) for k, v in values.items()]
+        return DiagnosticArray(status=[DiagnosticStatus(name="dynofa manager", values=pairs)])
+
+    node = EvaluatorNode(context=ros_context)
+    try:
+        node._on_diagnostics(diag(policy="joint"))
+        node._on_diagnostics(diag(infeasible_app0="thermal frequency cap; app0: 41 ms > 40 ms"))
+        node._on_diagnostics(diag(infeasible_app0="thermal frequency cap; app0: 42 ms > 40 ms"))
+        node._on_diagnostics(diag(policy="joint"))
+        ((start, end, cause),) = node.log.infeasible["app0"]
+        assert start < end and cause == "thermal frequency cap"
+    finally:
+        node.destroy_node()

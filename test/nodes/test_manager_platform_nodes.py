@@ -251,3 +251,27 @@ def test_manager_start_up_errors_are_clear(ros_context, tiny_library):
         _manager(ros_context, tiny_library, app_ids=[""])
     with pytest.raises(ValueError, match="app_ids"):
         _manager(ros_context, tiny_library, app_ids=[])
+
+
+def test_manager_says_an_infeasible_target_once_and_puts_it_on_diagnostics(ros_context, tiny_library):
+    node = _manager(ros_context, tiny_library, policy="joint", app_domain="gpu")
+    published: list[DiagnosticArray] = []
+    node.pub_diag.publish = published.append
+    warned: list[str] = []
+    node._log = lambda events: warned.extend(e.text for e in events if e.severity == "warning")
+    try:
+        node._on_platform(_sim_state_msg(node))
+        node._on_target(PerformanceTarget(app_id="app0", max_latency=0.05, min_accuracy=0.9))  # above every level
+        for _ in range(3):
+            node._on_platform(_sim_state_msg(node))
+            node._control()
+        assert len(published) == 1  # published at once when the target became infeasible, not every period
+        values = _status_values(published, "dynofa manager")
+        assert values["infeasible_app0"].startswith("accuracy floor above every level; ")
+        assert values["infeasible app0: accuracy floor above every level"] == "1"
+        assert len(warned) == 1 and "infeasible (accuracy floor above every level)" in warned[0]
+        node._on_target(PerformanceTarget(app_id="app0", max_latency=0.05, min_accuracy=0.5))
+        node._control()
+        assert len(published) == 2 and "infeasible_app0" not in _status_values(published, "dynofa manager")
+    finally:
+        node.destroy_node()
