@@ -45,6 +45,7 @@ from dynofa_ros.nodes.system import (
 from dynofa_ros.report.run_report import SETTLE_S, new_run_dir
 from dynofa_ros.supernet.library import default_library_path
 
+LEVEL_TIMING_RUNS = 20  # frames per level timed at start-up
 MISS_GOAL = 0.05  # the demo's goal: at most this share of frames over the target once settled after an event
 BANNER = "SIMULATED BOARD: Jetson Xavier NX model (frequencies, power, temperatures are simulated; " \
          "inference is real, on this CPU)"
@@ -154,10 +155,11 @@ class Demo:
         return next(node for key, node in self.nodes.items() if key.rsplit("/", 1)[-1] == name)
 
     def derive_targets(self) -> str:
-        """Time every level on this machine (the first app's network, the camera's next frame) and fill the targets
-        the command line left open from those times (:func:`demo_targets`); a line that says what was done."""
-        args, net = self.args, self._first("perception").net
-        self.level_times_s = net.time_levels(self._first("camera").sample_frame(), "rgb8")
+        """Time every level on this machine (the first app's network, the camera's next frame, at the camera's rate)
+        and fill the targets the command line left open from those times (:func:`demo_targets`); a line that says
+        what was done."""
+        args, net, camera = self.args, self._first("perception").net, self._first("camera")
+        self.level_times_s = net.time_levels(camera.sample_frame(), "rgb8", LEVEL_TIMING_RUNS, 1.0 / camera.rate_hz)
         start, change = demo_targets(self.level_times_s, [lv.top1 for lv in net.levels], args.slack)
         for name, value in (("target_ms", start.max_latency_s * 1e3), ("min_accuracy", start.min_accuracy),
                             ("target_change_ms", change.max_latency_s * 1e3),
@@ -165,7 +167,8 @@ class Demo:
             if getattr(args, name) is None:
                 setattr(args, name, value)
         times = " ".join(f"{t * 1e3:.2f}" for t in self.level_times_s)
-        return (f"level frame times here, L0..L{len(self.level_times_s) - 1}: {times} ms; targets: "
+        return (f"level frame times here at {camera.rate_hz:g} Hz, L0..L{len(self.level_times_s) - 1}: {times} ms; "
+                f"targets: "
                 f"{args.target_ms:.2f} ms at top-1 >= {args.min_accuracy:.2%} ({start.why}), then "
                 f"{args.target_change_ms:.2f} ms at top-1 >= {args.change_min_accuracy:.2%} ({change.why})")
 
@@ -270,7 +273,7 @@ class Demo:
 
 def bringup_overhead(bare_s: Sequence[float], demo_s: dict[int, float]) -> list[dict[str, float]]:
     """Per level that ran before the competing load: its median frame time in the demo (before the simulated
-    slowdown) against the same work timed alone at start-up."""
+    slowdown) against the same work timed alone at start-up, at the camera's rate."""
     return [{"level": level, "bare_ms": bare_s[level] * 1e3, "demo_ms": demo_s[level] * 1e3,
              "ratio": demo_s[level] / bare_s[level]} for level in sorted(demo_s) if level < len(bare_s)]
 
@@ -296,11 +299,17 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
                       str(a["level_switches"]))
     console.print(table)
     for app_id, a in summary["apps"].items():
+        if a.get("frames_infeasible"):
+            causes = sorted({i["cause"] for i in a["infeasible"]})
+            console.print(f"[bold yellow]{app_id}: {a['frames_infeasible']} frames while the manager reported the "
+                          f"target infeasible ({'; '.join(causes)}), {a['infeasible_misses']} of them over it: not in "
+                          "the miss columns[/]")
         if a["unmanaged"]:
             console.print(f"[bold yellow]{app_id} ran unmanaged for {a['unmanaged_s']:.1f} s (the manager was absent "
                           f"{len(a['unmanaged'])}x)[/]")
     if summary.get("bringup_overhead"):
-        console.print("frame time in the demo vs alone (before the load, without the simulated slowdown): " + ", ".join(
+        console.print("frame time in the demo vs alone at the camera's rate (before the load, without the simulated "
+                      "slowdown): " + ", ".join(
             f"L{o['level']} {o['demo_ms']:.2f}/{o['bare_ms']:.2f} ms ({o['ratio'] - 1:+.0%})"
             for o in summary["bringup_overhead"]))
     if summary.get("board_energy_j") is not None:

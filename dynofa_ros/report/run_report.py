@@ -111,8 +111,7 @@ def _target_at(targets: list[tuple[float, float]], t: float) -> float:
 def summarise(log: RunLog, duration_s: float) -> dict[str, Any]:
     """The JSON summary: per app latency statistics, target misses (all, and outside the ``SETTLE_S`` after each
     event; frames in a stretch the manager declared the target infeasible counted apart), levels, accuracy, time
-    without a manager;
-    board energy and power."""
+    without a manager; board energy and power."""
     apps: dict[str, Any] = {}
     events = [t for t, _ in log.events]
     for app_id, s in sorted(log.apps.items()):

@@ -313,11 +313,14 @@ class DynamicNetwork:
             batch = self.preprocessor(frames, encoding, self.levels[index].arch.resolution)
             return Inference(self._forward(index, batch), index)
 
-    def time_levels(self, frame: Frame, encoding: str = "rgb8", repeats: int = 30) -> tuple[float, ...]:
+    def time_levels(self, frame: Frame, encoding: str = "rgb8", repeats: int = 30,
+                    period_s: float = 0.0) -> tuple[float, ...]:
         """Median seconds to preprocess ``frame`` and run it on each level (batch 1, after 3 warm-up runs), as
-        :meth:`run_frames` does; the active level is the same afterwards. Holds the frame lock throughout."""
-        if repeats < 1:
-            raise ValueError(f"repeats must be >= 1, got {repeats}")
+        :meth:`run_frames` does, the runs starting ``period_s`` apart (a camera's frame period: a processor idle
+        between frames runs each one slower than a back-to-back loop); the active level is the same afterwards.
+        Holds the frame lock throughout."""
+        if repeats < 1 or not period_s >= 0:
+            raise ValueError(f"need repeats >= 1 and period_s >= 0, got {repeats} and {period_s}")
         medians = []
         with self._lock, torch.inference_mode():
             active = self._active
@@ -329,6 +332,7 @@ class DynamicNetwork:
                         start = time.perf_counter()
                         self._forward(index, self.preprocessor([frame], encoding, level.arch.resolution)).sum().item()
                         times.append(time.perf_counter() - start)
+                        time.sleep(max(0.0, start + period_s - time.perf_counter()))
                     medians.append(statistics.median(times[3:]))
             finally:
                 self._switch(active)

@@ -144,8 +144,10 @@ def test_time_levels_times_every_level_and_keeps_the_active_one(network: Dynamic
     assert network.active_index == 1
     assert _level_of(network.predict(Preprocessor(network.spec.mean, network.spec.std)(
         FRAME, "rgb8", network.active.arch.resolution)), reference) == [1]
-    with pytest.raises(ValueError):
-        network.time_levels(FRAME, repeats=0)
+    assert len(network.time_levels(FRAME, "rgb8", repeats=1, period_s=0.005)) == len(network.levels)
+    for bad in ({"repeats": 0}, {"period_s": -1.0}, {"period_s": float("nan")}):
+        with pytest.raises(ValueError):
+            network.time_levels(FRAME, **bad)
 
 
 def test_classify_top_k(network: DynamicNetwork) -> None:
