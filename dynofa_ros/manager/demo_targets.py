@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-DEFAULT_SLACK = 2.0
+DEFAULT_SLACK = 3.0
 FLOOR_MARGIN = 1e-4  # floors sit this far below a level's top-1, which a float32 message keeps admitted
 
 

@@ -173,10 +173,11 @@ class Demo:
                 f"{args.target_change_ms:.2f} ms at top-1 >= {args.change_min_accuracy:.2%} ({change.why})")
 
     def note_own_times(self) -> None:
-        """The first app's median frame time per level so far, before the simulated slowdown (see
-        :func:`bringup_overhead`)."""
+        """The first app's median frame time per level that ran as many frames as were timed alone, before the
+        simulated slowdown (see :func:`bringup_overhead`)."""
         own = self._first("perception").own_times_s
-        self.own_times_s = {level: statistics.median(times) for level, times in list(own.items()) if times}
+        self.own_times_s = {level: statistics.median(times) for level, times in list(own.items())
+                            if len(times) >= LEVEL_TIMING_RUNS}
 
     def _spin_loop(self) -> None:
         # our own loop instead of executor.spin(): stopping it first lets shutdown() finish the callbacks
