@@ -112,10 +112,15 @@ class RunResult:
         return sum(a.frames for a in self.apps.values())
 
     @property
+    def ticks(self) -> int:
+        """Camera ticks of all apps: frames run plus ticks dropped."""
+        return sum(a.frames + a.dropped for a in self.apps.values())
+
+    @property
     def miss_rate(self) -> float:
         """Late frames plus dropped camera ticks, over all ticks of all apps."""
-        ticks = sum(a.frames + a.dropped for a in self.apps.values())
-        return sum(a.misses + a.dropped for a in self.apps.values()) / ticks if ticks else math.nan
+        missed = sum(a.misses + a.dropped for a in self.apps.values())
+        return missed / self.ticks if self.ticks else math.nan
 
     @property
     def mean_accuracy(self) -> float:
@@ -128,9 +133,8 @@ class RunResult:
     @property
     def ordinary_miss_rate(self) -> float:
         """Misses outside the periods the policy declared a target infeasible, over all ticks of all apps."""
-        ticks = sum(a.frames + a.dropped for a in self.apps.values())
         missed = sum(a.misses + a.dropped - a.infeasible_misses for a in self.apps.values())
-        return missed / ticks if ticks else math.nan
+        return missed / self.ticks if self.ticks else math.nan
 
 
 @dataclass(frozen=True)
