@@ -6,8 +6,9 @@ Topics (relative, remap from launch):
   out: ``classification`` (ClassificationResult), ``performance_report`` (PerformanceReport), ``image/annotated``
        (only rendered while someone subscribes), ``/diagnostics`` (~1 Hz)
 
-Newest frame wins: the subscription callback only parks the frame; a worker thread runs inference on the
-newest parked frame, and every frame replaced before it was processed counts as dropped. Frames that never
+Newest frame wins: the subscription callback decodes and preprocesses the frame (on the executor's thread, while
+the worker runs the frame before it) and parks it; a worker thread runs inference on the newest parked frame, and
+every frame replaced before it was processed counts as dropped. Frames that never
 arrive are estimated from the gaps in the arriving frames' header stamps and count as lost
 (:mod:`dynofa_ros.report.arrivals`). With ``qos`` auto (the default) the image subscription is reliable while every
 publisher of the topic is, else best effort, and follows the publishers as they come and go. A frame whose
@@ -28,6 +29,7 @@ import sys
 import threading
 import time
 from collections import defaultdict, deque
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -49,7 +51,7 @@ from dynofa_ros.report.annotate import annotate
 from dynofa_ros.report.arrivals import ArrivalGaps, serialized_stamp
 from dynofa_ros.supernet.library import default_library_path
 from dynofa_ros.supernet.preprocess import decode_compressed
-from dynofa_ros.supernet.runtime import MODES, DynamicNetwork, Prediction, set_torch_threads
+from dynofa_ros.supernet.runtime import MODES, DynamicNetwork, Prediction, PreparedFrames, set_torch_threads
 from dynofa_ros.supernet.serving import AUTO, backends_line
 from dynofa_ros.supernet.serving import CHOICES as BACKEND_CHOICES
 from dynofa_ros.supernet.stats import FrameStats
@@ -61,6 +63,17 @@ IDLE_S = 2.0  # no frame for this long: diagnostics warn, and a gap this long in
 MAX_LEVELS = 256  # bounds of the level and top_k parameters before a library is loaded
 MAX_CLASSES = 100_000
 OWN_TIMES_KEPT = 4096  # frame times kept per level (own_times_s)
+
+
+@dataclass(frozen=True)
+class ParkedFrame:
+    """A received frame, decoded and preprocessed, waiting for the inference thread."""
+
+    msg: Image | CompressedImage
+    frame: np.ndarray
+    encoding: str
+    prepared: PreparedFrames
+    ahead_s: float  # decoding and preprocessing it took
 
 
 class PerceptionNode(ManagedNode):
@@ -111,7 +124,7 @@ class PerceptionNode(ManagedNode):
         self.library_path = ""
         self._msg_type = Image if self.transport == "raw" else CompressedImage
         self._cond = threading.Condition()
-        self._pending: bytes | None = None  # serialized: only the frame that gets processed is deserialized
+        self._pending: ParkedFrame | None = None  # the newest frame, decoded and preprocessed
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._active_subs: list[Any] = []
@@ -297,10 +310,17 @@ class PerceptionNode(ManagedNode):
         stamp = serialized_stamp(data)
         if stamp is not None:
             self.arrivals.add(stamp)
+        try:
+            parked = self._park(deserialize_message(data, self._msg_type))
+        except Exception as exc:  # a frame that cannot be read must not stop the node
+            self._failed(exc)
+            return
+        if parked is None:
+            return
         with self._cond:
             if self._pending is not None:
                 self.frames_dropped += 1
-            self._pending = data
+            self._pending = parked
             self._cond.notify()
 
     def _run(self) -> None:
@@ -312,13 +332,16 @@ class PerceptionNode(ManagedNode):
             if item is None:
                 continue
             try:
-                self.process(deserialize_message(item, self._msg_type))
+                self._finish(item)
             except Exception as exc:  # one failed frame (CUDA OOM, cv2.error...) must not stop the app
                 if self._stop.is_set():
                     return  # deactivating or shutting down: the frame in flight is not a failure
-                self.frames_failed += 1
-                self._last_failure = f"{type(exc).__name__}: {exc}"
-                self.get_logger().error(f"frame failed, skipped: {self._last_failure}", throttle_duration_sec=5.0)
+                self._failed(exc)
+
+    def _failed(self, exc: Exception) -> None:
+        self.frames_failed += 1
+        self._last_failure = f"{type(exc).__name__}: {exc}"
+        self.get_logger().error(f"frame failed, skipped: {self._last_failure}", throttle_duration_sec=5.0)
 
     @staticmethod
     def _decode(msg: Image | CompressedImage) -> tuple[np.ndarray, str]:
@@ -327,22 +350,29 @@ class PerceptionNode(ManagedNode):
             return decode_compressed(compressed_to_bytes(msg)), "bgr8"
         return image_to_array(msg), msg.encoding
 
-    def process(self, msg: Image | CompressedImage) -> ClassificationResult | None:
-        """Classify one frame and publish its outputs; a bad frame is logged and skipped (returns None)."""
+    def _park(self, msg: Image | CompressedImage) -> ParkedFrame | None:
+        """Decode and preprocess one frame for the worker; a bad frame is logged and skipped (None)."""
         start = time.perf_counter()
         try:
             frame, encoding = self._decode(msg)
-            pred = self.net.classify(frame, encoding, self.top_k)
+            prepared = self.net.prepare(frame, encoding)
         except ValueError as exc:
             self.frames_bad += 1
             self.get_logger().warning(f"skipped bad frame (stamp {P.stamp_s(msg.header.stamp):.3f}): {exc}",
                                       throttle_duration_sec=1.0)
             return None
-        self.own_times_s[pred.level].append(time.perf_counter() - start)
+        return ParkedFrame(msg, frame, encoding, prepared, time.perf_counter() - start)
+
+    def _finish(self, parked: ParkedFrame) -> ClassificationResult:
+        """Run a parked frame and publish its outputs."""
+        start = time.perf_counter()
+        pred = self.net.classify_prepared(parked.prepared, self.top_k)[0]
+        self.own_times_s[pred.level].append(parked.ahead_s + time.perf_counter() - start)
         # simulated board below its top frequency: emulate the slower processor
-        latency = stretch_frame(start, self._slowdown)
+        latency = stretch_frame(start - parked.ahead_s, self._slowdown)
         self.stats.update(latency, time.perf_counter())
         level = self.net.levels[pred.level]
+        msg = parked.msg
         result = ClassificationResult(header=msg.header, app_id=self.app_id, class_ids=list(pred.class_ids),
                                       labels=list(pred.labels), scores=list(pred.scores), level=pred.level,
                                       latency=latency)
@@ -355,7 +385,7 @@ class PerceptionNode(ManagedNode):
             frames_lost=self.arrivals.lost, device=self.device,
             unmanaged=not self.manager_watch.managed, energy_per_frame=float("nan")))
         if self._annotated_subscribers > 0:
-            self._publish_annotated(frame, encoding, pred, latency, msg)
+            self._publish_annotated(parked.frame, parked.encoding, pred, latency, msg)
         return result
 
     def _publish_annotated(self, frame: np.ndarray, encoding: str, pred: Prediction, latency: float,

@@ -67,6 +67,11 @@ def _center_square(frame: np.ndarray) -> np.ndarray:
     return frame[top:top + side, left:left + side]
 
 
+def frame_list(frames: Frame | Sequence[Frame]) -> Sequence[Frame]:
+    """One frame (an array, or compressed bytes) as a list of one; a sequence as it is."""
+    return [frames] if isinstance(frames, (np.ndarray, bytes, bytearray, memoryview)) else frames
+
+
 class Preprocessor:
     """Resize (centre square crop, INTER_AREA down / INTER_LINEAR up) and normalise with ``mean``/``std``.
 
@@ -103,8 +108,7 @@ class Preprocessor:
         compressed bytes. ``out`` (N×3×R×R float32, CPU) is filled instead of allocating a new tensor; without
         it every call returns a new tensor (callers may keep it).
         """
-        if isinstance(frames, (np.ndarray, bytes, bytearray, memoryview)):
-            frames = [frames]
+        frames = frame_list(frames)
         if len(frames) == 0:
             raise ValueError("no frames to preprocess")
         if resolution <= 0:

@@ -13,6 +13,10 @@ Two modes:
 Frame safety: ``request_level`` (any thread) only records the wish; the next ``run``/``predict``
 applies it before its forward pass, under the same lock as the forward pass, so a frame always runs
 entirely on one level and no frame is dropped.
+
+Pipelining: :meth:`DynamicNetwork.prepare` preprocesses a frame ahead (on a receiving thread, while the frame
+before it runs) at the resolution of the level it is expected to run on; :meth:`DynamicNetwork.classify_prepared`
+runs it, preprocessing it again only when a switch in between changed the resolution.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from dynofa_ros.supernet.bn import BnCopyPlan, BnStats, active_bn_channels, appl
 from dynofa_ros.supernet.checkpoint import load_supernet
 from dynofa_ros.supernet.heads import LevelHead, apply_head, check_head, head_pairs, load_heads
 from dynofa_ros.supernet.library import Level, LibraryError, SubnetLibrary, default_library_path, level_index
-from dynofa_ros.supernet.preprocess import Frame, Preprocessor
+from dynofa_ros.supernet.preprocess import Frame, Preprocessor, frame_list
 from dynofa_ros.supernet.runners import Runner, serve_level
 from dynofa_ros.supernet.serving import AUTO, resolve_backend
 from dynofa_ros.supernet.spec import SupernetSpec
@@ -74,6 +78,18 @@ class Prediction:
     def score(self) -> float:
         """Top-1 softmax probability."""
         return self.scores[0]
+
+
+@dataclass(frozen=True)
+class PreparedFrames:
+    """Frames preprocessed ahead of their forward pass: ``batch`` at ``resolution`` (None: not yet), and the
+    seconds that took."""
+
+    frames: Sequence[Frame]
+    encoding: str
+    batch: Tensor | None = None
+    resolution: int = 0
+    seconds: float = 0.0
 
 
 def extract_subnet(supernet: nn.Module, level: Level | SubnetArch, stats: BnStats | None = None,
@@ -190,6 +206,7 @@ class DynamicNetwork:
         self.mode = mode
         self.device = torch.device(device)
         self.preprocessor = Preprocessor(spec.mean, spec.std)
+        self._ahead = Preprocessor(spec.mean, spec.std)  # prepare()'s own buffers: it runs beside a forward pass
         initial_level = self.index_of(initial_level)
         supernet = supernet.to(self.device).eval()
         _check_level_stats(supernet, self.levels, bn_stats)
@@ -308,16 +325,32 @@ class DynamicNetwork:
 
     def run_frames(self, frames: Frame | Sequence[Frame], encoding: str = "rgb8") -> Inference:
         """Preprocess frames at the resolution of the level they will run on, then run them."""
+        return self._run_prepared(PreparedFrames(frame_list(frames), encoding))
+
+    def prepare(self, frames: Frame | Sequence[Frame], encoding: str = "rgb8") -> PreparedFrames:
+        """Preprocess frames now, at the resolution of the level requested for the next frame, without waiting
+        for a frame in flight; one thread at a time (e.g. the one receiving frames)."""
+        frames = frame_list(frames)
+        start = time.perf_counter()
+        resolution = self.levels[self._requested].arch.resolution
+        batch = self._ahead(frames, encoding, resolution)
+        return PreparedFrames(frames, encoding, batch, resolution, time.perf_counter() - start)
+
+    def _run_prepared(self, prepared: PreparedFrames) -> Inference:
         with self._lock, torch.inference_mode():
             index = self._begin_frame()
-            batch = self.preprocessor(frames, encoding, self.levels[index].arch.resolution)
+            resolution = self.levels[index].arch.resolution
+            batch = prepared.batch if prepared.resolution == resolution else None
+            if batch is None:  # not prepared, or prepared for a level a switch has since replaced
+                batch = self.preprocessor(prepared.frames, prepared.encoding, resolution)
             return Inference(self._forward(index, batch), index)
 
     def time_levels(self, frame: Frame, encoding: str = "rgb8", repeats: int = 30,
                     period_s: float = 0.0) -> tuple[float, ...]:
-        """Median seconds to preprocess ``frame`` and run it on each level (batch 1, after 3 warm-up runs), as
-        :meth:`run_frames` does, the runs starting ``period_s`` apart (a camera's frame period: a processor idle
-        between frames runs each one slower than a back-to-back loop); the active level is the same afterwards.
+        """Median seconds to preprocess ``frame``, run it on each level and take its top class (batch 1, after 3
+        warm-up runs), as :meth:`classify` does, the runs starting ``period_s`` apart (a camera's frame period: a
+        processor idle between frames runs each one slower than a back-to-back loop); the active level is the same
+        afterwards.
         Holds the frame lock throughout."""
         if repeats < 1 or not period_s >= 0:
             raise ValueError(f"need repeats >= 1 and period_s >= 0, got {repeats} and {period_s}")
@@ -330,7 +363,7 @@ class DynamicNetwork:
                     times = []
                     for _ in range(repeats + 3):
                         start = time.perf_counter()
-                        self._forward(index, self.preprocessor([frame], encoding, level.arch.resolution)).sum().item()
+                        _top_k(self._forward(index, self.preprocessor([frame], encoding, level.arch.resolution)), 1)
                         times.append(time.perf_counter() - start)
                         time.sleep(max(0.0, start + period_s - time.perf_counter()))
                     medians.append(statistics.median(times[3:]))
@@ -340,14 +373,17 @@ class DynamicNetwork:
 
     def classify_batch(self, frames: Sequence[Frame], encoding: str = "rgb8", top_k: int = 1) -> list[Prediction]:
         """Top-``top_k`` classes per frame (raw H×W×C uint8 arrays, or jpeg/png bytes), all on one level."""
+        return self.classify_prepared(PreparedFrames(frame_list(frames), encoding), top_k)
+
+    def classify_prepared(self, prepared: PreparedFrames, top_k: int = 1) -> list[Prediction]:
+        """:meth:`classify_batch` of frames from :meth:`prepare`; latency includes the preparing."""
         n_classes = len(self.spec.class_names)
         if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= n_classes:
             raise ValueError(f"top_k must be an int in 1..{n_classes}, got {top_k!r}")
         start = time.perf_counter()
-        result = self.run_frames(frames, encoding)
-        scores, classes = torch.softmax(result.logits.float(), dim=1).topk(top_k, dim=1)
-        scores, classes = scores.tolist(), classes.tolist()  # one device sync for the batch
-        latency = time.perf_counter() - start
+        result = self._run_prepared(prepared)
+        scores, classes = _top_k(result.logits, top_k)
+        latency = time.perf_counter() - start + prepared.seconds
         name = self.levels[result.level].name
         names = self.spec.class_names
         return [Prediction(tuple(c), tuple(names[i] for i in c), tuple(s), result.level, name, latency)
@@ -356,3 +392,9 @@ class DynamicNetwork:
     def classify(self, frame: Frame, encoding: str = "rgb8", top_k: int = 1) -> Prediction:
         """Top-``top_k`` classes of one frame (best first)."""
         return self.classify_batch([frame], encoding, top_k)[0]
+
+
+def _top_k(logits: Tensor, k: int) -> tuple[list[list[float]], list[list[int]]]:
+    """Per row: the ``k`` highest softmax probabilities and their classes, best first (one device sync)."""
+    scores, classes = torch.softmax(logits.float(), dim=1).topk(k, dim=1)
+    return scores.tolist(), classes.tolist()

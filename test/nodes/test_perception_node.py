@@ -241,19 +241,20 @@ def test_image_qos_follows_the_publishers(system):
     assert node.image_qos == "sensor_data"  # no publisher left: kept what the last one called for
 
 
-def test_worker_survives_a_failing_frame_and_reports_error(system, capfd):
+@pytest.mark.parametrize("stage", ["prepare", "classify_prepared"])  # on receipt, or in the inference worker
+def test_node_survives_a_failing_frame_and_reports_error(system, capfd, stage):
     from diagnostic_msgs.msg import DiagnosticArray
 
     executor, node, tester, results, _, pub = system
     diags: list[DiagnosticArray] = []
     tester.create_subscription(DiagnosticArray, "/diagnostics", diags.append, reliable())
-    classify = node.net.classify
+    method = getattr(node.net, stage)
 
     def fail_once(*args, **kwargs):
-        node.net.classify = classify
+        setattr(node.net, stage, method)
         raise RuntimeError("CUDA out of memory (injected)")
 
-    node.net.classify = fail_once
+    setattr(node.net, stage, fail_once)
     pub.publish(_image(1))
     assert spin_until(executor, lambda: node.frames_failed == 1, 10.0)
     assert spin_until(executor, lambda: any(d.status[0].level == d.status[0].ERROR for d in diags), 5.0)

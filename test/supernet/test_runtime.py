@@ -137,6 +137,28 @@ def test_classify(network: DynamicNetwork) -> None:
     assert len(batch) == 2 and batch[1].class_ids == prediction.class_ids
 
 
+def test_prepared_frames_run_on_the_level_they_meet(network: DynamicNetwork) -> None:
+    """A frame prepared ahead classifies as classify does; a switch between preparing and running it runs it on the
+    new level, preprocessed again when the resolution changed."""
+    n_classes = len(network.spec.class_names)
+    resolutions = [level.arch.resolution for level in network.levels]
+    low, high = resolutions.index(min(resolutions)), resolutions.index(max(resolutions))
+    assert resolutions[low] != resolutions[high]
+    expected = {}
+    for index in (low, high):
+        network.activate(index)
+        expected[index] = network.classify(FRAME, "rgb8", n_classes)
+    network.activate(low)
+    prepared = network.prepare(FRAME, "rgb8")
+    assert prepared.resolution == resolutions[low] and tuple(prepared.batch.shape[2:]) == (resolutions[low],) * 2
+    for switch_to in (low, high):
+        network.request_level(switch_to)
+        got = network.classify_prepared(prepared, n_classes)[0]
+        assert got.level == switch_to and got.latency_s >= prepared.seconds > 0
+        assert got.class_ids == expected[switch_to].class_ids
+        assert np.allclose(got.scores, expected[switch_to].scores, atol=1e-5)
+
+
 def test_time_levels_times_every_level_and_keeps_the_active_one(network: DynamicNetwork, reference) -> None:
     network.activate(1)
     times = network.time_levels(FRAME, "rgb8", repeats=2)
