@@ -1,6 +1,6 @@
-"""Sandwich-rule training of the OFA MobileNetV3 supernet with in-place distillation.
+"""Sandwich-rule training of a supernet of any family (:mod:`dynofa_ros.supernet.family`) with in-place distillation.
 
-Recipe, and why:
+Recipe, and why (the reasons are given for the OFA MobileNetV3 supernet; the elastic ViT differs where said):
 
 * Each step trains the largest subnet (at the largest resolution) on the labels with label
   smoothing 0.1, then the smallest subnet (smallest resolution) and ``num_random`` random subnets
@@ -14,6 +14,10 @@ Recipe, and why:
   higher peak risks divergence in a run that must work first time), linear warm-up over 2 epochs,
   cosine to 0 exactly when the time budget ends (epoch time measured after the first epochs, the
   plan re-estimated every epoch). Gradient-norm clipping at 5 is a cheap safety net.
+* The elastic ViT trains with AdamW instead (peak LR 1e-3, weight decay 0.05, same warm-up and cosine): without
+  batch norm a Transformer's layers get gradients of very different scales, which SGD follows poorly. Each family
+  names its default optimizer; ``optimizer`` overrides it, and the learning rate and weight decay default to the
+  optimizer's (:data:`OPTIMIZER_DEFAULTS`).
 * ``schedule="fixed"`` instead spans the cosine over ``epochs`` epochs whatever the budget: a long run split
   over several time-limited jobs (e.g. a shared GPU queue) continues one schedule, with its momentum,
   from the portable state folder (:mod:`dynofa_ros.offline.train_state`) the previous call left.
@@ -26,7 +30,8 @@ Recipe, and why:
   ``memory_format="auto"`` times a few sandwich steps with contiguous (NCHW) and channels-last (NHWC) tensors
   before training and keeps the faster (depth-wise convolutions in bf16 can differ a lot between the two).
 * Running BN statistics from training are meaningless for subnets; the quick validation recalibrates
-  BN on ``n_calib`` training images before measuring top-1 on the held-out split.
+  BN on ``n_calib`` training images before measuring top-1 on the held-out split. A family without batch norm
+  (the ViT: layer norm only) is measured as it is.
 """
 
 from __future__ import annotations
@@ -48,14 +53,17 @@ from torch import nn
 from tqdm import tqdm
 
 from dynofa_ros.offline.data import DeviceAugmenter, to_input
-from dynofa_ros.offline.evaluate import evaluate_arch
+from dynofa_ros.offline.evaluate import accuracy, evaluate_arch
 from dynofa_ros.offline.timing import cuda_sync, time_calls
 from dynofa_ros.offline.train_state import Progress, load_train_state, save_train_state
-from dynofa_ros.supernet.arch import SubnetArch
-from dynofa_ros.supernet.spec import SupernetSpec, build_supernet
+from dynofa_ros.supernet.family import Arch, Spec, family_of
 
 SCHEDULES = ("fit", "fixed")
 MEMORY_FORMATS = ("contiguous", "channels_last", "auto")
+# the peak learning rate and weight decay each optimizer defaults to (SGD: at batch 1024; AdamW: at 256 to 1024)
+OPTIMIZER_DEFAULTS: dict[str, dict[str, float]] = {"sgd": {"lr": 0.4, "weight_decay": 1e-4},
+                                                   "adamw": {"lr": 1e-3, "weight_decay": 0.05}}
+OPTIMIZERS = tuple(OPTIMIZER_DEFAULTS)
 
 
 class TrainingDiverged(RuntimeError):
@@ -64,14 +72,15 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class TrainConfig:
-    """Training hyper-parameters (see the module docstring for the reasons behind the defaults)."""
+    """Training hyper-parameters (see the module docstring for the reasons behind the defaults). ``lr`` and
+    ``weight_decay`` left None take the optimizer's defaults; ``momentum`` is SGD's."""
 
     epochs: int = 40
     time_budget_s: float | None = None
     batch_size: int = 1024
-    lr: float = 0.4
+    lr: float | None = None
     warmup_epochs: float = 2.0
-    weight_decay: float = 1e-4
+    weight_decay: float | None = None
     momentum: float = 0.9
     label_smoothing: float = 0.1
     num_random: int = 1
@@ -81,8 +90,14 @@ class TrainConfig:
     seed: int = 0
     memory_format: str = "contiguous"
     schedule: str = "fit"
+    optimizer: str = "sgd"
 
     def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        defaults = OPTIMIZER_DEFAULTS[self.optimizer]
+        self.lr = defaults["lr"] if self.lr is None else self.lr
+        self.weight_decay = defaults["weight_decay"] if self.weight_decay is None else self.weight_decay
         if self.epochs <= 0 or self.batch_size <= 0 or self.lr <= 0 or self.num_random < 0:
             raise ValueError("epochs, batch_size and lr must be positive, num_random non-negative")
         if self.schedule not in SCHEDULES:
@@ -147,22 +162,34 @@ def plan_from_steps(done: int, step_s: float, steps_per_epoch: int, epoch_start_
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Two SGD groups: weights with ``weight_decay``; BN parameters and biases (ndim <= 1) without."""
+    """Two groups: weights with ``weight_decay``; norm parameters and biases (ndim <= 1) without."""
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _quick_val(supernet: nn.Module, spec: SupernetSpec, val: tuple[torch.Tensor, torch.Tensor],
-               calib: torch.Tensor, n_calib: int) -> dict[str, float]:
-    return {f"val_top1_{name}": evaluate_arch(supernet, arch, val[0], val[1], calib, spec, n_calib)
-            for name, arch in (("largest", SubnetArch.largest(spec)), ("smallest", SubnetArch.smallest(spec)))}
+def _quick_val(supernet: nn.Module, spec: Spec, val: tuple[torch.Tensor, torch.Tensor], calib: torch.Tensor | None,
+               n_calib: int) -> dict[str, float]:
+    """Top-1 of the largest and smallest sub-networks on ``val``; for a family with BN statistics, after
+    recalibrating them on ``n_calib`` of ``calib``."""
+    family = family_of(spec)
+    scores = {}
+    for name, arch in (("largest", family.largest(spec)), ("smallest", family.smallest(spec))):
+        if family.bn_statistics:
+            scores[f"val_top1_{name}"] = evaluate_arch(supernet, arch, val[0], val[1], calib, spec, n_calib)
+        else:
+            family.apply(supernet, arch)
+            scores[f"val_top1_{name}"] = accuracy(supernet, val[0], val[1], arch.resolution, spec.mean, spec.std)
+    return scores
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
-    """SGD nesterov with :func:`param_groups` (no decay on BN parameters and biases)."""
-    return torch.optim.SGD(param_groups(model, config.weight_decay), lr=config.lr, momentum=config.momentum,
-                           nesterov=True)
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """``config.optimizer``, SGD nesterov or AdamW, with :func:`param_groups` (no decay on norm parameters and
+    biases)."""
+    groups = param_groups(model, config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr)
+    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
 
 
 def sandwich_step(model: nn.Module, choices: Sequence[Any], activate: Callable[[Any], object], images: torch.Tensor,
@@ -332,11 +359,12 @@ def sandwich_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, choose: 
     return TrainResult(progress.epoch, progress.step, time.perf_counter() - start, log)
 
 
-def train_supernet(supernet: nn.Module, spec: SupernetSpec, train_x: np.ndarray, train_y: np.ndarray,
+def train_supernet(supernet: nn.Module, spec: Spec, train_x: np.ndarray, train_y: np.ndarray,
                    val_x: np.ndarray, val_y: np.ndarray, config: TrainConfig, work_dir: Path | str,
                    device: torch.device | str = "cpu", resume: bool = False, resume_from: Path | str | None = None,
                    log_fn: Callable[[str], object] = print, log_path: Path | str | None = None) -> TrainResult:
-    """Train ``supernet`` in place (see module docstring); its state is saved to ``work_dir`` every epoch.
+    """Train ``supernet`` (of ``spec``'s family) in place (see module docstring); its state is saved to ``work_dir``
+    every epoch.
 
     Appends one JSON record per epoch to ``log_path`` (default ``work_dir/train_log.jsonl``). With ``resume`` the
     run continues from the state in ``work_dir`` (the budget counts the time already spent); with ``resume_from``
@@ -347,6 +375,7 @@ def train_supernet(supernet: nn.Module, spec: SupernetSpec, train_x: np.ndarray,
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     log_path = Path(log_path) if log_path is not None else work_dir / "train_log.jsonl"
+    family = family_of(spec)
     supernet.to(device)
     optimizer = make_optimizer(supernet, config)
     progress = Progress()
@@ -366,15 +395,17 @@ def train_supernet(supernet: nn.Module, spec: SupernetSpec, train_x: np.ndarray,
         log_path.unlink()
 
     val = (torch.from_numpy(np.ascontiguousarray(val_x)).to(device), torch.from_numpy(np.asarray(val_y)).to(device))
-    calib_pick = np.random.default_rng(config.seed).permutation(len(train_x))[:config.n_calib]
-    calib = torch.from_numpy(np.ascontiguousarray(train_x[calib_pick])).to(device)
-    largest, smallest = SubnetArch.largest(spec), SubnetArch.smallest(spec)
+    calib = None
+    if family.bn_statistics:
+        calib_pick = np.random.default_rng(config.seed).permutation(len(train_x))[:config.n_calib]
+        calib = torch.from_numpy(np.ascontiguousarray(train_x[calib_pick])).to(device)
+    largest, smallest = family.largest(spec), family.smallest(spec)
 
-    def choose(rng: random.Random) -> list[SubnetArch]:
-        return [largest, smallest, *(SubnetArch.sample(spec, rng) for _ in range(config.num_random))]
+    def choose(rng: random.Random) -> list[Arch]:
+        return [largest, smallest, *(family.sample(spec, rng) for _ in range(config.num_random))]
 
     try:
-        return sandwich_epochs(supernet, optimizer, choose, lambda arch: arch.apply(supernet), train_x, train_y,
+        return sandwich_epochs(supernet, optimizer, choose, lambda arch: family.apply(supernet, arch), train_x, train_y,
                                config, device, spec.mean, spec.std, progress=progress,
                                on_epoch_end=lambda p: save_train_state(work_dir, supernet, spec, optimizer, p,
                                                                        recipe),
@@ -384,10 +415,11 @@ def train_supernet(supernet: nn.Module, spec: SupernetSpec, train_x: np.ndarray,
         raise TrainingDiverged(f"{exc}; last good state in {work_dir}") from None
 
 
-def initial_supernet(spec: SupernetSpec, init: Path | str | None = None) -> nn.Module:
-    """A fresh supernet, or one holding a checkpoint's weights (to continue training elsewhere)."""
+def initial_supernet(spec: Spec, init: Path | str | None = None) -> nn.Module:
+    """A fresh supernet of ``spec``'s family, or one holding a checkpoint's weights (to continue training
+    elsewhere)."""
     if init is None:
-        return build_supernet(spec)
+        return family_of(spec).build(spec)
     from dynofa_ros.supernet.checkpoint import load_supernet
 
     return load_supernet(init, spec)[0].train()

@@ -1,4 +1,4 @@
-"""Supernet checkpoints: our fp16 shipped format and the published ``ofa`` ImageNet layout."""
+"""Supernet checkpoints of any family: our fp16 shipped format, and the published ``ofa`` ImageNet layout."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dynofa_ros.supernet.spec import SupernetSpec, build_supernet
+from dynofa_ros.supernet.family import Spec, family_of, spec_from_dict
+from dynofa_ros.supernet.spec import SupernetSpec
 
 FORMAT = "dynofa-supernet/1"
 
@@ -33,7 +34,7 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """The checkpoint file does not exist."""
 
 
-def save_supernet(path: str | Path, supernet: nn.Module, spec: SupernetSpec) -> None:
+def save_supernet(path: str | Path, supernet: nn.Module, spec: Spec) -> None:
     """Write ``{"format", "spec", "state_dict"}`` with floating tensors in fp16 (atomically; creates the
     parent folder)."""
     state = {k: (v.detach().half() if v.is_floating_point() else v.detach()).cpu().contiguous()
@@ -55,17 +56,17 @@ def _read(path: Path) -> Any:
                               f"weights-only torch file): {type(exc).__name__}: {exc}") from exc
 
 
-def _unwrap(path: Path, data: Any, spec: SupernetSpec | None) -> tuple[dict[str, Tensor], SupernetSpec]:
+def _unwrap(path: Path, data: Any, spec: Spec | None) -> tuple[dict[str, Tensor], Spec]:
     if isinstance(data, dict) and "format" in data:
         if data["format"] != FORMAT:
             raise CheckpointError(f"{path}: format {data['format']!r} is not supported (expected {FORMAT!r})")
         try:
-            file_spec = SupernetSpec.from_dict(data["spec"])
+            file_spec = spec_from_dict(data["spec"])
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: invalid spec record: {exc}") from exc
         if spec is not None and spec != file_spec:
-            diff = {k: (getattr(file_spec, k), getattr(spec, k))
-                    for k in SupernetSpec.__dataclass_fields__ if getattr(file_spec, k) != getattr(spec, k)}
+            ours, theirs = file_spec.to_dict(), spec.to_dict()
+            diff = {k: (ours.get(k), theirs.get(k)) for k in {**ours, **theirs} if ours.get(k) != theirs.get(k)}
             raise CheckpointError(f"{path}: its spec differs from the requested one (file, requested): {diff}")
         return data.get("state_dict"), file_spec
     if spec is None:
@@ -92,9 +93,16 @@ def _remap(state: dict[str, Tensor], model_keys: set[str]) -> tuple[dict[str, Te
 
 
 def _hint(key: str) -> str:
-    if key.startswith("classifier."):
-        return " (number of classes differs?)"
-    return " (width multiplier or ks/e/d lists differ?)"
+    return " (number of classes differs?)" if key.startswith("classifier.") else ""
+
+
+def _shape_fields(spec: Spec) -> str:
+    """The spec fields that the tensors' shapes follow, for messages."""
+    if isinstance(spec, SupernetSpec):
+        return (f"width {spec.width_mult}, ks {list(spec.ks_list)}, e {list(spec.expand_list)}, "
+                f"d {list(spec.depth_list)}")
+    return ", ".join(f"{k} {v}" for k, v in spec.to_dict().items()
+                     if k not in ("family", "num_classes", "class_names", "mean", "std", "dropout"))
 
 
 def _some(keys: list[str]) -> str:
@@ -102,8 +110,8 @@ def _some(keys: list[str]) -> str:
     return ", ".join(keys[:_SHOWN]) + more
 
 
-def load_supernet(path: str | Path, spec: SupernetSpec | None = None) -> tuple[nn.Module, SupernetSpec]:
-    """Build the supernet and load a checkpoint (float32, eval mode).
+def load_supernet(path: str | Path, spec: Spec | None = None) -> tuple[nn.Module, Spec]:
+    """Build the supernet of the spec's family and load a checkpoint (float32, eval mode).
 
     Accepts our shipped format (spec inside; ``spec`` if given must equal it) and a bare ``ofa``
     state dict or ``{"state_dict": ...}`` (the published ImageNet supernets; ``spec`` required).
@@ -114,7 +122,7 @@ def load_supernet(path: str | Path, spec: SupernetSpec | None = None) -> tuple[n
     state, spec = _unwrap(path, _read(path), spec)
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: the state dict is not a mapping of names to tensors")
-    supernet = build_supernet(spec)
+    supernet = family_of(spec).build(spec)
     model_state = supernet.state_dict()
     mapped, unexpected = _remap(state, set(model_state))
     missing = sorted(set(model_state) - set(mapped))
@@ -124,13 +132,12 @@ def load_supernet(path: str | Path, spec: SupernetSpec | None = None) -> tuple[n
             parts.append(f"{len(missing)} missing keys ({_some(missing)})")
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected keys ({_some(unexpected)})")
-        raise CheckpointError(f"{path} does not fit {spec.family} (width {spec.width_mult}, ks {list(spec.ks_list)}, "
-                              f"e {list(spec.expand_list)}, d {list(spec.depth_list)}): " + "; ".join(parts))
+        raise CheckpointError(f"{path} does not fit {spec.family} ({_shape_fields(spec)}): " + "; ".join(parts))
     wrong = [f"{k}: file {tuple(v.shape)} vs spec {tuple(model_state[k].shape)}{_hint(k)}"
              for k, v in mapped.items() if v.shape != model_state[k].shape]
     if wrong:
-        raise CheckpointError(f"{path}: {len(wrong)} tensors have the wrong shape for spec (width "
-                              f"{spec.width_mult}, {spec.num_classes} classes): {_some(wrong)}")
+        raise CheckpointError(f"{path}: {len(wrong)} tensors have the wrong shape for spec ({_shape_fields(spec)}, "
+                              f"{spec.num_classes} classes): {_some(wrong)}")
     mapped = {k: v.float() if v.is_floating_point() else v for k, v in mapped.items()}
     nn.Module.load_state_dict(supernet, mapped, strict=True)
     supernet.eval()

@@ -16,6 +16,15 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 SUPPORTED_FAMILIES = ("ofa_mbv3",)
 
 
+def check_labels_and_normalisation(num_classes: int, class_names: tuple[str, ...], mean: tuple[float, ...],
+                                   std: tuple[float, ...]) -> None:
+    """ValueError unless there is one class name per class, and three means and three positive stds."""
+    if len(class_names) != num_classes:
+        raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
+    if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std):
+        raise ValueError("mean and std need three values, std positive")
+
+
 @dataclass(frozen=True)
 class SupernetSpec:
     """Everything needed to rebuild a supernet and feed it images.
@@ -43,10 +52,7 @@ class SupernetSpec:
             values = getattr(self, name)
             if not values or any(int(v) <= 0 for v in values):
                 raise ValueError(f"{name} must be a non-empty list of positive integers, got {values!r}")
-        if len(self.class_names) != self.num_classes:
-            raise ValueError(f"{len(self.class_names)} class names for {self.num_classes} classes")
-        if len(self.mean) != 3 or len(self.std) != 3 or any(s <= 0 for s in self.std):
-            raise ValueError("mean and std need three values, std positive")
+        check_labels_and_normalisation(self.num_classes, self.class_names, self.mean, self.std)
 
     @property
     def n_blocks(self) -> int:
@@ -107,14 +113,5 @@ PUBLISHED_NETS: dict[str, SupernetSpec] = {
     "ofa_mbv3_d234_e346_k357_w1.0": _published(1.0),
     "ofa_mbv3_d234_e346_k357_w1.2": _published(1.2),
 }
-NET_NAMES = ("cifar10", *PUBLISHED_NETS)
-
-
-def named_spec(name: str) -> SupernetSpec:
-    """The spec of a published net, or ``cifar10`` (this package's default: 10 classes, 40-64 px)."""
-    if name == "cifar10":
-        return SupernetSpec()
-    try:
-        return PUBLISHED_NETS[name]
-    except KeyError:
-        raise ValueError(f"unknown net {name!r}; known: {', '.join(NET_NAMES)}") from None
+# The named specs of this family: this package's default (``cifar10``: 10 classes, 40-64 px) and the published nets.
+NAMED_NETS: dict[str, SupernetSpec] = {"cifar10": SupernetSpec(), **PUBLISHED_NETS}

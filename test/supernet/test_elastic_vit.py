@@ -16,10 +16,12 @@ from torch.utils.flop_counter import FlopCounterMode
 from dynofa_ros.supernet.elastic_vit import ElasticViT, ViT
 from dynofa_ros.supernet.heads import final_linear
 from dynofa_ros.supernet.onnx_export import INPUT, export_onnx
+from dynofa_ros.supernet.spec import numbered_classes
 from dynofa_ros.supernet.vit_arch import ElasticViTSpec, ViTArch, vit_macs, vit_params
 
 TINY = ElasticViTSpec(embed_dim_list=(16, 24, 32), depth_list=(1, 2, 3), heads_list=(1, 2), mlp_ratio_list=(1, 1.5, 2),
-                      head_dim=8, tokenizer_layers=2, tokenizer_channels=8, num_classes=5, resolutions=(16, 24))
+                      head_dim=8, tokenizer_layers=2, tokenizer_channels=8, num_classes=5, resolutions=(16, 24),
+                      class_names=numbered_classes(5))
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +124,8 @@ def test_arch_outside_the_spec_raises(net: ElasticViT, arch: ViTArch) -> None:
 
 @pytest.mark.parametrize("change", [{"embed_dim_list": ()}, {"depth_list": (0,)}, {"mlp_ratio_list": (0.0,)},
                                     {"head_dim": 0}, {"tokenizer_layers": 0}, {"dropout": 1.0},
-                                    {"resolutions": (16.5,)}])
+                                    {"resolutions": (16.5,)}, {"family": "ofa_mbv3"}, {"num_classes": 5},
+                                    {"std": (0.2, 0.2, 0.0)}])
 def test_bad_spec_raises(change: dict) -> None:
     with pytest.raises(ValueError):
         ElasticViTSpec(**change)

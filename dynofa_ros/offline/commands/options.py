@@ -2,8 +2,9 @@
 and how they are loaded.
 
 Supernet: ``--checkpoint`` and, for a checkpoint without a spec inside (the published ``ofa`` layout, a bare
-state dict or ``{"state_dict": ...}``), ``--net`` (a published name or ``cifar10``) with ``--net-*`` overrides
-of its fields. Our own checkpoints carry their spec; a spec given for one must equal it.
+state dict or ``{"state_dict": ...}``) or a fresh supernet, ``--net`` (a published name, ``cifar10`` or an elastic
+ViT preset such as ``vit-cifar10-cpu``) with ``--net-*`` overrides of its fields. Our own checkpoints carry their
+spec; a spec given for one must equal it.
 
 Data: ``--data`` (any form :mod:`dynofa_ros.datasets.image_dataset` reads) and ``--cache-dir``; images are
 stored at ``--image-size``, else their own size when they all share one, else the supernet's largest resolution.
@@ -36,8 +37,9 @@ from dynofa_ros.offline.data import (
 )
 from dynofa_ros.offline.library_build import LevelImages
 from dynofa_ros.offline.profile import CPU_PROFILES
+from dynofa_ros.supernet.family import NAMED_NETS, Spec, named_spec
 from dynofa_ros.supernet.serving import ONNXRUNTIME, TORCH, onnxruntime_installed
-from dynofa_ros.supernet.spec import NET_NAMES, SupernetSpec, named_spec, numbered_classes
+from dynofa_ros.supernet.spec import SupernetSpec, numbered_classes
 
 if TYPE_CHECKING:
     from torch import nn
@@ -65,15 +67,18 @@ def add_supernet_arguments(parser: argparse.ArgumentParser, checkpoint: str = "r
         group.add_argument("--checkpoint", type=Path, required=checkpoint == "required",
                            help="supernet weights: our checkpoint (spec inside) or a published ofa one "
                                 "({'state_dict': ...} or a bare state dict; needs --net)")
-    group.add_argument("--net", choices=NET_NAMES, metavar="NAME",
-                       help=f"spec of a checkpoint without one: {', '.join(NET_NAMES)}")
+    ofa = [name for name, spec in NAMED_NETS.items() if isinstance(spec, SupernetSpec)]
+    vit = [name for name in NAMED_NETS if name not in ofa]
+    group.add_argument("--net", metavar="NAME", help=f"spec of a checkpoint without one, or of a fresh supernet: "
+                       f"{', '.join(ofa)}; elastic ViT (train and data only): {', '.join(vit)}")
     for suffix, (name, kind, nargs, metavar) in _SPEC_FIELDS.items():
         group.add_argument(f"--net-{suffix}", type=kind, nargs=nargs, dest=f"net_{suffix}", metavar=metavar,
                            help=f"override the spec's {name} (default: --net's, else cifar10's)")
 
 
-def requested_spec(args: argparse.Namespace) -> SupernetSpec | None:
-    """The spec ``--net``/``--net-*`` describe, or None when none of them is given (the checkpoint's own)."""
+def requested_spec(args: argparse.Namespace) -> Spec | None:
+    """The spec ``--net``/``--net-*`` describe, or None when none of them is given (the checkpoint's own);
+    ValueError for an unknown net or an override its family does not have."""
     overrides: dict[str, Any] = {}
     for suffix, (name, _, nargs, _) in _SPEC_FIELDS.items():
         value = getattr(args, f"net_{suffix}", None)
@@ -82,19 +87,23 @@ def requested_spec(args: argparse.Namespace) -> SupernetSpec | None:
     if args.net is None and not overrides:
         return None
     spec = named_spec(args.net or "cifar10")
+    foreign = [f"--net-{suffix}" for suffix, (name, *_) in _SPEC_FIELDS.items()
+               if name in overrides and name not in spec.__dataclass_fields__]
+    if foreign:
+        raise ValueError(f"{', '.join(foreign)}: not a field of the {spec.family} family's spec ({args.net})")
     classes = overrides.get("num_classes", spec.num_classes)
     if classes != spec.num_classes:
         overrides["class_names"] = numbered_classes(classes)
     return replace(spec, **overrides)
 
 
-def spec_for(args: argparse.Namespace) -> SupernetSpec:
+def spec_for(args: argparse.Namespace) -> Spec:
     """``requested_spec``, else the default (CIFAR-10) spec: for sub-commands that build a supernet afresh."""
     return requested_spec(args) or SupernetSpec()
 
 
 def load_checkpoint(args: argparse.Namespace, path: Path | None = None,
-                    spec: SupernetSpec | None = None) -> tuple[nn.Module, SupernetSpec]:
+                    spec: Spec | None = None) -> tuple[nn.Module, Spec]:
     """The supernet of ``path`` (default ``args.checkpoint``) with the spec the options request, else ``spec``."""
     from dynofa_ros.supernet.checkpoint import load_supernet
 
@@ -122,7 +131,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")
 
 
-def load_data(args: argparse.Namespace, spec: SupernetSpec | None = None, progress: bool = True) -> ImageDataset:
+def load_data(args: argparse.Namespace, spec: Spec | None = None, progress: bool = True) -> ImageDataset:
     """The dataset the options name, stored at ``--image-size`` or as the module docstring says."""
     from dynofa_ros.datasets.image_dataset import load_dataset
 

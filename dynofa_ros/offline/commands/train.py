@@ -24,6 +24,8 @@ from dynofa_ros.offline.commands.options import (
 from dynofa_ros.offline.data import stratified_split, subset
 from dynofa_ros.offline.train import (
     MEMORY_FORMATS,
+    OPTIMIZER_DEFAULTS,
+    OPTIMIZERS,
     SCHEDULES,
     TrainConfig,
     initial_supernet,
@@ -31,6 +33,7 @@ from dynofa_ros.offline.train import (
     train_supernet,
 )
 from dynofa_ros.offline.train_state import MOMENTUM, PROGRESS, WEIGHTS
+from dynofa_ros.supernet.family import FAMILIES, family_of
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,9 +54,14 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-budget", type=float, default=None, help="training wall-clock budget, seconds; "
                         "the cosine schedule ends when it ends")
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
+    defaults = ", ".join(f"{f.name}: {f.optimizer}" for f in FAMILIES.values())
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
+                        help=f"sgd (nesterov) or adamw (default: the supernet family's; {defaults})")
+    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the optimizer's; "
+                        + _per_optimizer("lr") + ")")
     parser.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
-    parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    parser.add_argument("--weight-decay", type=float, default=None, help="(default: the optimizer's; "
+                        + _per_optimizer("weight_decay") + ")")
     parser.add_argument("--num-random", type=int, default=d.num_random, help="random subnets per step")
     parser.add_argument("--eval-every", type=int, default=d.eval_every, help="quick val every N epochs (0: end)")
     parser.add_argument("--n-calib", type=int, default=d.n_calib, help="BN calibration images")
@@ -74,28 +82,33 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                         "progress.json), e.g. the previous GPU job's output")
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The :class:`TrainConfig` described by parsed :func:`add_training_arguments` options (ValueError for options
-    that exclude each other)."""
+def _per_optimizer(field: str) -> str:
+    return ", ".join(f"{name} {values[field]:g}" for name, values in OPTIMIZER_DEFAULTS.items())
+
+
+def config_from_args(args: argparse.Namespace, optimizer: str = TrainConfig.optimizer) -> TrainConfig:
+    """The :class:`TrainConfig` described by parsed :func:`add_training_arguments` options, with ``optimizer``
+    unless ``--optimizer`` names one (ValueError for options that exclude each other)."""
     if args.init is not None and args.resume_from is not None:
         raise ValueError("--init starts a new run from a checkpoint, --resume-from continues one: pass only one")
     return TrainConfig(epochs=args.epochs, time_budget_s=args.time_budget, batch_size=args.batch_size,
                        lr=args.lr, warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay,
                        num_random=args.num_random, eval_every=args.eval_every, n_calib=args.n_calib,
-                       seed=args.seed, memory_format=args.memory_format, schedule=args.schedule)
+                       seed=args.seed, memory_format=args.memory_format, schedule=args.schedule,
+                       optimizer=args.optimizer or optimizer)
 
 
 def run(args: argparse.Namespace) -> int:
     """``dynofa train``: train on the dataset's training split; ``<out>/supernet.pt`` is the trained checkpoint."""
-    config = config_from_args(args)
     device = resolve_device(args.device)
-    torch.manual_seed(config.seed)
+    torch.manual_seed(args.seed)
     if args.init is None:
         spec = spec_for(args)
         supernet = initial_supernet(spec)
     else:  # ours (spec inside) or a published checkpoint with --net
         supernet, spec = load_checkpoint(args, args.init)
         supernet.train()
+    config = config_from_args(args, family_of(spec).optimizer)
     data = load_data(args, spec)
     if len(data.class_names) != spec.num_classes:
         raise ValueError(f"the dataset has {len(data.class_names)} classes, the supernet {spec.num_classes}: pass "
