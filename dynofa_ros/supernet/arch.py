@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # only apply() takes a module: the record itself loads without torch
+if TYPE_CHECKING:  # only apply() and switch_plan() take a module: the record itself loads without torch
     from torch import nn
 
 from dynofa_ros.supernet.spec import SupernetSpec
@@ -56,6 +57,21 @@ class SubnetArch:
     def apply(self, supernet: nn.Module) -> None:
         """Make this the supernet's active sub-network (architecture only)."""
         supernet.set_active_subnet(ks=list(self.ks), e=list(self.e), d=list(self.d))
+
+    def switch_plan(self, supernet: nn.Module) -> Callable[[], None]:
+        """Apply this arch; return a call that makes it active again by replaying the attribute values ``ofa``'s
+        ``set_active_subnet`` wrote for it (recorded from this real call) as plain dict updates."""
+        self.apply(supernet)
+        names = ("active_kernel_size", "active_expand_ratio")
+        attributes = [(vars(block.conv), {n: vars(block.conv)[n] for n in names}) for block in supernet.blocks[1:]]
+        depth = list(supernet.runtime_depth)
+
+        def switch() -> None:
+            for target, values in attributes:
+                target.update(values)
+            supernet.runtime_depth[:] = depth
+
+        return switch
 
     def to_dict(self) -> dict[str, Any]:
         return {"ks": list(self.ks), "e": list(self.e), "d": list(self.d), "resolution": self.resolution}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from dynofa_ros.supernet import spec as ofa_spec
@@ -33,7 +34,9 @@ class Family:
     archs; ``apply(supernet, arch)`` makes an arch the supernet's active sub-network in place; ``extract(supernet,
     arch)`` returns it as a standalone eval-mode network with copies of its weights. ``bn_statistics``: its
     sub-networks have batch norms whose statistics must be recalibrated per sub-network before evaluating one.
-    ``optimizer``: what its training uses unless told otherwise (``sgd`` or ``adamw``).
+    ``optimizer``: what its training uses unless told otherwise (``sgd`` or ``adamw``). ``switch_plan(supernet,
+    arch)`` applies an arch and returns a call that makes it active again as cheaply as the family allows (the
+    in-place runtime's switch between levels; the supernet must stay on its device).
     """
 
     name: str
@@ -47,12 +50,12 @@ class Family:
     extract: Callable[[nn.Module, Any], nn.Module]
     bn_statistics: bool
     optimizer: str
+    switch_plan: Callable[[nn.Module, Any], Callable[[], None]]
 
 
 def _extract_ofa(supernet: nn.Module, arch: SubnetArch) -> nn.Module:
-    from dynofa_ros.supernet.runtime import extract_subnet
-
-    return extract_subnet(supernet, arch)
+    arch.apply(supernet)
+    return supernet.get_active_subnet(preserve_weight=True).eval()
 
 
 def _build_vit(spec: ElasticViTSpec) -> nn.Module:
@@ -66,13 +69,18 @@ def _extract_vit(supernet: nn.Module, arch: ViTArch) -> nn.Module:
     return supernet.get_active_subnet().eval()
 
 
+def _switch_plan_vit(supernet: nn.Module, arch: ViTArch) -> Callable[[], None]:
+    supernet.set_active_subnet(arch)
+    return partial(supernet.set_active_subnet, arch)
+
+
 OFA_MBV3 = Family("ofa_mbv3", SupernetSpec, SubnetArch, build_supernet, SubnetArch.largest, SubnetArch.smallest,
                   SubnetArch.sample, lambda supernet, arch: arch.apply(supernet), _extract_ofa, bn_statistics=True,
-                  optimizer="sgd")
+                  optimizer="sgd", switch_plan=lambda supernet, arch: arch.switch_plan(supernet))
 ELASTIC_VIT = Family(vit_arch.FAMILY, ElasticViTSpec, ViTArch, _build_vit, ElasticViTSpec.largest,
                      ElasticViTSpec.smallest, ElasticViTSpec.sample,
                      lambda supernet, arch: supernet.set_active_subnet(arch), _extract_vit, bn_statistics=False,
-                     optimizer="adamw")
+                     optimizer="adamw", switch_plan=_switch_plan_vit)
 FAMILIES: dict[str, Family] = {f.name: f for f in (OFA_MBV3, ELASTIC_VIT)}
 
 NAMED_NETS: dict[str, Spec] = {**ofa_spec.NAMED_NETS, **vit_arch.NAMED_NETS}
@@ -105,3 +113,11 @@ def named_spec(name: str) -> Spec:
         return NAMED_NETS[name]
     except KeyError:
         raise ValueError(f"unknown net {name!r}; known: {', '.join(NET_NAMES)}") from None
+
+
+def family_of_arch(arch: Arch) -> Family:
+    """The family whose arch records ``arch`` is one of; TypeError for anything else."""
+    for family in FAMILIES.values():
+        if isinstance(arch, family.arch_type):
+            return family
+    raise TypeError(f"{type(arch).__name__} is no supernet family's arch record")

@@ -1,6 +1,8 @@
 """Subnet library file (JSON, ``schema_version`` 1): supernet, checkpoint, BN statistics, heads and levels.
 
-The schema is described in docs/ARCHITECTURE.md. Paths inside the file are relative to the file.
+The schema is described in docs/ARCHITECTURE.md. Paths inside the file are relative to the file. The supernet
+spec's ``family`` (:mod:`dynofa_ros.supernet.family`; ``ofa_mbv3`` when absent, as in the files written before there
+were other families) decides the levels' arch record type and whether there is a BN statistics file.
 The records here are plain data and load without torch (the manager node reads levels, latencies and
 accuracies only); writing a library's tensor files is :mod:`dynofa_ros.supernet.library_write`.
 """
@@ -18,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from dynofa_ros.package_files import env_path, package_file
-from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.family import Arch, Spec, family_of, spec_from_dict
 from dynofa_ros.supernet.serving import BACKENDS, TORCH
-from dynofa_ros.supernet.spec import SupernetSpec
 
 SCHEMA_VERSION = 1
 LIBRARY_ENV = "DYNOFA_LIBRARY"
@@ -119,7 +120,7 @@ class Level:
     """One operating point of the library: a subnet and what it costs/achieves."""
 
     name: str
-    arch: SubnetArch
+    arch: Arch
     top1: float | None
     macs: int
     params: int
@@ -142,9 +143,9 @@ class Level:
         return records
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], spec: SupernetSpec, where: str) -> Level:
+    def from_dict(cls, data: dict[str, Any], spec: Spec, where: str) -> Level:
         try:
-            arch = SubnetArch.from_dict(_get(data, "arch", dict, where))
+            arch = family_of(spec).arch_type.from_dict(_get(data, "arch", dict, where))
             arch.validate(spec)
         except ValueError as exc:
             raise LibraryError(f"{where}.arch: {exc}") from exc
@@ -204,12 +205,13 @@ class FileRef:
 
 @dataclass
 class SubnetLibrary:
-    """The ordered levels of one supernet (level 0 fastest, last most accurate) and its files."""
+    """The ordered levels of one supernet (level 0 fastest, last most accurate) and its files: ``bn_stats`` exactly
+    when the supernet's family has BN statistics."""
 
     name: str
-    spec: SupernetSpec
+    spec: Spec
     checkpoint: FileRef
-    bn_stats: FileRef
+    bn_stats: FileRef | None
     levels: list[Level]
     eval_set: str = ""
     calibration: str = ""
@@ -224,6 +226,12 @@ class SubnetLibrary:
         names = [lv.name for lv in self.levels]
         if len(set(names)) != len(names):
             raise LibraryError(f"library {self.name!r} has duplicate level names: {names}")
+        family = family_of(self.spec)
+        if family.bn_statistics and self.bn_stats is None:
+            raise LibraryError(f"library {self.name!r}: {family.name} libraries need a BN statistics file (bn_stats)")
+        if not family.bn_statistics and self.bn_stats is not None:
+            raise LibraryError(f"library {self.name!r}: {family.name} has no BN statistics, yet the library names a "
+                               f"BN statistics file ({self.bn_stats.path})")
 
     # -- paths and files -------------------------------------------------------------------------
     @property
@@ -231,8 +239,9 @@ class SubnetLibrary:
         return self.base_dir / self.checkpoint.path
 
     @property
-    def bn_stats_path(self) -> Path:
-        return self.base_dir / self.bn_stats.path
+    def bn_stats_path(self) -> Path | None:
+        """The per-level BN statistics file, None for a family without BN statistics."""
+        return None if self.bn_stats is None else self.base_dir / self.bn_stats.path
 
     @property
     def heads_path(self) -> Path | None:
@@ -240,12 +249,12 @@ class SubnetLibrary:
         return None if self.heads is None else self.base_dir / self.heads.path
 
     def verify_files(self) -> None:
-        """Check that the checkpoint, BN statistics and heads files exist and match their SHA-256."""
-        files = [("checkpoint", self.checkpoint, self.checkpoint_path),
-                 ("BN statistics", self.bn_stats, self.bn_stats_path)]
-        if self.heads is not None:
-            files.append(("classifier heads", self.heads, self.base_dir / self.heads.path))
-        for what, ref, path in files:
+        """Check that the checkpoint, BN statistics and heads files (those it has) exist and match their SHA-256."""
+        files = [("checkpoint", self.checkpoint), ("BN statistics", self.bn_stats), ("classifier heads", self.heads)]
+        for what, ref in files:
+            if ref is None:
+                continue
+            path = self.base_dir / ref.path
             if not path.is_file():
                 raise LibraryError(f"library {self.name!r}: {what} file not found: {path}")
             try:
@@ -264,13 +273,14 @@ class SubnetLibrary:
 
     # -- (de)serialisation -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        bn = {} if self.bn_stats is None else {"bn_stats": {**self.bn_stats.to_dict(), "calibration": self.calibration}}
         heads = {} if self.heads is None else {"heads": {**self.heads.to_dict(), "fit": self.heads_fit}}
         return {
             "schema_version": SCHEMA_VERSION,
             "name": self.name,
             "created": self.created,
             "supernet": {"spec": self.spec.to_dict(), "checkpoint": self.checkpoint.to_dict()},
-            "bn_stats": {**self.bn_stats.to_dict(), "calibration": self.calibration},
+            **bn,
             **heads,
             "eval_set": self.eval_set,
             "levels": [lv.to_dict() for lv in self.levels],
@@ -283,10 +293,10 @@ class SubnetLibrary:
             raise LibraryError(f"{where}: schema_version {version} is not supported (this code reads {SCHEMA_VERSION})")
         supernet = _get(data, "supernet", dict, where)
         try:
-            spec = SupernetSpec.from_dict(_get(supernet, "spec", dict, f"{where}.supernet"))
+            spec = spec_from_dict(_get(supernet, "spec", dict, f"{where}.supernet"))
         except (TypeError, ValueError) as exc:
             raise LibraryError(f"{where}.supernet.spec: {exc}") from exc
-        bn = _get(data, "bn_stats", dict, where)
+        bn = _get(data, "bn_stats", dict, where, optional=True)
         heads = _get(data, "heads", dict, where, optional=True)
         levels = _get(data, "levels", list, where)
         return cls(
@@ -294,8 +304,8 @@ class SubnetLibrary:
             spec=spec,
             checkpoint=FileRef.from_dict(_get(supernet, "checkpoint", dict, f"{where}.supernet"),
                                          f"{where}.supernet.checkpoint"),
-            bn_stats=FileRef.from_dict(bn, f"{where}.bn_stats"),
-            calibration=_get(bn, "calibration", str, f"{where}.bn_stats", optional=True) or "",
+            bn_stats=None if bn is None else FileRef.from_dict(bn, f"{where}.bn_stats"),
+            calibration="" if bn is None else _get(bn, "calibration", str, f"{where}.bn_stats", optional=True) or "",
             heads=None if heads is None else FileRef.from_dict(heads, f"{where}.heads"),
             heads_fit="" if heads is None else _get(heads, "fit", str, f"{where}.heads", optional=True) or "",
             eval_set=_get(data, "eval_set", str, where, optional=True) or "",

@@ -1,14 +1,16 @@
 """Live dynamic network: switch levels between frames (architecture + BN statistics) and predict.
 
-Two modes:
+The supernet is of any family (:mod:`.family`: ``ofa``'s MobileNetV3, the elastic ViT); what differs between
+families (extracting a level, switching one in place, BN statistics or none) is its family record's. Two modes:
 
-- ``"cache"`` (default): every level is extracted once at load time with ``ofa``'s
-  ``get_active_subnet(preserve_weight=True)`` with its BN statistics (and classifier head, when the
+- ``"cache"`` (default): every level is extracted once at load time with its family's ``extract`` (``ofa``'s
+  ``get_active_subnet(preserve_weight=True)``) with its BN statistics (and classifier head, when the
   library has per-level heads) baked in, and handed to its serving backend (:mod:`.serving`: eager torch,
   ONNX Runtime or a CUDA graph, built and checked at load time by :mod:`.runners`); a switch is a pointer
   swap; inference runs a plain static network (faster at batch 1, more memory: one copy per level).
-- ``"inplace"``: one supernet; a switch sets the active architecture and copies the level's BN
-  statistics (and head) into the running buffers with one precomputed foreach copy (least memory).
+- ``"inplace"``: one supernet; a switch replays the family's precomputed architecture switch and copies the
+  level's BN statistics (and head), when it has any, into the running buffers with one precomputed foreach copy
+  (least memory).
 
 Frame safety: ``request_level`` (any thread) only records the wish; the next ``run``/``predict``
 applies it before its forward pass, under the same lock as the forward pass, so a frame always runs
@@ -25,22 +27,21 @@ import logging
 import statistics
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.bn import BnCopyPlan, BnStats, active_bn_channels, apply_bn_stats, load_bn_stats
 from dynofa_ros.supernet.checkpoint import load_supernet
+from dynofa_ros.supernet.family import Arch, Family, Spec, family_of, family_of_arch
 from dynofa_ros.supernet.heads import LevelHead, apply_head, check_head, head_pairs, load_heads
 from dynofa_ros.supernet.library import Level, LibraryError, SubnetLibrary, default_library_path, level_index
 from dynofa_ros.supernet.preprocess import Frame, Preprocessor, frame_list
 from dynofa_ros.supernet.runners import Runner, serve_level
 from dynofa_ros.supernet.serving import AUTO, resolve_backend
-from dynofa_ros.supernet.spec import SupernetSpec
 
 log = logging.getLogger(__name__)
 
@@ -92,16 +93,15 @@ class PreparedFrames:
     seconds: float = 0.0
 
 
-def extract_subnet(supernet: nn.Module, level: Level | SubnetArch, stats: BnStats | None = None,
+def extract_subnet(supernet: nn.Module, level: Level | Arch, stats: BnStats | None = None,
                    head: LevelHead | None = None) -> nn.Module:
-    """Standalone eval-mode copy of a level's (or an arch's) ``ofa`` subnet, weights copied, with ``stats``
-    baked in as its BN statistics (None: the supernet's running statistics as they are) and ``head`` as its
-    classifier (None: the supernet's)."""
+    """Standalone eval-mode copy of a level's (or an arch's) sub-network, extracted by its family with weights
+    copied, with ``stats`` baked in as its BN statistics (None: the supernet's running statistics as they are) and
+    ``head`` as its classifier (None: the supernet's)."""
     arch = level.arch if isinstance(level, Level) else level
-    arch.apply(supernet)
     if stats is not None:
         apply_bn_stats(supernet, stats)
-    subnet = supernet.get_active_subnet(preserve_weight=True).eval()
+    subnet = family_of_arch(arch).extract(supernet, arch)
     if head is not None:
         apply_head(subnet, head)
     return subnet
@@ -109,34 +109,36 @@ def extract_subnet(supernet: nn.Module, level: Level | SubnetArch, stats: BnStat
 
 @dataclass
 class LevelSwitch:
-    """Precomputed in-place switch to one level: the attribute values ``ofa``'s ``set_active_subnet``
-    writes for it (recorded from a real call, replayed as plain dict updates) and one copy plan for its BN
-    statistics and, when it has one, its classifier head."""
+    """Precomputed in-place switch to one level: its family's architecture switch (``Family.switch_plan``) and
+    one copy plan for its BN statistics and classifier head (None when it has neither)."""
 
-    supernet: nn.Module
-    attributes: list[tuple[dict, dict[str, object]]]
-    runtime_depth: list[int]
-    copies: BnCopyPlan
+    select: Callable[[], None]
+    copies: BnCopyPlan | None
 
     @classmethod
-    def build(cls, supernet: nn.Module, level: Level, stats: BnStats, head: LevelHead | None = None) -> LevelSwitch:
-        level.arch.apply(supernet)
-        convs = [block.conv for block in supernet.blocks[1:]]
-        names = ("active_kernel_size", "active_expand_ratio")
-        attributes = [(vars(c), {n: vars(c)[n] for n in names}) for c in convs]
-        copies = BnCopyPlan.build(supernet, stats)
+    def build(cls, supernet: nn.Module, level: Level, stats: BnStats | None = None,
+              head: LevelHead | None = None) -> LevelSwitch:
+        select = family_of_arch(level.arch).switch_plan(supernet, level.arch)
+        copies = BnCopyPlan.build(supernet, stats or {})
         if head is not None:
             copies.extend(*head_pairs(supernet, head))
-        return cls(supernet, attributes, list(supernet.runtime_depth), copies)
+        return cls(select, copies if copies.targets else None)
 
     def apply(self) -> None:
-        for target, values in self.attributes:
-            target.update(values)
-        self.supernet.runtime_depth[:] = self.runtime_depth
-        self.copies.apply()
+        self.select()
+        if self.copies is not None:
+            self.copies.apply()
 
 
-def _check_level_stats(supernet: nn.Module, levels: Sequence[Level], bn_stats: Sequence[BnStats]) -> None:
+def _level_stats(family: Family, supernet: nn.Module, levels: Sequence[Level],
+                 bn_stats: Sequence[BnStats] | None) -> list[BnStats | None]:
+    """Each level's BN statistics, checked against its architecture; all None for a family without them."""
+    if not family.bn_statistics:
+        if bn_stats is not None:
+            raise LibraryError(f"{family.name} supernets have no BN statistics, got {len(bn_stats)} sets")
+        return [None] * len(levels)
+    if bn_stats is None:
+        raise LibraryError(f"{family.name} levels need their BN statistics")
     if len(bn_stats) != len(levels):
         raise LibraryError(f"{len(bn_stats)} BN statistics sets for {len(levels)} levels")
     for i, (level, stats) in enumerate(zip(levels, bn_stats, strict=True)):
@@ -146,6 +148,7 @@ def _check_level_stats(supernet: nn.Module, levels: Sequence[Level], bn_stats: S
             bad = sorted(set(expected) ^ set(got)) or [n for n in expected if expected[n] != got[n]]
             raise LibraryError(f"level {i} ({level.name}): BN statistics do not match its architecture "
                                f"(layers/channel counts differ at {bad[:5]})")
+    return list(bn_stats)
 
 
 def library_heads(library: SubnetLibrary) -> list[LevelHead | None]:
@@ -180,7 +183,9 @@ def set_torch_threads(threads: int) -> None:
 
 
 class DynamicNetwork:
-    """A supernet and its library levels, switchable between frames.
+    """A supernet of any family and its library levels, switchable between frames.
+
+    ``bn_stats``: each level's BN statistics, for a family that has them (None for one that has not).
 
     ``threads`` (optional) calls :func:`set_torch_threads`: it is a process-wide setting applied only when
     given, not a per-network one; with several networks in one process, set it once (or leave it None). ONNX
@@ -190,9 +195,9 @@ class DynamicNetwork:
     says what each level runs on (``torch`` where its backend failed its check).
     """
 
-    def __init__(self, supernet: nn.Module, spec: SupernetSpec, levels: Sequence[Level],
-                 bn_stats: Sequence[BnStats], device: str | torch.device = "cpu", mode: str = DEFAULT_MODE,
-                 threads: int | None = None, initial_level: int | str = 0,
+    def __init__(self, supernet: nn.Module, spec: Spec, levels: Sequence[Level],
+                 bn_stats: Sequence[BnStats] | None = None, device: str | torch.device = "cpu",
+                 mode: str = DEFAULT_MODE, threads: int | None = None, initial_level: int | str = 0,
                  heads: Sequence[LevelHead | None] | None = None, backend: str = AUTO) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
@@ -209,10 +214,10 @@ class DynamicNetwork:
         self._ahead = Preprocessor(spec.mean, spec.std)  # prepare()'s own buffers: it runs beside a forward pass
         initial_level = self.index_of(initial_level)
         supernet = supernet.to(self.device).eval()
-        _check_level_stats(supernet, self.levels, bn_stats)
+        stats = _level_stats(family_of(spec), supernet, self.levels, bn_stats)
         heads = list(heads) if heads is not None else [None] * len(self.levels)
         _check_level_heads(supernet, self.levels, heads)
-        per_level = list(zip(self.levels, bn_stats, heads, strict=True))
+        per_level = list(zip(self.levels, stats, heads, strict=True))
         self._lock = threading.Lock()
         if mode == "cache":
             self._subnets = [extract_subnet(supernet, lv, st, hd) for lv, st, hd in per_level]
@@ -239,9 +244,9 @@ class DynamicNetwork:
         elif verify:
             library.verify_files()
         supernet, _ = load_supernet(library.checkpoint_path, library.spec)
-        return cls(supernet, library.spec, library.levels, load_bn_stats(library.bn_stats_path), device=device,
-                   mode=mode, threads=threads, initial_level=initial_level, heads=library_heads(library),
-                   backend=backend)
+        stats = None if library.bn_stats_path is None else load_bn_stats(library.bn_stats_path)
+        return cls(supernet, library.spec, library.levels, stats, device=device, mode=mode, threads=threads,
+                   initial_level=initial_level, heads=library_heads(library), backend=backend)
 
     # -- levels ----------------------------------------------------------------------------------
     def index_of(self, level: int | str) -> int:

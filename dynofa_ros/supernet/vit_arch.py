@@ -62,6 +62,10 @@ class ViTArch:
         ratios = "-".join(f"{r:g}" for r in self.mlp_ratio)
         return f"e{self.embed_dim}_d{self.depth}_h{heads}_m{ratios}_r{self.resolution}"
 
+    def canonical(self, spec: ElasticViTSpec) -> ViTArch:
+        """Itself: a ViT arch holds the choices of its active layers only, so equal sub-networks are equal records."""
+        return self
+
     def validate(self, spec: ElasticViTSpec) -> None:
         """Raise ValueError naming the first field outside ``spec``'s search space."""
         checks = (
@@ -179,6 +183,30 @@ class ElasticViTSpec:
         ratios = tuple(rng.choice(self.mlp_ratio_list) for _ in range(depth))
         return ViTArch(depth, heads, ratios, embed, rng.choice(self.resolutions))
 
+    def mutate(self, arch: ViTArch, rng: random.Random, prob: float) -> ViTArch:
+        """``arch`` with each choice (embed width, depth, each layer's heads and MLP ratio) drawn again with
+        probability ``prob``; the layers a greater depth adds are drawn afresh, the resolution is kept."""
+        def pick(value: Any, choices: tuple[Any, ...]) -> Any:
+            return rng.choice(choices) if rng.random() < prob else value
+
+        embed, depth = pick(arch.embed_dim, self.embed_dim_list), pick(arch.depth, self.depth_list)
+        heads = [pick(h, self.heads_list) for h in arch.heads]
+        ratios = [pick(r, self.mlp_ratio_list) for r in arch.mlp_ratio]
+        for _ in range(depth - arch.depth):
+            heads.append(rng.choice(self.heads_list))
+            ratios.append(rng.choice(self.mlp_ratio_list))
+        return ViTArch(depth, tuple(heads[:depth]), tuple(ratios[:depth]), embed, arch.resolution)
+
+    def crossover(self, a: ViTArch, b: ViTArch, rng: random.Random) -> ViTArch:
+        """Each choice from either parent: embed width and depth, and per layer its heads and its MLP ratio from a
+        parent that has the layer; ``a``'s resolution."""
+        def layer_choice(field: str, i: int) -> Any:
+            return getattr(rng.choice([p for p in (a, b) if i < p.depth]), field)[i]
+
+        embed, depth = rng.choice((a.embed_dim, b.embed_dim)), rng.choice((a.depth, b.depth))
+        return ViTArch(depth, tuple(layer_choice("heads", i) for i in range(depth)),
+                       tuple(layer_choice("mlp_ratio", i) for i in range(depth)), embed, a.resolution)
+
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
@@ -206,19 +234,38 @@ def _tokenizer_widths(spec: ElasticViTSpec, embed_dim: int) -> list[tuple[int, i
     return list(zip([3, *outs[:-1]], outs))
 
 
+@dataclass(frozen=True)
+class ViTMacs:
+    """Multiply-accumulates of one image through a sub-network by kind: its tokenizer convs, its linear projections
+    (q/k/v, output and MLP), its attention products (QK^T and AV) and its head (sequence pooling and classifier)."""
+
+    tokenizer: int
+    linear: int
+    attention: int
+    head: int
+
+    @property
+    def total(self) -> int:
+        return self.tokenizer + self.linear + self.attention + self.head
+
+
+def vit_mac_terms(spec: ElasticViTSpec, arch: ViTArch) -> ViTMacs:
+    """:class:`ViTMacs` of ``arch`` (element-wise ops, norms and softmax not counted)."""
+    e, d = arch.embed_dim, spec.head_dim
+    tokenizer, side = 0, arch.resolution
+    for c_in, c_out in _tokenizer_widths(spec, e):
+        tokenizer += side * side * c_out * c_in * KERNEL * KERNEL
+        side = pooled_side(side)
+    n = side * side
+    inner = [h * d for h in arch.heads]
+    linear = sum(n * e * 3 * i + n * i * e + 2 * n * e * hidden for i, hidden in zip(inner, arch.hidden))
+    return ViTMacs(tokenizer, linear, sum(2 * n * n * i for i in inner), 2 * n * e + e * spec.num_classes)
+
+
 def vit_macs(spec: ElasticViTSpec, arch: ViTArch) -> int:
     """Multiply-accumulates of one image through ``arch``: tokenizer convs, the q/k/v, output and MLP projections,
     the QK^T and AV products, sequence pooling and classifier (element-wise ops, norms and softmax not counted)."""
-    e, d = arch.embed_dim, spec.head_dim
-    macs, side = 0, arch.resolution
-    for c_in, c_out in _tokenizer_widths(spec, e):
-        macs += side * side * c_out * c_in * KERNEL * KERNEL
-        side = pooled_side(side)
-    n = side * side
-    for h, hidden in zip(arch.heads, arch.hidden):
-        inner = h * d
-        macs += n * e * 3 * inner + 2 * n * n * inner + n * inner * e + 2 * n * e * hidden
-    return macs + 2 * n * e + e * spec.num_classes
+    return vit_mac_terms(spec, arch).total
 
 
 def vit_params(spec: ElasticViTSpec, arch: ViTArch) -> int:

@@ -98,6 +98,23 @@ def test_apply_runs_in_place_what_extract_copies_out(family: Family) -> None:
             torch.testing.assert_close(subnet(_images(arch.resolution)), in_place, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("family", FAMILIES.values(), ids=FAMILIES)
+def test_a_switch_plan_makes_its_arch_active_again(family: Family) -> None:
+    spec = SPECS[family.name]
+    torch.manual_seed(0)
+    supernet = family.build(spec).eval()
+    archs = [family.smallest(spec), family.largest(spec), family.sample(spec, random.Random(2))]
+    plans = [family.switch_plan(supernet, arch) for arch in archs]
+    expected = []
+    with torch.no_grad():
+        for arch in archs:
+            family.apply(supernet, arch)
+            expected.append(supernet(_images(arch.resolution)))
+        for i in (2, 0, 1, 2, 1, 0):
+            plans[i]()
+            assert torch.equal(supernet(_images(archs[i].resolution)), expected[i])
+
+
 def _fp16_weights(spec: Spec) -> torch.nn.Module:
     """A fresh supernet whose weights are fp16 numbers, as the checkpoint stores them."""
     torch.manual_seed(3)

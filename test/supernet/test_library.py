@@ -8,7 +8,11 @@ from pathlib import Path
 import pytest
 
 from dynofa_ros.supernet import library as library_mod
+from dynofa_ros.supernet.elastic_vit import ElasticViT
 from dynofa_ros.supernet.library import LatencyProfile, Level, LibraryError, SubnetLibrary, default_library_path
+from dynofa_ros.supernet.library_write import write_library
+from dynofa_ros.supernet.synthetic import TINY_SPEC, TINY_VIT_SPEC
+from dynofa_ros.supernet.vit_arch import ElasticViTSpec, ViTArch
 
 
 def _edit(path: Path, change) -> None:
@@ -72,7 +76,7 @@ def test_missing_library_file(tmp_path: Path) -> None:
                                                     "p90_s": 0.2, "method": "m", "batch": 0}]),
          "threads and batch must be >= 1"),
         (lambda d: d["supernet"]["checkpoint"].update(sha256="abc"), "not a hex SHA-256"),
-        (lambda d: d["supernet"]["spec"].update(family="resnet9"), "unsupported supernet family"),
+        (lambda d: d["supernet"]["spec"].update(family="resnet9"), "unknown supernet family .resnet9."),
         (lambda d: d["supernet"]["spec"].update(colour="red"), "unknown supernet spec fields"),
         (lambda d: d["heads"].pop("sha256"), "heads: missing field 'sha256'"),
         (lambda d: d.update(heads="heads.pt"), "heads: expected"),
@@ -82,6 +86,49 @@ def test_invalid_library_is_rejected_with_a_named_problem(library_copy: Path, ch
     _edit(library_copy, change)
     with pytest.raises(LibraryError, match=message):
         SubnetLibrary.load(library_copy, verify=False)
+
+
+def test_a_vit_library_records_its_family_and_has_no_bn_statistics(vit_library_copy: Path) -> None:
+    data = json.loads(vit_library_copy.read_text())
+    assert data["supernet"]["spec"]["family"] == "elastic_vit" and "bn_stats" not in data and "heads" not in data
+    assert sorted(p.name for p in vit_library_copy.parent.iterdir()) == ["library.json", "supernet.pt"]
+    lib = SubnetLibrary.load(vit_library_copy)
+    assert isinstance(lib.spec, ElasticViTSpec) and (lib.bn_stats, lib.bn_stats_path, lib.heads) == (None, None, None)
+    assert all(isinstance(lv.arch, ViTArch) for lv in lib.levels) and lib.calibration == ""
+    assert len(lib.levels) >= 4 and len({lv.macs for lv in lib.levels}) == len(lib.levels)
+    assert [lv.macs for lv in lib.levels] == sorted(lv.macs for lv in lib.levels)
+    lib.save(vit_library_copy)
+    assert SubnetLibrary.load(vit_library_copy) == lib
+
+
+@pytest.mark.parametrize(
+    ("copy", "change", "message"),
+    [
+        ("library_copy", lambda d: d.pop("bn_stats"), "ofa_mbv3 libraries need a BN statistics file"),
+        ("vit_library_copy", lambda d: d.update(bn_stats={"path": "bn_stats.pt", "sha256": "0" * 64}),
+         r"elastic_vit has no BN statistics, yet the library names a BN statistics file \(bn_stats.pt\)"),
+        ("vit_library_copy", lambda d: d["levels"][0]["arch"].update(embed_dim=999), r"arch.embed_dim values \[999\]"),
+        ("vit_library_copy", lambda d: d["levels"][0]["arch"].update(ks=[3]), "unknown ViT arch fields"),
+    ],
+)
+def test_bn_statistics_and_archs_follow_the_family(copy: str, change, message: str,
+                                                   request: pytest.FixtureRequest) -> None:
+    library_json = request.getfixturevalue(copy)
+    _edit(library_json, change)
+    with pytest.raises(LibraryError, match=message):
+        SubnetLibrary.load(library_json, verify=False)
+
+
+def test_write_library_takes_bn_statistics_exactly_for_a_family_with_them(tmp_path: Path) -> None:
+    vit = ElasticViT(TINY_VIT_SPEC)
+    level = Level("L0", TINY_VIT_SPEC.smallest(), None, 1, 1)
+    with pytest.raises(ValueError, match="elastic_vit libraries have no per-level BN statistics"):
+        write_library(tmp_path, "vit", vit, TINY_VIT_SPEC, [level], [{}])
+    (tmp_path / "bn_stats.pt").write_bytes(b"left by an earlier library")
+    lib = write_library(tmp_path, "vit", vit, TINY_VIT_SPEC, [level])
+    assert lib.bn_stats is None and not (tmp_path / "bn_stats.pt").exists()
+    with pytest.raises(ValueError, match="ofa_mbv3 libraries need per-level BN statistics"):
+        write_library(tmp_path, "ofa", vit, TINY_SPEC, [level])
 
 
 def test_not_json(library_copy: Path) -> None:

@@ -1,4 +1,5 @@
-"""DynamicNetwork: outputs equal ofa's extracted subnets, frame-safe switching, errors."""
+"""DynamicNetwork over a library of either family: outputs equal the extracted sub-networks, frame-safe switching,
+errors."""
 
 from __future__ import annotations
 
@@ -18,27 +19,51 @@ from dynofa_ros.supernet.library import LibraryError, SubnetLibrary, sha256_file
 from dynofa_ros.supernet.preprocess import Preprocessor
 from dynofa_ros.supernet.runtime import MODES, DynamicNetwork, Prediction, set_torch_threads
 from dynofa_ros.supernet.serving import onnxruntime_installed
+from dynofa_ros.supernet.vit_arch import ViTArch
 
 FRAME = np.random.default_rng(1).integers(0, 256, (44, 52, 3), dtype=np.uint8)
 TOL = 1e-4  # a level's logits against the reference (compiled backends round apart); levels differ by > 1e-3
 
 
-@pytest.fixture(scope="module")
-def reference(tiny_library_dir: Path) -> list[torch.Tensor]:
-    """Per level: logits of FRAME from ofa's get_active_subnet(preserve_weight=True) with the level's BN stats
-    and classifier head."""
-    lib = SubnetLibrary.load(tiny_library_dir / "library.json")
-    supernet, spec = load_supernet(lib.checkpoint_path, lib.spec)
-    stats = load_bn_stats(lib.bn_stats_path)
-    heads = load_heads(lib.heads_path)
-    pre = Preprocessor(spec.mean, spec.std)
-    outputs = []
-    for level, level_stats, head in zip(lib.levels, stats, heads, strict=True):
+LIBRARIES = {"ofa_mbv3": "tiny_library_dir", "elastic_vit": "tiny_vit_library_dir"}
+
+
+@pytest.fixture(scope="module", params=LIBRARIES)
+def library_dir(request: pytest.FixtureRequest) -> Path:
+    """The tiny library of each family."""
+    return request.getfixturevalue(LIBRARIES[request.param])
+
+
+def _vit_subnet(supernet: torch.nn.Module, arch: ViTArch) -> torch.nn.Module:
+    supernet.set_active_subnet(arch)
+    return supernet.get_active_subnet().eval()
+
+
+def _reference_subnets(lib: SubnetLibrary) -> list[torch.nn.Module]:
+    """Per level: ofa's get_active_subnet(preserve_weight=True) with the level's BN stats and classifier head, or the
+    elastic ViT's get_active_subnet (no BN statistics, no heads)."""
+    supernet, _ = load_supernet(lib.checkpoint_path, lib.spec)
+    if lib.bn_stats_path is None:
+        return [_vit_subnet(supernet, level.arch) for level in lib.levels]
+    subnets = []
+    for level, level_stats, head in zip(lib.levels, load_bn_stats(lib.bn_stats_path), load_heads(lib.heads_path),
+                                        strict=True):
         level.arch.apply(supernet)
         apply_bn_stats(supernet, level_stats)
         subnet = supernet.get_active_subnet(preserve_weight=True).eval()
         subnet.classifier.linear.weight.data.copy_(head.weight)
         subnet.classifier.linear.bias.data.copy_(head.bias)
+        subnets.append(subnet)
+    return subnets
+
+
+@pytest.fixture(scope="module")
+def reference(library_dir: Path) -> list[torch.Tensor]:
+    """Per level: logits of FRAME from the level's extracted sub-network."""
+    lib = SubnetLibrary.load(library_dir / "library.json")
+    pre = Preprocessor(lib.spec.mean, lib.spec.std)
+    outputs = []
+    for level, subnet in zip(lib.levels, _reference_subnets(lib), strict=True):
         with torch.no_grad():
             outputs.append(subnet(pre(FRAME, "rgb8", level.arch.resolution)))
     for i in range(len(outputs)):
@@ -53,9 +78,9 @@ if onnxruntime_installed():
 
 
 @pytest.fixture(scope="module", params=SERVING, ids="-".join)
-def network(request, tiny_library_dir: Path) -> DynamicNetwork:
+def network(request, library_dir: Path) -> DynamicNetwork:
     mode, backend = request.param
-    return DynamicNetwork.from_library(tiny_library_dir / "library.json", mode=mode, threads=1, backend=backend)
+    return DynamicNetwork.from_library(library_dir / "library.json", mode=mode, threads=1, backend=backend)
 
 
 def _level_of(logits: torch.Tensor, reference: list[torch.Tensor]) -> list[int]:
@@ -63,6 +88,7 @@ def _level_of(logits: torch.Tensor, reference: list[torch.Tensor]) -> list[int]:
 
 
 def test_outputs_equal_extracted_subnets(network: DynamicNetwork, reference) -> None:
+    assert network.level_backends == (network.backend,) * len(network.levels)  # none fell back to eager torch
     pre = Preprocessor(network.spec.mean, network.spec.std)
     for index in (3, 0, 2, 1, 3, 0):  # revisit levels: in place, BN buffers are overwritten each time
         network.activate(index)
@@ -283,15 +309,47 @@ def test_heads_must_match_the_levels(library_copy: Path) -> None:
         DynamicNetwork(supernet, lib.spec, lib.levels, load_bn_stats(lib.bn_stats_path), heads=[*heads[:3], None])
 
 
-def test_tampered_files_are_refused(library_copy: Path) -> None:
-    heads = library_copy.parent / "heads.pt"
-    heads.write_bytes(heads.read_bytes()[:-10])
-    with pytest.raises(LibraryError, match="classifier heads file .* has sha256"):
-        DynamicNetwork.from_library(library_copy)
-    ckpt = library_copy.parent / "supernet.pt"
-    ckpt.write_bytes(ckpt.read_bytes()[:-100])
-    with pytest.raises(LibraryError, match="checkpoint file .* has sha256"):
-        DynamicNetwork.from_library(library_copy)
+@pytest.mark.parametrize(("copy", "n_files"), [("library_copy", 3), ("vit_library_copy", 1)])
+def test_tampered_files_are_refused(copy: str, n_files: int, request: pytest.FixtureRequest) -> None:
+    library_json = request.getfixturevalue(copy)
+    lib = SubnetLibrary.load(library_json)
+    files = {"checkpoint": lib.checkpoint_path, "BN statistics": lib.bn_stats_path,
+             "classifier heads": lib.heads_path}
+    files = {what: path for what, path in files.items() if path is not None}
+    assert len(files) == n_files
+    for what, path in files.items():
+        content = path.read_bytes()
+        path.write_bytes(content[:-10])
+        with pytest.raises(LibraryError, match=f"{what} file .* has sha256"):
+            DynamicNetwork.from_library(library_json)
+        path.write_bytes(content)
+    assert DynamicNetwork.from_library(library_json, mode="inplace").active_index == 0
+
+
+def test_an_old_library_without_a_family_loads_as_ofa_mbv3(tiny_library_dir: Path, library_copy: Path) -> None:
+    data = json.loads(library_copy.read_text())
+    del data["supernet"]["spec"]["family"]
+    library_copy.write_text(json.dumps(data))
+    old, current = SubnetLibrary.load(library_copy), SubnetLibrary.load(tiny_library_dir / "library.json")
+    assert old.spec == current.spec and old.levels == current.levels
+    pre = Preprocessor(old.spec.mean, old.spec.std)
+    for mode in MODES:
+        networks = [DynamicNetwork.from_library(lib, mode=mode, backend="torch") for lib in (old, current)]
+        for index, level in enumerate(old.levels):
+            batch = pre(FRAME, "rgb8", level.arch.resolution)
+            for net in networks:
+                net.activate(index)
+            assert torch.equal(networks[0].predict(batch), networks[1].predict(batch))
+
+
+def test_bn_statistics_follow_the_family(tiny_library_dir: Path, tiny_vit_library_dir: Path) -> None:
+    ofa, vit = (SubnetLibrary.load(d / "library.json") for d in (tiny_library_dir, tiny_vit_library_dir))
+    ofa_net, _ = load_supernet(ofa.checkpoint_path)
+    with pytest.raises(LibraryError, match="ofa_mbv3 levels need their BN statistics"):
+        DynamicNetwork(ofa_net, ofa.spec, ofa.levels)
+    vit_net, _ = load_supernet(vit.checkpoint_path)
+    with pytest.raises(LibraryError, match="elastic_vit supernets have no BN statistics, got 4 sets"):
+        DynamicNetwork(vit_net, vit.spec, vit.levels, [{}] * 4)
 
 
 def test_default_library_from_environment(tiny_library_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

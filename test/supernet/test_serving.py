@@ -103,9 +103,11 @@ def test_in_place_mode_refuses_a_compiled_backend(library_copy: Path) -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_graph_levels_give_the_eager_logits(library_copy: Path) -> None:
-    served = DynamicNetwork.from_library(library_copy, device="cuda", backend="cuda-graph")
-    eager = DynamicNetwork.from_library(library_copy, device="cuda", backend="torch")
+@pytest.mark.parametrize("copy", ["library_copy", "vit_library_copy"])
+def test_cuda_graph_levels_give_the_eager_logits(copy: str, request: pytest.FixtureRequest) -> None:
+    library = request.getfixturevalue(copy)
+    served = DynamicNetwork.from_library(library, device="cuda", backend="cuda-graph")
+    eager = DynamicNetwork.from_library(library, device="cuda", backend="torch")
     assert served.level_backends == ("cuda-graph",) * len(served.levels)
     for i in range(len(served.levels)):
         served.activate(i)
