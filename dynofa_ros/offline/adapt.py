@@ -20,6 +20,7 @@ from torch import nn
 from dynofa_ros.offline.calibrate import recalibrate_bn
 from dynofa_ros.offline.heads import fit_head
 from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.family import OFA_MBV3
 from dynofa_ros.supernet.heads import LevelHead, apply_head, final_linear
 from dynofa_ros.supernet.spec import SupernetSpec, build_supernet
 
@@ -55,9 +56,13 @@ def with_classes(supernet: nn.Module, spec: SupernetSpec, class_names: tuple[str
 def adapt_to_dataset(supernet: nn.Module, spec: SupernetSpec, class_names: tuple[str, ...], images: np.ndarray,
                      labels: np.ndarray, n_calib: int = 2000) -> Adapted:
     """The supernet labelled with ``class_names``; when their number differs from the spec's, with a classifier
-    fitted on ``images``/``labels`` (uint8 N x H x W x 3, indices into ``class_names``) for the largest subnet."""
+    fitted on ``images``/``labels`` (uint8 N x H x W x 3, indices into ``class_names``) for the largest subnet
+    (ofa_mbv3 only: ValueError for another family that needs one)."""
     if tuple(class_names) == spec.class_names:
         return Adapted(supernet, spec, classifier=False)
+    if len(class_names) != spec.num_classes and spec.family != OFA_MBV3.name:
+        raise ValueError(f"a new classifier is fitted for {OFA_MBV3.name} supernets only, not {spec.family}: train "
+                         f"this one for the dataset's {len(class_names)} classes (dynofa train --net-classes)")
     net, new_spec = with_classes(supernet, spec, tuple(class_names))
     if new_spec.num_classes == spec.num_classes:
         return Adapted(net, new_spec, classifier=False)

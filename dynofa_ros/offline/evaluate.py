@@ -1,8 +1,9 @@
-"""Top-1 accuracy (after BN recalibration), MACs, parameter counts and latency of sub-networks."""
+"""Top-1 accuracy (after BN recalibration, for a family with BN statistics), MACs, parameter counts and latency of
+sub-networks of either supernet family."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,17 +17,17 @@ from dynofa_ros.offline.bn_tuning import BnTuneConfig, fit_level
 from dynofa_ros.offline.calibrate import Images, calibrate_bn, uint8_batches
 from dynofa_ros.offline.data import scaled_batch, to_input
 from dynofa_ros.offline.profile import cpu_threads, measure_subnets
-from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.family import ELASTIC_VIT, OFA_MBV3, Arch, Spec, family_of, family_of_arch
 from dynofa_ros.supernet.heads import using_head
-from dynofa_ros.supernet.runtime import extract_subnet
 from dynofa_ros.supernet.spec import SupernetSpec
+from dynofa_ros.supernet.vit_arch import vit_macs
 
 
 @dataclass
 class SubnetEval:
     """One evaluated sub-network: top-1 on the evaluation split, MACs and parameters."""
 
-    arch: SubnetArch
+    arch: Arch
     top1: float
     macs: int
     params: int
@@ -50,38 +51,58 @@ def accuracy(net: nn.Module, images_uint8: Images, labels: np.ndarray | torch.Te
     return correct.item() / len(labels)
 
 
-def top1(supernet: nn.Module, arch: SubnetArch, images_uint8: Images,
-         labels: np.ndarray | torch.Tensor, spec: SupernetSpec | None = None, batch: int = 500) -> float:
+def top1(supernet: nn.Module, arch: Arch, images_uint8: Images,
+         labels: np.ndarray | torch.Tensor, spec: Spec | None = None, batch: int = 500) -> float:
     """Top-1 accuracy of ``arch`` with the supernet's current BN statistics (no recalibration)."""
     spec = spec or SupernetSpec()
-    arch.apply(supernet)
+    family_of(spec).apply(supernet, arch)
     return accuracy(supernet, images_uint8, labels, arch.resolution, spec.mean, spec.std, batch)
 
 
-def evaluate_arch(supernet: nn.Module, arch: SubnetArch, images_uint8: Images,
+def check_level_fit(spec: Spec, fitted: bool) -> None:
+    """ValueError when per-subnet classifier heads or BN tuning are ``fitted`` for a family without batch norm."""
+    if fitted and not family_of(spec).bn_statistics:
+        raise ValueError(f"per-subnet classifier heads and BN tuning are fitted for supernets with batch norm, not "
+                         f"{spec.family} ones")
+
+
+def evaluate_arch(supernet: nn.Module, arch: Arch, images_uint8: Images,
                   labels: np.ndarray | torch.Tensor, calib_uint8: Images,
-                  spec: SupernetSpec | None = None, n_calib: int = 2000, batch: int = 500,
+                  spec: Spec | None = None, n_calib: int = 2000, batch: int = 500,
                   head_labels: np.ndarray | torch.Tensor | None = None, tune: BnTuneConfig | None = None) -> float:
     """Recalibrate ``arch``'s BN on ``n_calib`` of ``calib_uint8``, then its top-1 on the given split; with
     ``head_labels`` (the labels of all ``calib_uint8``) scored with its own classifier head fitted on them, after
-    its own BN scale/shift are trained with ``tune`` (``offline.bn_tuning.fit_level``, as the library's levels)."""
+    its own BN scale/shift are trained with ``tune`` (``offline.bn_tuning.fit_level``, as the library's levels).
+    A family without BN statistics is scored as it is (``calib_uint8`` unused); ValueError if asked for a fitted
+    head or BN tuning then."""
     spec = spec or SupernetSpec()
+    check_level_fit(spec, head_labels is not None or tune is not None)
+    if not family_of(spec).bn_statistics:
+        return top1(supernet, arch, images_uint8, labels, spec, batch)
     stats = calibrate_bn(supernet, arch, calib_uint8, n_calib, batch, spec)
     _, head = fit_level(supernet, arch, stats, calib_uint8, head_labels, spec, tune)
     with using_head(supernet, head):
         return top1(supernet, arch, images_uint8, labels, spec, batch)
 
 
-def subnet_cost(supernet: nn.Module, arch: SubnetArch) -> tuple[int, int]:
-    """(MACs, parameters) of the extracted sub-network at ``arch.resolution`` (``ofa``'s counters)."""
-    subnet = extract_subnet(supernet, arch)
-    macs = count_net_flops(subnet, (1, 3, arch.resolution, arch.resolution))
-    return int(macs), int(count_parameters(subnet))
+# multiply-accumulates of one image through an extracted sub-network (supernet, arch, subnet), per family
+MAC_COUNTERS: dict[str, Callable[[nn.Module, Arch, nn.Module], int]] = {
+    OFA_MBV3.name: lambda _, arch, subnet: count_net_flops(subnet, (1, 3, arch.resolution, arch.resolution)),
+    ELASTIC_VIT.name: lambda supernet, arch, _: vit_macs(supernet.spec, arch),
+}
 
 
-def evaluate_many(supernet: nn.Module, archs: Sequence[SubnetArch], images_uint8: Images,
+def subnet_cost(supernet: nn.Module, arch: Arch) -> tuple[int, int]:
+    """(MACs, parameters) of the extracted sub-network at ``arch.resolution`` (ofa_mbv3: ``ofa``'s counters;
+    elastic_vit: :func:`~dynofa_ros.supernet.vit_arch.vit_macs`, attention products included)."""
+    family = family_of_arch(arch)
+    subnet = family.extract(supernet, arch)
+    return int(MAC_COUNTERS[family.name](supernet, arch, subnet)), int(count_parameters(subnet))
+
+
+def evaluate_many(supernet: nn.Module, archs: Sequence[Arch], images_uint8: Images,
                   labels: np.ndarray | torch.Tensor, calib_uint8: Images,
-                  spec: SupernetSpec | None = None, n_calib: int = 2000, batch: int = 500,
+                  spec: Spec | None = None, n_calib: int = 2000, batch: int = 500,
                   progress: bool = True) -> list[SubnetEval]:
     """:func:`evaluate_arch` and :func:`subnet_cost` for each arch, with a progress bar. Tensors already on the
     supernet's device stay there; arrays are read a batch at a time."""
@@ -92,14 +113,15 @@ def evaluate_many(supernet: nn.Module, archs: Sequence[SubnetArch], images_uint8
     return results
 
 
-def evaluate_subnets(supernet: nn.Module, spec: SupernetSpec, subnets: Sequence[tuple[str, SubnetArch]],
+def evaluate_subnets(supernet: nn.Module, spec: Spec, subnets: Sequence[tuple[str, Arch]],
                      images_uint8: np.ndarray, labels: np.ndarray, calib_uint8: np.ndarray, n_calib: int, split: str,
                      head_labels: np.ndarray | None = None, tune: BnTuneConfig | None = None,
                      profiles: Sequence[str] = (), repeats: int = 50) -> list[dict[str, Any]]:
     """A record per named subnet: :func:`evaluate_arch` on the ``split`` images (BN from ``n_calib`` of
     ``calib_uint8``; with ``head_labels`` its own head, after BN tuning with ``tune``), :func:`subnet_cost` and,
-    per CPU profile in ``profiles``, batch-1 latency from ``repeats`` timed runs (subnets timed interleaved)."""
-    n_calib = min(n_calib, len(calib_uint8))
+    per CPU profile in ``profiles``, batch-1 latency from ``repeats`` timed runs (subnets timed interleaved).
+    A family without BN statistics records ``n_calib`` 0: nothing is calibrated."""
+    n_calib = min(n_calib, len(calib_uint8)) if family_of(spec).bn_statistics else 0
     records = [{"name": name, "arch": arch.to_dict(), "split": split, "images": len(labels), "n_calib": n_calib,
                 "heads": "shared" if head_labels is None else "fitted per subnet",
                 "bn_tuning": None if tune is None else tune.note(len(calib_uint8)),

@@ -1,22 +1,26 @@
-"""Accuracy predictor: ridge regression on ``ofa``'s one-hot sub-network encoding.
+"""Accuracy predictor: ridge regression on a one-hot sub-network encoding of the supernet's family.
 
-Features are those of ``ofa``'s ``MobileNetArchEncoder`` (one-hot kernel size and expand ratio of every
-active block, one-hot resolution; inactive blocks are all-zero, so depth is encoded too). The ridge
-penalty is chosen by k-fold cross-validation; quality is reported as held-out RMSE and Spearman rank
-correlation.
+For ofa_mbv3 the features are those of ``ofa``'s ``MobileNetArchEncoder`` (one-hot kernel size and expand ratio
+of every active block, one-hot resolution; inactive blocks are all-zero, so depth is encoded too); for
+elastic_vit one-hot embed width, depth and resolution and, per layer, one-hot heads and MLP ratio (all-zero for
+inactive layers). The ridge penalty is chosen by k-fold cross-validation; quality is reported as held-out RMSE and
+Spearman rank correlation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from ofa.nas.accuracy_predictor.arch_encoder import MobileNetArchEncoder
 
 from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.family import ELASTIC_VIT, OFA_MBV3, Arch, Spec
 from dynofa_ros.supernet.spec import SupernetSpec
+from dynofa_ros.supernet.vit_arch import ElasticViTSpec, ViTArch
 
 ALPHAS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 
@@ -28,13 +32,33 @@ def _encoder(spec: SupernetSpec) -> MobileNetArchEncoder:
                                 n_stage=spec.n_stages)
 
 
-def encode(spec: SupernetSpec, archs: Sequence[SubnetArch]) -> np.ndarray:
-    """One row of one-hot features per arch (``ofa``'s MobileNetV3 encoding)."""
-    enc = _encoder(spec)
+def _encode_ofa(spec: SupernetSpec, arch: SubnetArch) -> np.ndarray:
+    return _encoder(spec).arch2feature({"ks": list(arch.ks), "e": list(arch.e), "d": list(arch.d),
+                                        "image_size": arch.resolution})
+
+
+def _one_hot(value: Any, choices: Sequence[Any]) -> np.ndarray:
+    return np.array([value == c for c in choices], dtype=float)
+
+
+def _encode_vit(spec: ElasticViTSpec, arch: ViTArch) -> np.ndarray:
+    parts = [_one_hot(arch.embed_dim, spec.embed_dim_list), _one_hot(arch.depth, spec.depth_list)]
+    for i in range(spec.max_depth):  # an inactive layer's choices are all-zero
+        active = i < arch.depth
+        parts += [_one_hot(arch.heads[i] if active else None, spec.heads_list),
+                  _one_hot(arch.mlp_ratio[i] if active else None, spec.mlp_ratio_list)]
+    return np.concatenate([*parts, _one_hot(arch.resolution, spec.resolutions)])
+
+
+# one-hot features of one (validated) arch, per family
+ENCODERS: dict[str, Callable[[Any, Any], np.ndarray]] = {OFA_MBV3.name: _encode_ofa, ELASTIC_VIT.name: _encode_vit}
+
+
+def encode(spec: Spec, archs: Sequence[Arch]) -> np.ndarray:
+    """One row of one-hot features per arch (the family's encoding, see the module docstring)."""
     for a in archs:
         a.validate(spec)
-    return np.stack([enc.arch2feature({"ks": list(a.ks), "e": list(a.e), "d": list(a.d),
-                                       "image_size": a.resolution}) for a in archs])
+    return np.stack([ENCODERS[spec.family](spec, a) for a in archs])
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
@@ -67,19 +91,19 @@ def _ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, floa
 class AccuracyPredictor:
     """Linear model top-1 = features(arch) @ weights + bias."""
 
-    spec: SupernetSpec
+    spec: Spec
     weights: np.ndarray
     bias: float
     alpha: float
 
-    def predict(self, archs: Sequence[SubnetArch]) -> np.ndarray:
+    def predict(self, archs: Sequence[Arch]) -> np.ndarray:
         """Predicted top-1 (fraction) of each arch."""
         if not archs:
             return np.empty(0)
         return encode(self.spec, archs) @ self.weights + self.bias
 
     @classmethod
-    def fit(cls, spec: SupernetSpec, archs: Sequence[SubnetArch], top1: Sequence[float],
+    def fit(cls, spec: Spec, archs: Sequence[Arch], top1: Sequence[float],
             alphas: Sequence[float] = ALPHAS, folds: int = 5, seed: int = 0) -> AccuracyPredictor:
         """Fit on all samples, the ridge penalty picked by ``folds``-fold cross-validated MSE."""
         y = np.asarray(top1, dtype=float)
@@ -117,7 +141,7 @@ class PredictorReport:
                 "alpha": self.alpha}
 
 
-def fit_and_report(spec: SupernetSpec, archs: Sequence[SubnetArch], top1: Sequence[float],
+def fit_and_report(spec: Spec, archs: Sequence[Arch], top1: Sequence[float],
                    holdout: float = 0.2, seed: int = 0) -> tuple[AccuracyPredictor, PredictorReport]:
     """Report held-out RMSE/Spearman of a fit on ``1 - holdout`` of the data; return a fit on all of it."""
     if not 0 < holdout < 1:

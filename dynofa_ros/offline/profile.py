@@ -1,12 +1,13 @@
 """Latency profiling: direct batch-1 measurement of extracted subnets, one latency predictor per serving backend,
 and a small regression model for GPU latency.
 
-CPU profiles fix the thread count: ``cpu-1t`` (1 thread) and ``cpu-2t`` (2 threads). A profile's file is its
-per-layer look-up table (LUT), the predictor of eager torch: the key is a layer's shape (type, channels, kernel,
-stride, expand, SE, activation, input resolution), each distinct layer is timed in isolation, and a subnet's
-prediction is the sum of its layers' entries plus one overhead term fitted on directly measured subnets. The file
-also holds the predictors of the other backends (:class:`LinearArchModel`, fitted on subnets those backends
-served), so that a search constrains the latency of what will run.
+CPU profiles fix the thread count: ``cpu-1t`` (1 thread) and ``cpu-2t`` (2 threads). A profile's file holds one
+predictor per backend. For the ofa_mbv3 family it is, for eager torch, the file's per-layer look-up table (LUT): the
+key is a layer's shape (type, channels, kernel, stride, expand, SE, activation, input resolution), each distinct
+layer is timed in isolation, and a subnet's prediction is the sum of its layers' entries plus one overhead term
+fitted on directly measured subnets. The other backends', and for the elastic_vit family every backend's, are
+:class:`LinearArchModel` fits on subnets those backends served, on features of the architecture that the family
+decides (:data:`LATENCY_FEATURES`), so that a search constrains the latency of what will run.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ from torch import nn
 
 from dynofa_ros.offline.timing import Timing, processor_name, time_interleaved
 from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.family import ELASTIC_VIT, OFA_MBV3, Arch, Spec, family_of, family_of_arch, spec_from_dict
 from dynofa_ros.supernet.runners import serve_level
-from dynofa_ros.supernet.runtime import extract_subnet
 from dynofa_ros.supernet.serving import TORCH
 from dynofa_ros.supernet.spec import SupernetSpec, build_supernet
+from dynofa_ros.supernet.vit_arch import ElasticViTSpec, ViTArch, vit_mac_terms
 
 CPU_PROFILES: dict[str, int] = {"cpu-1t": 1, "cpu-2t": 2}
 LUT_FORMAT = "dynofa-latency-lut/1"
@@ -207,7 +209,7 @@ class LatencyPredictor(Protocol):
     method: str
     error: dict[str, float]
 
-    def predict(self, arch: SubnetArch) -> float:
+    def predict(self, arch: Arch) -> float:
         """Predicted batch-1 latency of ``arch`` in seconds."""
         ...
 
@@ -241,10 +243,43 @@ def arch_features(spec: SupernetSpec, arch: SubnetArch) -> np.ndarray:
     return np.concatenate([[1.0], sum(unit_features(k) for k in layout_for(spec).layer_keys(arch))])
 
 
+VIT_FEATURES = ("intercept", "encoder layers", "tokenizer-conv MMACs", "linear-projection MMACs",
+                "attention-product MMACs")
+
+
+def vit_arch_features(spec: ElasticViTSpec, arch: ViTArch) -> np.ndarray:
+    """:data:`VIT_FEATURES` of ``arch``: 1, its encoder layers, and in millions the MACs of its tokenizer convs, of its
+    q/k/v, output and MLP projections and of its QK^T and AV products (:func:`vit_mac_terms`; the head's are too few
+    to tell)."""
+    macs = vit_mac_terms(spec, arch)
+    return np.array([1.0, arch.depth, macs.tokenizer / 1e6, macs.linear / 1e6, macs.attention / 1e6])
+
+
+@dataclass(frozen=True)
+class LatencyFeatures:
+    """How a family's latency is predicted: :class:`LinearArchModel` features ``names`` (the first the intercept)
+    and ``of(spec, arch)`` their values; ``layer_table``: eager torch by a per-layer :class:`LatencyLUT` instead."""
+
+    names: tuple[str, ...]
+    of: Callable[[Any, Any], np.ndarray]
+    layer_table: bool
+
+
+# On the vit-cifar10-cpu supernet (random weights, 1 thread, 42 fit and 20 held-out subnets timed 200 times in 20
+# passes; 1.4-4.5 ms eager, 0.3-1.8 ms with ONNX Runtime) its model predicted the held-out subnets with 0.9-1.4 %
+# (torch) and 1.5-2.2 % (ONNX Runtime) mean error over two seeds, against 7-8 % for total MACs alone and 1.0 % and
+# 2.4 % for encoder layers + total MACs.
+LATENCY_FEATURES: dict[str, LatencyFeatures] = {
+    OFA_MBV3.name: LatencyFeatures(ARCH_FEATURES, arch_features, layer_table=True),
+    ELASTIC_VIT.name: LatencyFeatures(VIT_FEATURES, vit_arch_features, layer_table=False),
+}
+
+
 @dataclass
 class LinearArchModel:
-    """Latency predictor of a backend that compiles the whole subnet (ONNX Runtime): a least-squares linear model
-    ``t = coef . arch_features(arch)`` (:data:`ARCH_FEATURES`) fitted on subnets that backend served.
+    """Latency predictor of a backend that compiles the whole subnet (ONNX Runtime), or of every backend of a family
+    without a per-layer table: a least-squares linear model ``t = coef . features(arch)`` on the family's
+    :data:`LATENCY_FEATURES`, fitted on subnets that backend served.
 
     A per-layer table does not carry over to such a backend (its fused graph's per-operator overhead differs from
     the sum of layers run one by one), so these few features are fitted to whole-subnet timings instead. On the
@@ -254,7 +289,7 @@ class LinearArchModel:
     carries over to another backend's timings alike. It needs about 20 fit subnets (12: 6.4 %).
     """
 
-    spec: SupernetSpec
+    spec: Spec
     backend: str
     coef: tuple[float, ...]
     method: str = ""
@@ -262,37 +297,44 @@ class LinearArchModel:
 
     kind: ClassVar[str] = "linear-arch"
 
-    def predict(self, arch: SubnetArch) -> float:
+    @property
+    def features(self) -> LatencyFeatures:
+        return LATENCY_FEATURES[self.spec.family]
+
+    def predict(self, arch: Arch) -> float:
         """Predicted batch-1 latency of ``arch`` in seconds."""
-        return float(arch_features(self.spec, arch) @ np.asarray(self.coef))
+        return float(self.features.of(self.spec, arch) @ np.asarray(self.coef))
 
     @staticmethod
-    def check_fit_size(n: int, backend: str) -> None:
-        """ValueError when ``n`` measured subnets are too few to fit the model of ``backend``."""
-        if n < len(ARCH_FEATURES):
-            raise ValueError(f"the {backend} latency model needs >= {len(ARCH_FEATURES)} measured fit subnets, "
-                             f"got {n} (profile with --fit {len(ARCH_FEATURES) - 2} or more)")
+    def check_fit_size(spec: Spec, n: int, backend: str) -> None:
+        """ValueError when ``n`` measured subnets are too few to fit the model of ``backend`` for ``spec``."""
+        needed = len(LATENCY_FEATURES[spec.family].names)
+        if n < needed:
+            raise ValueError(f"the {backend} latency model needs >= {needed} measured fit subnets, got {n} (profile "
+                             f"with --fit {needed - 2} or more)")
 
     @classmethod
-    def fit(cls, spec: SupernetSpec, backend: str, measured: Sequence[Measured]) -> LinearArchModel:
+    def fit(cls, spec: Spec, backend: str, measured: Sequence[Measured]) -> LinearArchModel:
         """Least squares on the p50 latency of ``measured`` subnets served by ``backend``."""
-        cls.check_fit_size(len(measured), backend)
-        x = np.stack([arch_features(spec, m.arch) for m in measured])
+        cls.check_fit_size(spec, len(measured), backend)
+        features = LATENCY_FEATURES[spec.family]
+        x = np.stack([features.of(spec, m.arch) for m in measured])
         coef = np.linalg.lstsq(x, np.array([m.timing.p50_s for m in measured]), rcond=None)[0]
         return cls(spec, backend, tuple(float(c) for c in coef),
-                   f"linear model on {', '.join(ARCH_FEATURES[1:])}; least squares on the p50 latency of "
+                   f"linear model on {', '.join(features.names[1:])}; least squares on the p50 latency of "
                    f"{len(measured)} directly measured subnets")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "backend": self.backend, "features": list(ARCH_FEATURES), "coef": list(self.coef),
-                "method": self.method, "error": self.error}
+        return {"kind": self.kind, "backend": self.backend, "features": list(self.features.names),
+                "coef": list(self.coef), "method": self.method, "error": self.error}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], spec: SupernetSpec) -> LinearArchModel:
+    def from_dict(cls, data: dict[str, Any], spec: Spec) -> LinearArchModel:
         """The model ``data`` describes, for subnets of ``spec``."""
-        if data.get("kind") != cls.kind or list(data.get("features", ())) != list(ARCH_FEATURES):
+        names = list(LATENCY_FEATURES[spec.family].names)
+        if data.get("kind") != cls.kind or list(data.get("features", ())) != names:
             raise ValueError(f"unknown latency predictor {data.get('kind')!r} (features {data.get('features')}); "
-                             f"expected {cls.kind!r} on {list(ARCH_FEATURES)}")
+                             f"expected {cls.kind!r} on {names}")
         return cls(spec, data["backend"], tuple(float(c) for c in data["coef"]), data.get("method", ""),
                    dict(data.get("error", {})))
 
@@ -302,10 +344,12 @@ class LinearArchModel:
 
 @dataclass
 class LatencyLUT:
-    """Per-layer latency table of one profile, the predictor of eager torch: ``predict(arch)`` = sum of layer
-    entries + overhead; ``predictors`` holds the other backends' (:meth:`predictor` picks one)."""
+    """The latency predictors of one profile, per backend (:meth:`predictor` picks one): with ``entries`` (ofa_mbv3)
+    the file is a per-layer latency table, the predictor of eager torch (``predict(arch)`` = sum of layer entries +
+    overhead), and ``predictors`` holds the other backends'; without (elastic_vit) ``predictors`` holds every
+    backend's. ``resolutions``: the input sizes profiled (by default those of the table's layers)."""
 
-    spec: SupernetSpec
+    spec: Spec
     profile: str
     threads: int
     device: str
@@ -315,24 +359,29 @@ class LatencyLUT:
     method: str = ""
     error: dict[str, float] = field(default_factory=dict)
     predictors: dict[str, LinearArchModel] = field(default_factory=dict)
+    resolutions: tuple[int, ...] = ()
 
     backend: ClassVar[str] = TORCH
     kind: ClassVar[str] = "per-layer-lut"
 
+    def __post_init__(self) -> None:
+        self.resolutions = tuple(sorted(self.resolutions or {k.resolution for k in self.entries
+                                                             if k.kind == "first_conv"}))
+
     @property
     def backends(self) -> tuple[str, ...]:
         """The backends this file predicts the latency of."""
-        return (TORCH, *self.predictors)
+        return ((TORCH,) if self.entries else ()) + tuple(self.predictors)
 
     def predictor(self, backend: str) -> LatencyPredictor:
-        """The latency predictor of ``backend``: this table for torch, else the model stored with it; ValueError
-        naming the command that adds a missing one."""
-        if backend == TORCH:
+        """The latency predictor of ``backend``: this table for torch when it has entries, else the model stored
+        with it; ValueError naming the command that adds a missing one."""
+        if backend in self.predictors:
+            return self.predictors[backend]
+        if backend == TORCH and self.entries:
             return self
-        if backend not in self.predictors:
-            raise ValueError(f"latency LUT {self.profile} has no {backend} predictor (only {', '.join(self.backends)}):"
-                             f" add one with `dynofa profile --profiles {self.profile} --backends {TORCH} {backend}`")
-        return self.predictors[backend]
+        raise ValueError(f"latency LUT {self.profile} has no {backend} predictor (only {', '.join(self.backends)}): "
+                         f"add one with `dynofa profile --profiles {self.profile} --backends {TORCH} {backend}`")
 
     def layer_latencies(self, arch: SubnetArch) -> list[tuple[LayerKey, float]]:
         """Each unit of ``arch`` with its table entry (KeyError naming a missing layer)."""
@@ -348,18 +397,13 @@ class LatencyLUT:
         """Predicted batch-1 latency of ``arch`` in seconds."""
         return sum(v for _, v in self.layer_latencies(arch)) + self.overhead_s
 
-    @property
-    def resolutions(self) -> tuple[int, ...]:
-        """Input resolutions the table was built for."""
-        return tuple(sorted({k.resolution for k in self.entries if k.kind == "first_conv"}))
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": LUT_FORMAT, "spec": self.spec.to_dict(), "profile": self.profile, "threads": self.threads,
             "device": self.device, "processor": self.processor, "overhead_s": self.overhead_s,
             "method": self.method, "error": self.error,
             "entries": [{"key": asdict(k), "mean_s": v} for k, v in sorted(self.entries.items())],
-            "predictors": {b: p.to_dict() for b, p in self.predictors.items()},
+            "predictors": {b: p.to_dict() for b, p in self.predictors.items()}, "resolutions": list(self.resolutions),
         }
 
     @classmethod
@@ -368,10 +412,11 @@ class LatencyLUT:
             raise ValueError(f"not a latency LUT (format {data.get('format')!r}, expected {LUT_FORMAT!r})")
         try:
             entries = {LayerKey(**e["key"]): float(e["mean_s"]) for e in data["entries"]}
-            spec = SupernetSpec.from_dict(data["spec"])
+            spec = spec_from_dict(data["spec"])
             predictors = {b: LinearArchModel.from_dict(p, spec) for b, p in data.get("predictors", {}).items()}
             return cls(spec, data["profile"], int(data["threads"]), data["device"], data["processor"], entries,
-                       float(data["overhead_s"]), data.get("method", ""), dict(data.get("error", {})), predictors)
+                       float(data["overhead_s"]), data.get("method", ""), dict(data.get("error", {})), predictors,
+                       tuple(data.get("resolutions", ())))
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed latency LUT: {exc}") from exc
 
@@ -398,12 +443,12 @@ def trimmed_mean(samples: np.ndarray, trim: float = 0.25) -> float:
     return float(s[cut: len(s) - cut].mean())
 
 
-def subnet_call(supernet: nn.Module, arch: SubnetArch, backend: str = TORCH, threads: int = 1,
+def subnet_call(supernet: nn.Module, arch: Arch, backend: str = TORCH, threads: int = 1,
                 export_dir: Path | None = None) -> Callable[[], object]:
     """A batch-1 forward pass of the extracted sub-network ``arch`` on a fixed random input, served by
     ``backend`` (its runner built with ``threads`` threads, exports in ``export_dir``, default the user cache);
     RuntimeError when the backend cannot serve it."""
-    net, x = extract_subnet(supernet, arch), torch.randn(1, 3, arch.resolution, arch.resolution)
+    net, x = family_of_arch(arch).extract(supernet, arch), torch.randn(1, 3, arch.resolution, arch.resolution)
     if backend == TORCH:
         return lambda: net(x)
     # timed, not served: weights and BN statistics here are whatever the caller's are, so nothing to check
@@ -414,7 +459,7 @@ def subnet_call(supernet: nn.Module, arch: SubnetArch, backend: str = TORCH, thr
     return lambda: runner(x)
 
 
-def measure_subnets(supernet: nn.Module, archs: Sequence[SubnetArch], threads: int, warmup: int = 10,
+def measure_subnets(supernet: nn.Module, archs: Sequence[Arch], threads: int, warmup: int = 10,
                     repeats: int = 50, rounds: int = 5, progress: bool = True, backend: str = TORCH
                     ) -> list[Timing]:
     """Direct batch-1 latency of several extracted subnets served by ``backend``, timed interleaved (see
@@ -430,27 +475,29 @@ def lut_method(warmup: int, repeats: int, rounds: int) -> str:
             f"interquartile mean of {repeats} in {rounds} interleaved passes; + fitted overhead")
 
 
-def build_lut(supernet: nn.Module, spec: SupernetSpec, profile: str, keys: Sequence[LayerKey],
+def _unit_call(supernet: nn.Module, layout: SupernetLayout, key: LayerKey) -> Callable[[], object]:
+    module, x = build_unit(supernet, layout, key), torch.randn(1, key.in_ch, key.resolution, key.resolution)
+    return lambda: module(x)
+
+
+def build_lut(supernet: nn.Module, spec: Spec, profile: str, keys: Sequence[LayerKey],
               warmup: int = 10, repeats: int = 30, rounds: int = 3, progress: bool = True,
-              extra: Sequence[Callable[[], object]] = ()) -> tuple[LatencyLUT, list[Timing]]:
-    """Time each unit in ``keys`` in isolation (batch 1) and tabulate its interquartile mean.
+              extra: Sequence[Callable[[], object]] = (), resolutions: Sequence[int] = ()
+              ) -> tuple[LatencyLUT, list[Timing]]:
+    """Time each unit in ``keys`` (none for a family without a per-layer table) in isolation (batch 1) and tabulate
+    its interquartile mean; the file records ``resolutions`` (default: the units').
 
     ``extra`` calls (subnets served by some backend, :func:`subnet_call`) are timed interleaved with the units
     (same passes, same repeats), so their direct measurements (returned in order) can fit and check predictors
     under the same load. The table's overhead starts at 0; fit it with :func:`fit_overhead`.
     """
     threads = cpu_threads(profile)
-    layout = layout_for(spec)
-    calls: list[Callable[[], object]] = []
-    for key in keys:
-        module, x = build_unit(supernet, layout, key), torch.randn(1, key.in_ch, key.resolution, key.resolution)
-        calls.append(lambda m=module, x=x: m(x))
-    calls += extra
+    calls = [_unit_call(supernet, layout_for(spec), key) for key in keys] + list(extra)
     samples = time_interleaved(calls, threads, warmup, repeats, rounds, f"LUT {profile}", progress)
     entries = {key: trimmed_mean(s) for key, s in zip(keys, samples, strict=False)}
     timings = [Timing.of(s, warmup, rounds) for s in samples[len(keys):]]
     lut = LatencyLUT(spec, profile, threads, "cpu", processor_name(), entries, 0.0,
-                     lut_method(warmup, repeats, rounds))
+                     lut_method(warmup, repeats, rounds) if keys else "", resolutions=tuple(resolutions))
     return lut, timings
 
 
@@ -458,7 +505,7 @@ def build_lut(supernet: nn.Module, spec: SupernetSpec, profile: str, keys: Seque
 class Measured:
     """A directly measured subnet latency under one profile."""
 
-    arch: SubnetArch
+    arch: Arch
     profile: str
     timing: Timing
 
@@ -482,25 +529,26 @@ def prediction_error(predictor: LatencyPredictor, measured: Sequence[Measured]) 
             "n": float(len(measured))}
 
 
-def sample_archs(spec: SupernetSpec, n: int, rng: random.Random,
-                 resolutions: Sequence[int] | None = None) -> list[SubnetArch]:
+def sample_archs(spec: Spec, n: int, rng: random.Random, resolutions: Sequence[int] | None = None) -> list[Arch]:
     """``n`` distinct random canonical subnets, optionally restricted to ``resolutions``."""
     res = list(resolutions or spec.resolutions)
-    seen: dict[SubnetArch, None] = {}
+    family = family_of(spec)
+    seen: dict[Arch, None] = {}
     for _ in range(100 * n):
         if len(seen) == n:
             break
-        a = SubnetArch.sample(spec, rng)
+        a = family.sample(spec, rng)
         seen[replace(a, resolution=rng.choice(res)).canonical(spec)] = None
     return list(seen)
 
 
-def split_archs(spec: SupernetSpec, resolutions: Sequence[int], n_fit: int, n_holdout: int,
-                rng: random.Random) -> tuple[list[SubnetArch], list[SubnetArch]]:
+def split_archs(spec: Spec, resolutions: Sequence[int], n_fit: int, n_holdout: int,
+                rng: random.Random) -> tuple[list[Arch], list[Arch]]:
     """Subnets to fit predictors on (the smallest and largest at ``resolutions`` and ``n_fit`` random ones) and up
     to ``n_holdout`` more random ones to check them on, none of which is a fit subnet."""
-    ends = [replace(SubnetArch.smallest(spec), resolution=min(resolutions)),
-            replace(SubnetArch.largest(spec), resolution=max(resolutions))]
+    family = family_of(spec)
+    ends = [replace(family.smallest(spec), resolution=min(resolutions)),
+            replace(family.largest(spec), resolution=max(resolutions))]
     fit = list(dict.fromkeys(ends))
     sampled = [a for a in sample_archs(spec, n_fit + n_holdout + len(fit), rng, resolutions) if a not in fit]
     return fit + sampled[:n_fit], sampled[n_fit:n_fit + n_holdout]
@@ -554,33 +602,36 @@ class ProfileRun:
     report: dict[str, Any]
 
 
-def profile_luts(supernet: nn.Module, spec: SupernetSpec, profiles: Sequence[str], resolutions: Sequence[int],
+def profile_luts(supernet: nn.Module, spec: Spec, profiles: Sequence[str], resolutions: Sequence[int],
                  *, warmup: int, repeats: int, rounds: int, n_fit: int, n_holdout: int, seed: int,
                  backends: Sequence[str] = (TORCH,)) -> ProfileRun:
-    """One LUT per CPU profile over every layer of the search space at ``resolutions`` (all when empty), and a
-    :class:`LinearArchModel` for each other backend of ``backends`` (torch is always profiled). Interleaved with
-    the layers, each backend serves the smallest and largest subnet and ``n_fit`` random ones (they fit its
-    predictor: the LUT's overhead, the model's coefficients) and ``n_holdout`` others (its error is measured on
-    them; on the fit subnets when there are none)."""
+    """One LUT file per CPU profile for the subnets at ``resolutions`` (all when empty): for a family with a
+    per-layer table (:data:`LATENCY_FEATURES`) every layer of the search space timed for torch and a
+    :class:`LinearArchModel` for each other backend of ``backends``, else such a model for every backend (torch is
+    always profiled). Interleaved with the layers, each backend serves the smallest and largest subnet and ``n_fit``
+    random ones (they fit its predictor: the LUT's overhead, the model's coefficients) and ``n_holdout`` others (its
+    error is measured on them; on the fit subnets when there are none)."""
     resolutions = list(resolutions or spec.resolutions)
     backends = list(dict.fromkeys([TORCH, *backends]))
+    table = LATENCY_FEATURES[spec.family].layer_table
     fit_archs, held_out = split_archs(spec, resolutions, n_fit, n_holdout, random.Random(seed))
-    for b in backends[1:]:
-        LinearArchModel.check_fit_size(len(fit_archs), b)
+    for b in backends[1:] if table else backends:
+        LinearArchModel.check_fit_size(spec, len(fit_archs), b)
     archs = fit_archs + held_out
-    keys = layout_for(spec).all_layer_keys(spec, resolutions)
+    keys = layout_for(spec).all_layer_keys(spec, resolutions) if table else []
     result = ProfileRun([], {"processor": processor_name(), "resolutions": resolutions, "profiles": {}})
     with tempfile.TemporaryDirectory() as exports:  # one export per subnet, for every profile's sessions
         for profile in profiles:
             threads = cpu_threads(profile)
             calls = [subnet_call(supernet, a, b, threads, Path(exports)) for b in backends for a in archs]
-            lut, timings = build_lut(supernet, spec, profile, keys, warmup, repeats, rounds, extra=calls)
+            lut, timings = build_lut(supernet, spec, profile, keys, warmup, repeats, rounds, extra=calls,
+                                     resolutions=resolutions)
             report: dict[str, Any] = {"threads": threads, "n_layers": len(lut.entries), "backends": {}}
             for i, backend in enumerate(backends):
                 measured = [Measured(a, profile, t) for a, t in
                             zip(archs, timings[i * len(archs):(i + 1) * len(archs)], strict=True)]
                 fit, check = measured[:len(fit_archs)], measured[len(fit_archs):]
-                if backend == TORCH:
+                if backend == TORCH and table:
                     fit_overhead(lut, fit)
                     predictor: LatencyPredictor = lut
                 else:

@@ -1,7 +1,7 @@
 """Evolutionary sub-network search under latency constraints, and Pareto-front extraction.
 
-``SearchSpace`` samples, mutates and crosses over ``SubnetArch`` configs without leaving the supernet's
-search space (every result is canonical, so duplicates compare equal). ``evolutionary_search``
+``SearchSpace`` samples, mutates and crosses over the archs of the supernet's family (:data:`FAMILY_OPERATORS`)
+without leaving its search space (every result is canonical, so duplicates compare equal). ``evolutionary_search``
 maximises a batch scoring function (an accuracy predictor) subject to ``latency(arch) <= constraint``
 (the prediction of the serving backend's latency predictor); ``pareto_front`` keeps the non-dominated
 (latency, accuracy) points. ``search_subnets`` is the whole ``dynofa search`` stage: evaluated candidates, an
@@ -35,15 +35,51 @@ from dynofa_ros.offline.profile import (
     processor_name,
 )
 from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.family import ELASTIC_VIT, OFA_MBV3, Arch, Spec, family_of, family_of_arch, spec_from_dict
 from dynofa_ros.supernet.serving import TORCH
 from dynofa_ros.supernet.spec import SupernetSpec
+from dynofa_ros.supernet.vit_arch import ElasticViTSpec
+
+
+def _mutate_ofa(spec: SupernetSpec, arch: SubnetArch, rng: random.Random, prob: float) -> SubnetArch:
+    """Resample each gene (per-block ks and e, per-stage d) with probability ``prob``; the resolution is kept."""
+    def pick(value: int, choices: Sequence[int]) -> int:
+        return rng.choice(choices) if rng.random() < prob else value
+
+    return SubnetArch(tuple(pick(k, spec.ks_list) for k in arch.ks), tuple(pick(e, spec.expand_list) for e in arch.e),
+                      tuple(pick(d, spec.depth_list) for d in arch.d), arch.resolution)
+
+
+def _crossover_ofa(spec: SupernetSpec, a: SubnetArch, b: SubnetArch, rng: random.Random) -> SubnetArch:
+    """Uniform crossover: each gene from either parent; ``a``'s resolution."""
+    def mix(x: Sequence[int], y: Sequence[int]) -> tuple[int, ...]:
+        return tuple(u if rng.random() < 0.5 else v for u, v in zip(x, y, strict=True))
+
+    return SubnetArch(mix(a.ks, b.ks), mix(a.e, b.e), mix(a.d, b.d), a.resolution)
+
+
+@dataclass(frozen=True)
+class FamilyOperators:
+    """What the search does with one family's archs, the resolution aside: ``mutate(spec, arch, rng, prob)`` draws
+    each choice again with probability ``prob``, ``crossover(spec, a, b, rng)`` takes each from either parent;
+    ``blocks(arch)`` counts its active blocks (encoder layers), the depth term of the GPU latency model."""
+
+    mutate: Callable[[Any, Any, random.Random, float], Arch]
+    crossover: Callable[[Any, Any, Any, random.Random], Arch]
+    blocks: Callable[[Any], int]
+
+
+FAMILY_OPERATORS: dict[str, FamilyOperators] = {
+    OFA_MBV3.name: FamilyOperators(_mutate_ofa, _crossover_ofa, lambda arch: sum(arch.d)),
+    ELASTIC_VIT.name: FamilyOperators(ElasticViTSpec.mutate, ElasticViTSpec.crossover, lambda arch: arch.depth),
+}
 
 
 @dataclass(frozen=True)
 class SearchSpace:
     """The supernet's choices, optionally restricted to some input resolutions."""
 
-    spec: SupernetSpec
+    spec: Spec
     resolutions: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
@@ -55,41 +91,40 @@ class SearchSpace:
     def allowed_resolutions(self) -> tuple[int, ...]:
         return self.resolutions or self.spec.resolutions
 
-    def contains(self, arch: SubnetArch) -> bool:
+    @property
+    def operators(self) -> FamilyOperators:
+        return FAMILY_OPERATORS[self.spec.family]
+
+    def contains(self, arch: Arch) -> bool:
+        if not isinstance(arch, family_of(self.spec).arch_type):
+            return False
         try:
             arch.validate(self.spec)
         except ValueError:
             return False
         return arch.resolution in self.allowed_resolutions
 
-    def smallest(self) -> SubnetArch:
-        return replace(SubnetArch.smallest(self.spec), resolution=min(self.allowed_resolutions))
+    def _at(self, arch: Arch, resolution: int) -> Arch:
+        return replace(arch, resolution=resolution).canonical(self.spec)
 
-    def largest(self) -> SubnetArch:
-        return replace(SubnetArch.largest(self.spec), resolution=max(self.allowed_resolutions))
+    def smallest(self) -> Arch:
+        return self._at(family_of(self.spec).smallest(self.spec), min(self.allowed_resolutions))
 
-    def sample(self, rng: random.Random) -> SubnetArch:
-        arch = SubnetArch.sample(self.spec, rng)
-        return replace(arch, resolution=rng.choice(self.allowed_resolutions)).canonical(self.spec)
+    def largest(self) -> Arch:
+        return self._at(family_of(self.spec).largest(self.spec), max(self.allowed_resolutions))
 
-    def mutate(self, arch: SubnetArch, rng: random.Random, prob: float = 0.1) -> SubnetArch:
-        """Resample each gene (per-block ks and e, per-stage d, resolution) with probability ``prob``."""
-        s = self.spec
+    def sample(self, rng: random.Random) -> Arch:
+        arch = family_of(self.spec).sample(self.spec, rng)
+        return self._at(arch, rng.choice(self.allowed_resolutions))
 
-        def pick(value: int, choices: Sequence[int]) -> int:
-            return rng.choice(choices) if rng.random() < prob else value
+    def mutate(self, arch: Arch, rng: random.Random, prob: float = 0.1) -> Arch:
+        """Resample each gene (the family's choices, then the resolution) with probability ``prob``."""
+        child = self.operators.mutate(self.spec, arch, rng, prob)
+        return self._at(child, rng.choice(self.allowed_resolutions) if rng.random() < prob else arch.resolution)
 
-        return SubnetArch(tuple(pick(k, s.ks_list) for k in arch.ks), tuple(pick(e, s.expand_list) for e in arch.e),
-                          tuple(pick(d, s.depth_list) for d in arch.d),
-                          pick(arch.resolution, self.allowed_resolutions)).canonical(s)
-
-    def crossover(self, a: SubnetArch, b: SubnetArch, rng: random.Random) -> SubnetArch:
+    def crossover(self, a: Arch, b: Arch, rng: random.Random) -> Arch:
         """Uniform crossover: each gene from either parent."""
-        def mix(x: Sequence[int], y: Sequence[int]) -> tuple[int, ...]:
-            return tuple(u if rng.random() < 0.5 else v for u, v in zip(x, y, strict=True))
-
-        return SubnetArch(mix(a.ks, b.ks), mix(a.e, b.e), mix(a.d, b.d),
-                          rng.choice((a.resolution, b.resolution))).canonical(self.spec)
+        return self._at(self.operators.crossover(self.spec, a, b, rng), rng.choice((a.resolution, b.resolution)))
 
 
 @dataclass(frozen=True)
@@ -116,16 +151,16 @@ class SearchResult:
     """Best arch found under one latency constraint."""
 
     constraint_s: float
-    arch: SubnetArch
+    arch: Arch
     score: float
     latency_s: float
     n_scored: int
 
 
-def evolutionary_search(space: SearchSpace, score: Callable[[list[SubnetArch]], np.ndarray],
-                        latency: Callable[[SubnetArch], float], constraint_s: float,
+def evolutionary_search(space: SearchSpace, score: Callable[[list[Arch]], np.ndarray],
+                        latency: Callable[[Arch], float], constraint_s: float,
                         config: EvolutionConfig | None = None, rng: random.Random | None = None,
-                        seeds: Sequence[SubnetArch] = ()) -> SearchResult:
+                        seeds: Sequence[Arch] = ()) -> SearchResult:
     """Maximise ``score`` over archs with ``latency(arch) <= constraint_s``.
 
     The population starts from the feasible ``seeds`` (e.g. known good subnets), the smallest subnet,
@@ -135,9 +170,9 @@ def evolutionary_search(space: SearchSpace, score: Callable[[list[SubnetArch]], 
     """
     config = config or EvolutionConfig()
     rng = rng or random.Random(0)
-    cache: dict[SubnetArch, float] = {}
+    cache: dict[Arch, float] = {}
 
-    def feasible(a: SubnetArch) -> bool:
+    def feasible(a: Arch) -> bool:
         if a not in cache:
             cache[a] = latency(a)
         return cache[a] <= constraint_s
@@ -146,13 +181,13 @@ def evolutionary_search(space: SearchSpace, score: Callable[[list[SubnetArch]], 
     if not feasible(smallest):
         raise ValueError(f"latency constraint {constraint_s * 1e3:.3f} ms is below the smallest subnet's "
                          f"{cache[smallest] * 1e3:.3f} ms")
-    population: dict[SubnetArch, None] = {smallest: None}
+    population: dict[Arch, None] = {smallest: None}
     for a in seeds:
         a = a.canonical(space.spec)
         if space.contains(a) and feasible(a):
             population[a] = None
 
-    def fill(make: Callable[[], SubnetArch], target: int) -> None:
+    def fill(make: Callable[[], Arch], target: int) -> None:
         for _ in range(config.max_tries * max(1, target - len(population))):
             if len(population) >= target:
                 return
@@ -164,9 +199,9 @@ def evolutionary_search(space: SearchSpace, score: Callable[[list[SubnetArch]], 
     fill(lambda: space.sample(rng), config.population)
     fill(lambda: space.mutate(rng.choice(bases), rng, max(config.mutate_prob, 0.3)), config.population)
 
-    scores: dict[SubnetArch, float] = {}
+    scores: dict[Arch, float] = {}
 
-    def rank(archs: list[SubnetArch]) -> list[SubnetArch]:
+    def rank(archs: list[Arch]) -> list[Arch]:
         new = [a for a in archs if a not in scores]
         if new:
             scores.update(zip(new, (float(s) for s in score(new)), strict=True))
@@ -193,15 +228,15 @@ def constraint_sweep(low_s: float, high_s: float, n: int) -> list[float]:
     return [low_s * (high_s / low_s) ** (i / (n - 1)) for i in range(n)]
 
 
-def sweep_search(space: SearchSpace, score: Callable[[list[SubnetArch]], np.ndarray], latency: LatencyPredictor,
+def sweep_search(space: SearchSpace, score: Callable[[list[Arch]], np.ndarray], latency: LatencyPredictor,
                  n_constraints: int, config: EvolutionConfig | None = None, rng: random.Random | None = None,
-                 seeds: Sequence[SubnetArch] = ()) -> tuple[list[float], dict[SubnetArch, SearchResult]]:
+                 seeds: Sequence[Arch] = ()) -> tuple[list[float], dict[Arch, SearchResult]]:
     """:func:`evolutionary_search` under each of ``n_constraints`` limits of ``latency``'s prediction, geometric from
     the space's smallest to its largest subnet: the limits and the distinct best subnets found (with their result).
     """
     rng = rng or random.Random(0)
     constraints = constraint_sweep(latency.predict(space.smallest()), latency.predict(space.largest()), n_constraints)
-    found: dict[SubnetArch, SearchResult] = {}
+    found: dict[Arch, SearchResult] = {}
     for c in tqdm(constraints, desc=f"evolutionary search ({latency.backend} latency)", unit="limit"):
         result = evolutionary_search(space, score, latency.predict, c, config, rng, seeds)
         found.setdefault(result.arch, result)
@@ -246,7 +281,7 @@ class Point:
     """A subnet with measured val top-1 and (filled in later) its CPU latency served by the search's backend:
     ``cpu`` measured, ``lut_s`` predicted by that backend's predictor in the LUT file."""
 
-    arch: SubnetArch
+    arch: Arch
     source: str
     val_top1: float
     macs: int
@@ -262,7 +297,7 @@ class Point:
                 "cpu": self.cpu, "gpu": self.gpu}
 
 
-def load_gpu_results(path: Path | str, spec: SupernetSpec,
+def load_gpu_results(path: Path | str, spec: Spec,
                      checkpoint_sha256: str | None = None) -> tuple[list[Point], dict[str, Any]]:
     """Candidates (val top-1, MACs, params, optional GPU latency) of a GPU job's ``results.json``.
 
@@ -276,7 +311,7 @@ def load_gpu_results(path: Path | str, spec: SupernetSpec,
         raise FileNotFoundError(f"GPU candidate results not found: {path}")
     try:
         data = json.loads(path.read_text())
-        if SupernetSpec.from_dict(data["spec"]) != spec:
+        if spec_from_dict(data["spec"]) != spec:
             raise ValueError(f"{path} was evaluated with another supernet spec than the checkpoint's")
         checkpoint = data.get("checkpoint") or {}
         sha = checkpoint.get("sha256") if isinstance(checkpoint, dict) else None
@@ -287,7 +322,7 @@ def load_gpu_results(path: Path | str, spec: SupernetSpec,
         env, method = data.get("env", {}), data.get("latency_method", "")
         points = []
         for c in data["candidates"]:
-            arch = SubnetArch.from_dict(c["arch"]).canonical(spec)
+            arch = family_of(spec).arch_type.from_dict(c["arch"]).canonical(spec)
             arch.validate(spec)
             gpu = None
             if c.get("latency"):
@@ -301,10 +336,14 @@ def load_gpu_results(path: Path | str, spec: SupernetSpec,
     return list(unique.values()), {"env": env, "args": data.get("args", {}), "sha256": sha}
 
 
-def _evaluate_points(supernet: nn.Module, spec: SupernetSpec, archs: Sequence[SubnetArch], source: str,
+def _evaluate_points(supernet: nn.Module, spec: Spec, archs: Sequence[Arch], source: str,
                      val: tuple[np.ndarray, np.ndarray], calib: np.ndarray, n_calib: int) -> list[Point]:
     evals = evaluate_many(supernet, archs, val[0], val[1], calib, spec, n_calib=min(n_calib, len(calib)))
     return [Point(e.arch, source, e.top1, e.macs, e.params) for e in evals]
+
+
+def _blocks(arch: Arch) -> int:
+    return FAMILY_OPERATORS[family_of_arch(arch).name].blocks(arch)
 
 
 def fill_gpu_latency(points: Sequence[Point]) -> LinearLatencyModel | None:
@@ -313,14 +352,14 @@ def fill_gpu_latency(points: Sequence[Point]) -> LinearLatencyModel | None:
     measured = [p for p in points if p.gpu]
     if len(measured) < 4:
         return None
-    model = LinearLatencyModel.fit([sum(p.arch.d) for p in measured], [p.macs for p in measured],
+    model = LinearLatencyModel.fit([_blocks(p.arch) for p in measured], [p.macs for p in measured],
                                    [p.gpu["p50_s"] for p in measured])
     tail = statistics.median(p.gpu["p90_s"] / p.gpu["p50_s"] for p in measured)
     method = (f"predicted: linear fit on active blocks + MACs of {len(measured)} measured subnets "
               f"(held-out MAPE {model.error['holdout_mape'] * 100:.1f} %)")
     for p in points:
         if p.gpu is None:
-            p50 = model.predict(sum(p.arch.d), p.macs)
+            p50 = model.predict(_blocks(p.arch), p.macs)
             p.gpu = {**measured[0].gpu, "p50_s": p50, "p90_s": p50 * max(tail, 1.0), "method": method}
     return model
 
@@ -340,7 +379,7 @@ class SearchConfig:
     n_calib: int = 2000
 
 
-def search_subnets(supernet: nn.Module, spec: SupernetSpec, lut: LatencyLUT, val: tuple[np.ndarray, np.ndarray],
+def search_subnets(supernet: nn.Module, spec: Spec, lut: LatencyLUT, val: tuple[np.ndarray, np.ndarray],
                    calib: np.ndarray, candidates: Sequence[Point] | None = None, config: SearchConfig | None = None,
                    *, checkpoint: str, lut_path: str, gpu_env: dict[str, Any] | None = None,
                    backend: str = TORCH) -> dict[str, Any]:
@@ -348,11 +387,12 @@ def search_subnets(supernet: nn.Module, spec: SupernetSpec, lut: LatencyLUT, val
     profile.
 
     The ``candidates`` in the LUT's search space (None: random subnets evaluated on ``val``, images and labels,
-    after BN calibration on ``calib``) fit an accuracy predictor; an evolutionary search under each of a geometric
-    sweep of limits on ``backend``'s predicted latency (``lut.predictor(backend)``) adds its best subnets (evaluated
-    likewise); every point's batch-1 latency is measured served by ``backend`` and the Pareto front taken.
-    ``checkpoint``, ``lut_path`` and ``gpu_env`` (the candidates' GPU job) are recorded as given. ValueError with
-    fewer than 10 candidates or no predictor of ``backend`` in ``lut``.
+    after BN calibration on ``calib`` for a family with BN statistics) fit an accuracy predictor; an evolutionary
+    search under each of a geometric sweep of limits on ``backend``'s predicted latency (``lut.predictor(backend)``)
+    adds its best subnets (evaluated likewise); every point's batch-1 latency is measured served by ``backend`` and
+    the Pareto front taken. The result records the supernet's family and spec; ``checkpoint``, ``lut_path`` and
+    ``gpu_env`` (the candidates' GPU job) as given. ValueError with fewer than 10 candidates or no predictor of
+    ``backend`` in ``lut``.
     """
     config = config or SearchConfig()
     latency = lut.predictor(backend)
@@ -385,7 +425,7 @@ def search_subnets(supernet: nn.Module, spec: SupernetSpec, lut: LatencyLUT, val
     front = pareto_front([p.cpu["p50_s"] for p in points], [p.val_top1 for p in points])
     measured = [Measured(p.arch, lut.profile, t) for p, t in zip(points, timings, strict=True)]
     return {
-        "format": SEARCH_FORMAT, "spec": spec.to_dict(), "checkpoint": checkpoint,
+        "format": SEARCH_FORMAT, "family": spec.family, "spec": spec.to_dict(), "checkpoint": checkpoint,
         "primary_profile": lut.profile, "backend": backend, "cpu_threads": lut.threads, "processor": processor_name(),
         "cpu_method": f"extracted subnet served by {backend}, batch 1, {config.warmup} warm-up, median/p90 of "
                       f"{config.repeats}",

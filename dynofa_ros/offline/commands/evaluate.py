@@ -1,4 +1,5 @@
-"""``dynofa evaluate``: evaluate sub-networks (BN recalibrated) on a split, optionally with their latency."""
+"""``dynofa evaluate``: evaluate sub-networks (BN recalibrated, for a family with batch norm) on a split, optionally
+with their latency."""
 
 from __future__ import annotations
 
@@ -21,19 +22,22 @@ from dynofa_ros.offline.commands.options import (
     tune_config,
 )
 from dynofa_ros.offline.data import ImageRows, subset
-from dynofa_ros.offline.evaluate import evaluate_subnets
+from dynofa_ros.offline.evaluate import check_level_fit, evaluate_subnets
 from dynofa_ros.offline.profile import cpu_threads
 from dynofa_ros.offline.timing import processor_name
-from dynofa_ros.supernet.arch import SubnetArch
+from dynofa_ros.supernet.family import OFA_MBV3, Arch, Spec, family_of
 from dynofa_ros.supernet.library import SubnetLibrary, default_library_path
 
 SPLITS = ("test", "val", "train")
+EXTREMES = ("largest", "smallest")
+# the smallest input a family's networks take, where its own arch check does not bound it (ofa_mbv3 downsamples by 32)
+MIN_RESOLUTION: dict[str, int] = {OFA_MBV3.name: 32}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dynofa evaluate``."""
     parser.add_argument("--library", type=Path, default=None, help="library whose levels name the subnets "
-                        "(default: the shipped one)")
+                        "(default: the shipped one; not read for --checkpoint with only largest/smallest)")
     add_supernet_arguments(parser, checkpoint="optional")
     parser.add_argument("--subnets", nargs="+", default=["levels"], metavar="NAME",
                         help="level names (L0, L1, ...), 'levels' (all of them), 'largest', 'smallest' "
@@ -57,35 +61,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
 
 
-def named_subnets(names: Sequence[str], library: SubnetLibrary) -> list[tuple[str, SubnetArch]]:
-    """``(name, arch)`` for level names, ``levels`` (all), ``largest`` and ``smallest``; ValueError otherwise."""
-    extremes = {"largest": SubnetArch.largest(library.spec), "smallest": SubnetArch.smallest(library.spec)}
-    chosen: list[tuple[str, SubnetArch]] = []
+def named_subnets(names: Sequence[str], spec: Spec, library: SubnetLibrary | None) -> list[tuple[str, Arch]]:
+    """``(name, arch)`` for ``largest`` and ``smallest`` (of ``spec``) and for the ``library``'s level names and
+    ``levels`` (all of them); ValueError for other names."""
+    family = family_of(spec)
+    extremes = {"largest": family.largest(spec), "smallest": family.smallest(spec)}
+    chosen: list[tuple[str, Arch]] = []
     for name in names:
-        if name == "levels":
-            chosen += [(lv.name, lv.arch) for lv in library.levels]
-        elif name in extremes:
+        if name in extremes:
             chosen.append((name, extremes[name]))
+        elif name == "levels":
+            chosen += [(lv.name, lv.arch) for lv in library.levels]
         else:
             chosen.append((name, library.levels[library.index_of(name)].arch))
     return chosen
 
 
 def run(args: argparse.Namespace) -> int:
-    """``dynofa evaluate``: top-1 (BN recalibrated) of named subnets on a split, optionally latency; a table."""
+    """``dynofa evaluate``: top-1 (BN recalibrated where the family has BN) of named subnets on a split, optionally
+    latency; a table. A library is read when it names subnets or holds the checkpoint."""
     for p in args.latency:
         cpu_threads(p)
     if args.repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
-    if any(r < 32 for r in args.resolutions or ()):
-        raise ValueError(f"the network downsamples by 32: resolutions below 32 px are not supported, "
+    library = None
+    if args.library is not None or args.checkpoint is None or set(args.subnets) - set(EXTREMES):
+        library = SubnetLibrary.load(args.library or default_library_path(), verify=args.checkpoint is None)
+    supernet, spec = load_checkpoint(args, args.checkpoint or library.checkpoint_path,
+                                     library.spec if library is not None else None)
+    low = MIN_RESOLUTION.get(spec.family, 1)
+    if any(r < low for r in args.resolutions or ()):
+        raise ValueError(f"{spec.family} networks downsample by {low}: resolutions below {low} px are not supported, "
                          f"got {args.resolutions}")
-    library = SubnetLibrary.load(args.library or default_library_path(), verify=args.checkpoint is None)
-    supernet, spec = load_checkpoint(args, args.checkpoint or library.checkpoint_path, library.spec)
+    check_level_fit(spec, args.fit_heads)
     tune = tune_config(args, args.fit_heads, "--fit-heads", max(spec.resolutions))
     subnets = [(f"{name}@{r}" if args.resolutions else name, replace(arch, resolution=r))
-               for name, arch in named_subnets(args.subnets, library)
+               for name, arch in named_subnets(args.subnets, spec, library)
                for r in (args.resolutions or [arch.resolution])]
+    for _, arch in subnets:  # an arch the supernet cannot run fails here, before the data is read
+        family_of(spec).apply(supernet, arch)
     untrained = sorted({a.resolution for _, a in subnets} - set(spec.resolutions))
     if untrained:
         print(f"note: {untrained} px are outside the trained resolutions {list(spec.resolutions)}")
@@ -101,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     calib = ImageRows(data.train_x, split.train)
     head_labels = data.train_y[split.train] if args.fit_heads else None
 
-    if library.heads is not None and not args.fit_heads:
+    if library is not None and library.heads is not None and not args.fit_heads:
         print("note: the library's levels have their own classifier heads; these figures use the supernet's shared "
               "one (--fit-heads refits a head per subnet, as the library's were made)")
     records = evaluate_subnets(supernet, spec, subnets, images, labels, calib, args.n_calib, args.split, head_labels,

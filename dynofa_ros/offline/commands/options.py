@@ -70,7 +70,7 @@ def add_supernet_arguments(parser: argparse.ArgumentParser, checkpoint: str = "r
     ofa = [name for name, spec in NAMED_NETS.items() if isinstance(spec, SupernetSpec)]
     vit = [name for name in NAMED_NETS if name not in ofa]
     group.add_argument("--net", metavar="NAME", help=f"spec of a checkpoint without one, or of a fresh supernet: "
-                       f"{', '.join(ofa)}; elastic ViT (train and data only): {', '.join(vit)}")
+                       f"{', '.join(ofa)}; elastic ViT (train, evaluate, profile, search, data): {', '.join(vit)}")
     for suffix, (name, kind, nargs, metavar) in _SPEC_FIELDS.items():
         group.add_argument(f"--net-{suffix}", type=kind, nargs=nargs, dest=f"net_{suffix}", metavar=metavar,
                            help=f"override the spec's {name} (default: --net's, else cifar10's)")

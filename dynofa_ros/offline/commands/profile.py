@@ -1,5 +1,5 @@
-"""``dynofa profile``: build CPU latency predictors per serving backend (torch: a per-layer LUT) and report their
-error on held-out measured subnets."""
+"""``dynofa profile``: build CPU latency predictors per serving backend (ofa_mbv3 with torch: a per-layer LUT; else a
+linear model on the family's architecture features) and report their error on held-out measured subnets."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from dynofa_ros.offline.commands.options import (
     spec_for,
 )
 from dynofa_ros.offline.profile import CPU_PROFILES, cpu_threads, profile_luts
-from dynofa_ros.supernet.spec import SupernetSpec, build_supernet
+from dynofa_ros.supernet.family import Spec, family_of
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profiles", nargs="+", default=list(CPU_PROFILES), metavar="PROFILE",
                         help="CPU profiles cpu-<threads>t (default: %(default)s)")
     add_backends_argument(parser, "to fit a latency predictor of, each on subnets it serves",
-                          "torch: the per-layer LUT, always built; onnxruntime: a linear model on architecture "
-                          "features (needs --fit >= 3)")
+                          "torch: always profiled, by a per-layer LUT (ofa_mbv3) or as onnxruntime; onnxruntime: a "
+                          "linear model on architecture features (needs --fit >= 3)")
     parser.add_argument("--resolutions", type=int, nargs="+", help="restrict to these input resolutions "
                         "(default: all of the spec's)")
     parser.add_argument("--warmup", type=int, default=10, help="warm-up runs per measurement (default: %(default)s)")
@@ -46,12 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
 
 
-def _load_spec(args: argparse.Namespace) -> tuple[SupernetSpec, nn.Module]:
+def _load_spec(args: argparse.Namespace) -> tuple[Spec, nn.Module]:
     """The checkpoint's supernet, or without one random weights for the requested spec (latency does not depend
     on the weights)."""
     if args.checkpoint is None:
         spec = spec_for(args)
-        return spec, build_supernet(spec).eval()
+        return spec, family_of(spec).build(spec).eval()
     supernet, spec = load_checkpoint(args)
     return spec, supernet.eval()
 
@@ -71,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for lut in result.luts:
         lut.save(args.out / f"lut_{lut.profile}.json")
-        print(f"{lut.profile}: {len(lut.entries)} layers, overhead {lut.overhead_s * 1e3:.2f} ms")
+        table = (f"{len(lut.entries)} layers, overhead {lut.overhead_s * 1e3:.2f} ms" if lut.entries
+                 else "no per-layer table")
+        print(f"{lut.profile}: {table}")
         for backend, rep in result.report["profiles"][lut.profile]["backends"].items():
             err = rep["error"]
             print(f"  {backend} ({rep['predictor']}): {rep['error_on']} MAPE {err['mape'] * 100:.1f} % "
