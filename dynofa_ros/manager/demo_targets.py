@@ -29,6 +29,15 @@ class DemoTarget:
     min_accuracy: float
     why: str
 
+    def __str__(self) -> str:
+        return f"{self.max_latency_s * 1e3:.2f} ms, top-1 >= {self.min_accuracy:.2%}"
+
+    def given(self, max_latency_ms: float | None, min_accuracy: float | None) -> DemoTarget:
+        """This target with the values a user gave in place of the derived ones (None: keep)."""
+        return DemoTarget(self.max_latency_s if max_latency_ms is None else max_latency_ms / 1e3,
+                          self.min_accuracy if min_accuracy is None else min_accuracy,
+                          self.why if max_latency_ms is None and min_accuracy is None else "given")
+
 
 def demo_targets(times_s: Sequence[float], top1: Sequence[float | None],
                  slack: float = DEFAULT_SLACK) -> tuple[DemoTarget, DemoTarget]:

@@ -27,7 +27,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 
-from dynofa_ros.manager.demo_targets import DEFAULT_SLACK, demo_targets
+from dynofa_ros.manager.demo_targets import DEFAULT_SLACK, DemoTarget, demo_targets
 from dynofa_ros.msg import PerformanceTarget
 from dynofa_ros.nodes.evaluator_node import EvaluatorNode
 from dynofa_ros.nodes.process import handle_signals
@@ -43,7 +43,7 @@ from dynofa_ros.nodes.system import (
     use_dds_profile,
 )
 from dynofa_ros.report.run_report import SETTLE_S, new_run_dir
-from dynofa_ros.supernet.library import default_library_path
+from dynofa_ros.supernet.library import SHIPPED_MODELS, library_path, shipped_library_path
 
 LEVEL_TIMING_RUNS = 20  # frames per level timed at start-up
 MISS_GOAL = 0.05  # the demo's goal: at most this share of frames over the target once settled after an event
@@ -58,7 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--apps", type=int, choices=range(1, MAX_APPS + 1), default=1, metavar=f"1..{MAX_APPS}",
                    help="1: config/dynofa.yaml; more: config/multi_app.yaml, apps in namespaces app1..appN")
     p.add_argument("--config", type=Path, help="parameter YAML (default config/dynofa.yaml or multi_app.yaml)")
-    p.add_argument("--library", default="", help="subnet library JSON ('' = shipped default)")
+    p.add_argument("--library", default="", help="subnet library JSON of every app ('' = shipped default)")
+    p.add_argument("--model", nargs="+", choices=tuple(SHIPPED_MODELS), default=None,
+                   help="shipped model instead of --library: one for every app, or one per app "
+                   "(--apps 2 --model mbv3 vit: a CNN app and a Transformer app)")
     p.add_argument("--platform", choices=("sim", "real"), default=None, help="board (default from the YAML)")
     p.add_argument("--policy", default=None, help="manager policy (default from the YAML)")
     p.add_argument("--source", default=None, help="camera source: cifar10 | folder | video | camera")
@@ -87,11 +90,12 @@ def node_plan(args: argparse.Namespace) -> list[tuple[NodeEntry, str, dict[str, 
     """(entry, namespace, parameters) of every node, from the YAML with the command-line overrides."""
     config = args.config or parameter_file(args.apps > 1)
     params = load_parameters(config)
+    libraries = app_libraries(args, params.get("perception", {}).get("library", ""))
     overrides = {
         "camera": {"source": args.source, "path": args.path or None, "rate_hz": args.rate},
-        "perception": {"library": args.library or None},
+        "perception": {},
         "platform": {"platform": args.platform},
-        "manager": {"policy": args.policy, "library": args.library or None,
+        "manager": {"policy": args.policy, "libraries": libraries,
                     "app_ids": app_ids(args.apps) if args.apps > 1 else None},
     }
     shared = params.get("/**", {})  # the ROS wildcard block: parameters every node gets (e.g. board_config)
@@ -101,10 +105,10 @@ def node_plan(args: argparse.Namespace) -> list[tuple[NodeEntry, str, dict[str, 
              **{k: v for k, v in overrides[entry.name].items() if v is not None}}
         if entry.per_app and args.apps > 1:
             for i, app in enumerate(app_ids(args.apps), start=1):
-                extra = {"app_id": app} if entry.name == "perception" else {"seed": i}
+                extra = {"app_id": app, "library": libraries[i - 1]} if entry.name == "perception" else {"seed": i}
                 plan.append((entry, app, {**p, **extra}))
         else:
-            plan.append((entry, "", p))
+            plan.append((entry, "", {**p, "library": libraries[0]} if entry.name == "perception" else p))
     return plan
 
 
@@ -148,6 +152,7 @@ class Demo:
         self._spin = threading.Thread(target=self._spin_loop, name="executor", daemon=True)
         self.load: subprocess.Popen | None = None
         self.level_times_s: tuple[float, ...] = ()
+        self.targets: dict[str, tuple[DemoTarget, DemoTarget]] = {}  # per app: initial, after the change
         self.own_times_s: dict[int, float] = {}
 
     def _first(self, name: str) -> Node:
@@ -155,22 +160,33 @@ class Demo:
         return next(node for key, node in self.nodes.items() if key.rsplit("/", 1)[-1] == name)
 
     def derive_targets(self) -> str:
-        """Time every level on this machine (the first app's network, the camera's next frame, at the camera's rate)
-        and fill the targets the command line left open from those times (:func:`demo_targets`); a line that says
-        what was done."""
-        args, net, camera = self.args, self._first("perception").net, self._first("camera")
-        self.level_times_s = net.time_levels(camera.sample_frame(), "rgb8", LEVEL_TIMING_RUNS, 1.0 / camera.rate_hz)
-        start, change = demo_targets(self.level_times_s, [lv.top1 for lv in net.levels], args.slack)
-        for name, value in (("target_ms", start.max_latency_s * 1e3), ("min_accuracy", start.min_accuracy),
-                            ("target_change_ms", change.max_latency_s * 1e3),
-                            ("change_min_accuracy", change.min_accuracy)):
-            if getattr(args, name) is None:
-                setattr(args, name, value)
-        times = " ".join(f"{t * 1e3:.2f}" for t in self.level_times_s)
-        return (f"level frame times here at {camera.rate_hz:g} Hz, L0..L{len(self.level_times_s) - 1}: {times} ms; "
-                f"targets: "
-                f"{args.target_ms:.2f} ms at top-1 >= {args.min_accuracy:.2%} ({start.why}), then "
-                f"{args.target_change_ms:.2f} ms at top-1 >= {args.change_min_accuracy:.2%} ({change.why})")
+        """Time every level of each app's network on this machine (the camera's next frame, at the camera's rate)
+        and fill each app's targets that the command line left open from those times (:func:`demo_targets`);
+        lines that say what was done. Apps of one library share its timing."""
+        args, lines, timed = self.args, [], {}
+        for app, (net, camera) in self._perception_and_camera().items():
+            library = str(self.nodes[self._key(app, "perception")].library_path)
+            if library not in timed:
+                times = net.time_levels(camera.sample_frame(), "rgb8", LEVEL_TIMING_RUNS, 1.0 / camera.rate_hz)
+                start, change = demo_targets(times, [lv.top1 for lv in net.levels], args.slack)
+                start = start.given(args.target_ms, args.min_accuracy)
+                change = change.given(args.target_change_ms, args.change_min_accuracy)
+                timed[library] = times, (start, change)
+                lines.append(f"{Path(library).parent.name}: level frame times here at {camera.rate_hz:g} Hz, "
+                             f"L0..L{len(times) - 1}: {' '.join(f'{t * 1e3:.2f}' for t in times)} ms; targets: "
+                             f"{start} ({start.why}), then {change} ({change.why})")
+            times, self.targets[app] = timed[library]
+            if not self.level_times_s:
+                self.level_times_s = times  # the first app's: bring-up overhead
+        return "\n".join(lines)
+
+    def _key(self, app: str, name: str) -> str:
+        return f"{app}/{name}" if self.args.apps > 1 else name
+
+    def _perception_and_camera(self) -> dict[str, tuple[Any, Node]]:
+        """Per app: its perception node's network and its camera node."""
+        return {app: (self.nodes[self._key(app, "perception")].net, self.nodes[self._key(app, "camera")])
+                for app in self.app_ids}
 
     def note_own_times(self) -> None:
         """The first app's median frame time per level that ran as many frames as were timed alone, before the
@@ -185,11 +201,14 @@ class Demo:
         while not self._stop.is_set() and self.context.ok():
             self.executor.spin_once(timeout_sec=0.1)
 
-    def set_target(self, max_latency_ms: float, min_accuracy: float) -> None:
+    def set_targets(self, phase: int) -> None:
+        """Publish every app's targets of ``phase`` (0: the initial ones, 1: after the change)."""
         for app_id in self.app_ids:
-            self.pub_target.publish(PerformanceTarget(app_id=app_id, max_latency=max_latency_ms / 1e3,
-                                                      min_accuracy=min_accuracy, priority=0.0))
-        self.evaluator.event(f"target {max_latency_ms:.2f} ms, top-1 >= {min_accuracy:.1%}")
+            target = self.targets[app_id][phase]
+            self.pub_target.publish(PerformanceTarget(app_id=app_id, max_latency=target.max_latency_s,
+                                                      min_accuracy=target.min_accuracy, priority=0.0))
+        distinct = dict.fromkeys(str(self.targets[a][phase]) for a in self.app_ids)
+        self.evaluator.event("target " + "; ".join(distinct))
 
     def start_load(self) -> None:
         self.load = subprocess.Popen([sys.executable, "-c", "while True: pass"])
@@ -227,7 +246,7 @@ class Demo:
         tty = sys.stdout.isatty()
         print(self.derive_targets(), flush=True)
         self._spin.start()
-        self.set_target(args.target_ms, args.min_accuracy)
+        self.set_targets(0)
         changed = loaded = False
         last_print = 0.0
         start = time.monotonic()
@@ -235,7 +254,7 @@ class Demo:
             while (elapsed := time.monotonic() - start) < args.duration:
                 if not changed and elapsed >= args.change_at * args.duration:
                     changed = True
-                    self.set_target(args.target_change_ms, args.change_min_accuracy)
+                    self.set_targets(1)
                 if not args.no_load and not loaded and elapsed >= args.load_at * args.duration:
                     loaded = True
                     self.note_own_times()
@@ -270,6 +289,19 @@ class Demo:
         for node in [*self.nodes.values(), self.evaluator, self.driver]:
             node.destroy_node()  # the platform node restores the board here
         rclpy.try_shutdown(context=self.context)
+
+
+def app_libraries(args: argparse.Namespace, configured: str = "") -> list[str]:
+    """Each app's library path: ``--model`` (one for all apps, or one per app), else ``--library``, else the
+    parameter file's (``configured``), else the default, for all. ValueError for a ``--model`` list of another
+    length; FileNotFoundError for a library that is not there."""
+    if args.model is None:
+        return [str(library_path(args.library or configured))] * args.apps
+    if len(args.model) not in (1, args.apps):
+        raise ValueError(f"--model names {len(args.model)} models for {args.apps} apps: give one, or one per app")
+    if args.library:
+        raise ValueError("give --library or --model, not both")
+    return [str(shipped_library_path(m)) for m in (args.model * args.apps if len(args.model) == 1 else args.model)]
 
 
 def bringup_overhead(bare_s: Sequence[float], demo_s: dict[int, float]) -> list[dict[str, float]]:
@@ -327,7 +359,6 @@ def main(argv: list[str] | None = None) -> int:
         print("--duration must be > 0", file=sys.stderr)
         return 2
     try:
-        args.library = args.library or str(default_library_path())
         demo = Demo(args)
     except KeyboardInterrupt:
         print("interrupted while starting", file=sys.stderr)

@@ -33,7 +33,8 @@ class Argument:
 
 ARGUMENTS = (
     Argument("library", (("perception", "library"), ("manager", "library")), str,
-             "subnet library JSON ('' = the shipped CIFAR-10 library)"),
+             "subnet library of every app: a library JSON, or a shipped model: mbv3 (CNN), vit (Transformer) "
+             "('' = mbv3)"),
     Argument("platform", (("platform", "platform"),), str, "sim (SIMULATED Jetson Xavier NX) or real (this board)"),
     Argument("policy", (("manager", "policy"),), str, "manager policy: joint, subnet-only, dvfs-only, "
              "governor:<name> or static"),
@@ -62,6 +63,9 @@ def system_launch_description(multi_app: bool) -> LaunchDescription:
     if multi_app:
         declared.append(DeclareLaunchArgument("apps", default_value="2", description="number of apps, each a "
                                               "camera and a perception node in namespace app<N>"))
+        declared.append(DeclareLaunchArgument("libraries", default_value="", description="each app's library, "
+                                              "comma-separated in app order (as library: mbv3,vit is a CNN app and "
+                                              "a Transformer app); '' = library for every app"))
         return LaunchDescription([*declared, OpaqueFunction(function=_app_nodes, args=[str(config), overrides])])
     declared.append(DeclareLaunchArgument("input_topic", default_value="image",
                                           description="image topic between camera and perception"))
@@ -78,15 +82,21 @@ def _app_nodes(context: LaunchContext, config: str, overrides: dict[str, dict[st
     if not text.isdigit():
         raise ValueError(f"apps must be a whole number, got {text!r}")
     apps = app_ids(int(text))
+    libraries = [x.strip() for x in context.launch_configurations["libraries"].split(",")]
+    if libraries == [""]:
+        libraries = []
+    elif len(libraries) != len(apps):
+        raise ValueError(f"libraries names {len(libraries)} libraries for {len(apps)} apps: give one per app")
     nodes = []
     for e in NODES:
         if not e.per_app:
-            extra = {"app_ids": apps} if e.name == "manager" else {}
+            extra = {"app_ids": apps, **({"libraries": libraries} if libraries else {})} if e.name == "manager" else {}
             nodes.append(Node(package="dynofa_ros", executable=e.executable, name=e.name, output="screen",
                               parameters=[config, {**overrides[e.name], **extra}]))
             continue
         for i, app in enumerate(apps, start=1):
-            extra = {"app_id": app} if e.name == "perception" else {"seed": i}
+            extra = ({"app_id": app, **({"library": libraries[i - 1]} if libraries else {})}
+                     if e.name == "perception" else {"seed": i})
             nodes.append(Node(package="dynofa_ros", executable=e.executable, name=e.name, namespace=app,
                               output="screen", parameters=[config, {**overrides[e.name], **extra}],
                               remappings=shared_remappings()))

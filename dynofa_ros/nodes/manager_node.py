@@ -40,7 +40,7 @@ from dynofa_ros.nodes.process import spin_node
 from dynofa_ros.nodes.qos import reliable, subscribe_volatile_and_latched
 from dynofa_ros.nodes.rejections import first_clause
 from dynofa_ros.platform.types import DvfsSetting
-from dynofa_ros.supernet.library import SubnetLibrary, default_library_path
+from dynofa_ros.supernet.library import SubnetLibrary, library_path
 from dynofa_ros.supernet.serving import AUTO, resolve_backend
 from dynofa_ros.supernet.serving import CHOICES as BACKEND_CHOICES
 
@@ -52,8 +52,10 @@ class ManagerNode(P.ExplainsRefusals, Node):
         super().__init__(node_name, **node_kwargs)
         policy = P.declare(self, "policy", "joint", "manager policy", read_only=True, choices=POLICY_NAMES)
         app_ids = P.declare(self, "app_ids", ["app0"], "managed apps", read_only=True)
-        library = P.declare(self, "library", "", "subnet library of the apps ('' = shipped default)",
-                            read_only=True)
+        library = P.declare(self, "library", "", "subnet library of the apps: a library JSON, or a shipped model: "
+                            "mbv3, vit ('' = mbv3)", read_only=True)
+        libraries = P.declare(self, "libraries", [""], "per app of app_ids, its library (as library); [''] = "
+                              "library for every app", read_only=True)
         app_domain = P.declare(self, "app_domain", "cpu0", "DVFS domain the apps run on", read_only=True)
         self.period_s = P.declare(self, "period_s", 0.5, "control period [s]", read_only=True,
                                   float_range=(0.01, 10.0))
@@ -76,10 +78,16 @@ class ManagerNode(P.ExplainsRefusals, Node):
             raise ValueError(error)
         if not app_ids or not all(isinstance(a, str) and a.strip() for a in app_ids):
             raise ValueError(f"app_ids must list at least one non-empty app id, got {list(app_ids)!r}")
-        levels = levels_from_library(SubnetLibrary.load(library or default_library_path(), verify=False),
-                                     resolve_backend(AUTO, "cpu") if backend == AUTO else backend)
+        libraries = list(libraries) if list(libraries) != [""] else [library] * len(app_ids)
+        if len(libraries) != len(app_ids):
+            raise ValueError(f"libraries names {len(libraries)} libraries for {len(app_ids)} apps {list(app_ids)}: "
+                             "give one per app, or [''] for library")
+        latency_backend = resolve_backend(AUTO, "cpu") if backend == AUTO else backend
+        levels = {path: levels_from_library(SubnetLibrary.load(library_path(path), verify=False), latency_backend)
+                  for path in set(libraries)}
+        app_levels = {app: levels[path] for app, path in zip(app_ids, libraries, strict=True)}
         self.supervisor = Supervisor(
-            policy, dict.fromkeys(app_ids, levels), app_domain, time.monotonic(), watchdog_s=watchdog_s,
+            policy, app_levels, app_domain, time.monotonic(), watchdog_s=watchdog_s,
             safe_level=safe_level, initial_targets={a: AppTarget(a, initial) for a in app_ids} if initial > 0 else None,
             sim_model=simulated_board_model(board_config, board_mode))
         self.board = ""

@@ -49,7 +49,7 @@ from dynofa_ros.nodes.qos import MATCHED, QOS_NAMES, SubscriptionEventCallbacks,
 from dynofa_ros.platform.sim.emulation import dvfs_slowdown, stretch_frame
 from dynofa_ros.report.annotate import annotate
 from dynofa_ros.report.arrivals import ArrivalGaps, serialized_stamp
-from dynofa_ros.supernet.library import default_library_path
+from dynofa_ros.supernet.library import library_path
 from dynofa_ros.supernet.preprocess import decode_compressed
 from dynofa_ros.supernet.runtime import MODES, DynamicNetwork, Prediction, PreparedFrames, set_torch_threads
 from dynofa_ros.supernet.serving import AUTO, backends_line
@@ -85,7 +85,8 @@ class PerceptionNode(ManagedNode):
 
     def __init__(self, node_name: str = "perception", **node_kwargs: Any) -> None:
         super().__init__(node_name, **node_kwargs)
-        self.library = P.declare(self, "library", "", "subnet library JSON ('' = shipped default)", read_only=True)
+        self.library = P.declare(self, "library", "", "subnet library JSON, or a shipped model: mbv3, vit ('' = mbv3)",
+                                  read_only=True)
         self.device = P.declare(self, "device", "cpu", "torch device: cpu or cuda[:N]", read_only=True)
         self.mode = P.declare(self, "mode", "cache", "runtime mode", read_only=True, choices=MODES)
         self.backend = P.declare(self, "backend", AUTO, "what serves the cached levels: torch (eager), onnxruntime, "
@@ -158,7 +159,7 @@ class PerceptionNode(ManagedNode):
     def configure(self) -> None:
         if self.threads:
             set_torch_threads(self.threads)
-        self.library_path = self.library or str(default_library_path())
+        self.library_path = str(library_path(self.library))
         net = DynamicNetwork.from_library(self.library_path, device=self.device, mode=self.mode, backend=self.backend)
         n_levels, n_classes = len(net.levels), net.spec.num_classes
         level = self.get_parameter("level").value

@@ -25,7 +25,8 @@ from dynofa_ros.supernet.serving import BACKENDS, TORCH
 
 SCHEMA_VERSION = 1
 LIBRARY_ENV = "DYNOFA_LIBRARY"
-DEFAULT_LIBRARY = ("models", "cifar10_mbv3", "library.json")  # in the share directory
+SHIPPED_MODELS = {"mbv3": "cifar10_mbv3", "vit": "cifar10_vit"}  # name -> folder under models/ of the share directory
+DEFAULT_MODEL = "mbv3"
 HEADS_FILE = "heads.pt"
 
 
@@ -344,4 +345,21 @@ class SubnetLibrary:
 def default_library_path() -> Path:
     """The shipped library: ``$DYNOFA_LIBRARY``, else ``models/cifar10_mbv3/library.json`` of the package's
     share directory (:mod:`dynofa_ros.package_files`). FileNotFoundError naming the path it tried."""
-    return env_path(LIBRARY_ENV) or package_file(*DEFAULT_LIBRARY)
+    return env_path(LIBRARY_ENV) or shipped_library_path(DEFAULT_MODEL)
+
+
+def shipped_library_path(model: str) -> Path:
+    """The library of a shipped model (:data:`SHIPPED_MODELS`: ``mbv3``, ``vit``) in the package's share directory;
+    FileNotFoundError naming the path it tried."""
+    if model not in SHIPPED_MODELS:
+        raise ValueError(f"unknown shipped model {model!r}; shipped: {', '.join(SHIPPED_MODELS)}")
+    return package_file("models", SHIPPED_MODELS[model], "library.json")
+
+
+def library_path(value: str | Path = "") -> Path:
+    """What a ``library`` parameter or option names: '' the default (:func:`default_library_path`), a shipped
+    model's name (``mbv3``, ``vit``) its library, anything else a library JSON path."""
+    value = str(value)
+    if not value:
+        return default_library_path()
+    return shipped_library_path(value) if value in SHIPPED_MODELS else Path(value)

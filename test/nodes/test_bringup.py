@@ -74,3 +74,25 @@ def test_ctrl_c_ends_the_run_early_with_its_report(tmp_path, tiny_library, image
     (run_dir,) = runs.iterdir()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert set(summary["apps"]) == {"app1", "app2"} and summary["duration_s"] < 60
+
+
+def test_a_cnn_app_and_a_transformer_app_under_one_manager(tmp_path, tiny_library, tiny_vit_library, image_folder,
+                                                           ros_env):
+    share = tmp_path / "share"  # a share directory whose shipped models are the tiny CNN and ViT libraries
+    (share / "models").mkdir(parents=True)
+    for name in ("config", "data", "launch", "msg", "package.xml"):
+        (share / name).symlink_to(ROOT / name)
+    (share / "models" / "cifar10_mbv3").symlink_to(tiny_library.parent)
+    (share / "models" / "cifar10_vit").symlink_to(tiny_vit_library.parent)
+    env = {**os.environ, **ros_env, "PYTHONPATH": str(ROOT), "DYNOFA_SHARE_DIR": str(share)}
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "dynofa_ros.nodes.bringup", "--duration", "8", "--apps", "2", "--model", "mbv3",
+           "vit", "--source", "folder", "--path", str(image_folder), "--runs-dir", str(runs), "--rate", "15",
+           "--no-load"]
+    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    (run_dir,) = runs.iterdir()
+    apps = json.loads((run_dir / "summary.json").read_text())["apps"]
+    assert all(apps[a]["frames_processed"] > 5 and not apps[a]["unmanaged"] for a in ("app1", "app2")), apps
+    assert {int(level) for level in apps["app1"]["level_share"]} <= {0, 1}  # the CNN library's two levels
+    assert "2" in apps["app2"]["level_share"]  # the ViT library's top level, where its app starts

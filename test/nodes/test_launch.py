@@ -98,6 +98,22 @@ def test_bringup_plans_the_launch_files_nodes():
     assert ("performance_report", "/performance_report") in shared_remappings()
 
 
+def test_bringup_gives_each_app_the_library_of_its_model(monkeypatch):
+    from dynofa_ros.nodes import bringup
+
+    monkeypatch.setattr(bringup, "shipped_library_path", lambda model: Path(f"/share/{model}/library.json"))
+    plan = bringup.node_plan(bringup.build_parser().parse_args(["--apps", "2", "--model", "mbv3", "vit"]))
+    perception = {p["app_id"]: p["library"] for e, _, p in plan if e.name == "perception"}
+    assert perception == {"app1": "/share/mbv3/library.json", "app2": "/share/vit/library.json"}
+    [manager] = [p for e, _, p in plan if e.name == "manager"]
+    assert manager["app_ids"] == ["app1", "app2"] and manager["libraries"] == list(perception.values())
+    one = bringup.node_plan(bringup.build_parser().parse_args(["--model", "vit"]))
+    assert [p["library"] for e, _, p in one if e.name == "perception"] == ["/share/vit/library.json"]
+    for bad in (["--apps", "3", "--model", "mbv3", "vit"], ["--model", "vit", "--library", "x.json"]):
+        with pytest.raises(ValueError):
+            bringup.node_plan(bringup.build_parser().parse_args(bad))
+
+
 def test_every_process_gets_the_fast_dds_profile_unless_the_environment_chose_one():
     import xml.etree.ElementTree as ET
 

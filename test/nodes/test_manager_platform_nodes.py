@@ -253,6 +253,19 @@ def test_manager_start_up_errors_are_clear(ros_context, tiny_library):
         _manager(ros_context, tiny_library, app_ids=[])
 
 
+def test_manager_plans_each_app_with_its_own_library(ros_context, tiny_library, tiny_vit_library):
+    manager = _manager(ros_context, tiny_library, app_ids=["cnn", "vit"],
+                       libraries=[str(tiny_library), str(tiny_vit_library)])
+    try:
+        levels = {app.app_id: app.levels for app in manager.supervisor.apps}
+        assert [len(levels["cnn"]), len(levels["vit"])] == [2, 3]
+        assert [lv.top1 for lv in levels["vit"]] == pytest.approx([0.5, 0.6, 0.7])
+    finally:
+        manager.destroy_node()
+    with pytest.raises(ValueError, match="one per app"):
+        _manager(ros_context, tiny_library, app_ids=["a", "b"], libraries=[str(tiny_library)])
+
+
 def test_manager_says_an_infeasible_target_once_and_puts_it_on_diagnostics(ros_context, tiny_library):
     node = _manager(ros_context, tiny_library, policy="joint", app_domain="gpu")
     published: list[DiagnosticArray] = []

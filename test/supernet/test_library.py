@@ -212,3 +212,20 @@ def test_latency_records_carry_their_backend(library_copy: Path) -> None:
     _edit(library_copy, lambda d: d["levels"][0]["latency"][2].update(backend="tensorrt-9"))
     with pytest.raises(LibraryError, match="backend"):
         SubnetLibrary.load(library_copy)
+
+
+def test_library_path_names_a_default_a_shipped_model_or_a_file(tmp_path, monkeypatch) -> None:
+    from dynofa_ros.supernet.library import default_library_path, library_path, shipped_library_path
+
+    monkeypatch.delenv("DYNOFA_LIBRARY", raising=False)
+    monkeypatch.setenv("DYNOFA_SHARE_DIR", str(tmp_path))
+    (tmp_path / "models" / "cifar10_vit").mkdir(parents=True)
+    (tmp_path / "models" / "cifar10_vit" / "library.json").write_text("{}")
+    assert library_path("vit") == shipped_library_path("vit") == tmp_path / "models" / "cifar10_vit" / "library.json"
+    assert library_path("elsewhere/library.json") == Path("elsewhere/library.json")
+    with pytest.raises(FileNotFoundError, match="cifar10_mbv3"):  # named in the message when it is missing
+        library_path("")
+    with pytest.raises(FileNotFoundError, match="cifar10_mbv3"):
+        default_library_path()
+    with pytest.raises(ValueError, match="unknown shipped model"):
+        shipped_library_path("resnet")

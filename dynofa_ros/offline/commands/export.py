@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 
 from dynofa_ros.offline.data import ImageRows, subset
-from dynofa_ros.supernet.library import default_library_path
+from dynofa_ros.supernet.library import library_path
 from dynofa_ros.supernet.serving import AUTO, CHOICES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dynofa export``."""
-    parser.add_argument("--library", type=Path, default=None, help="library.json (default: the shipped one)")
+    parser.add_argument("--library", type=Path, default=None,
+                        help="library.json, or a shipped model: mbv3, vit (default: mbv3)")
     parser.add_argument("--backend", choices=CHOICES, default=AUTO,
                         help="backend to prepare (default: %(default)s, the one the perception node's auto picks)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: %(default)s)")
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from dynofa_ros.supernet.runtime import DynamicNetwork
     from dynofa_ros.supernet.serving import backends_line
 
-    path = args.library or default_library_path()
+    path = library_path(args.library or "")
     net = DynamicNetwork.from_library(path, device=args.device, backend=args.backend)
     print(f"{path}: {len(net.levels)} levels served by {backends_line(net.level_backends)}")
     if not args.check:

@@ -7,18 +7,19 @@ from pathlib import Path
 
 from dynofa_ros.offline.commands.options import add_timing_arguments
 from dynofa_ros.offline.measure import remeasure
-from dynofa_ros.supernet.library import SubnetLibrary, default_library_path
+from dynofa_ros.supernet.library import SubnetLibrary, library_path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dynofa measure``."""
-    parser.add_argument("--library", type=Path, default=None, help="library.json (default: the shipped one)")
+    parser.add_argument("--library", type=Path, default=None,
+                        help="library.json, or a shipped model: mbv3, vit (default: mbv3)")
     add_timing_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Re-measure the levels, save the library and print their new latency."""
-    path = args.library or default_library_path()
+    path = library_path(args.library or "")
     library = remeasure(SubnetLibrary.load(path), args.profiles, args.warmup, args.repeats, args.rounds,
                         args.backends)
     library.save(path)
