@@ -1,6 +1,6 @@
 """``dynofa``: build a Dynamic-OFA subnet library for your board, from a supernet and a dataset.
 
-The stages, in order (each a sub-command; ``dynofa pipeline`` chains adapt to plot)::
+The stages, in order (each a sub-command; ``dynofa pipeline`` chains train or adapt to plot)::
 
     data -> (train) -> adapt -> profile -> search -> build-library -> plot ; later: calibrate, measure, export
 
@@ -11,8 +11,8 @@ For the published Once-for-All ImageNet supernet and your own dataset, for examp
 ``adapt`` labels the supernet with the dataset's classes (fitting a new classifier when their number differs),
 ``profile`` builds CPU latency predictors per serving backend (torch: a per-layer LUT), ``search`` fits an
 accuracy predictor and runs an evolutionary search under a sweep of limits on the serving backend's latency,
-``build-library`` calibrates, fits heads, tests and times the chosen levels and writes the library the perception
-node loads.
+``build-library`` calibrates and fits heads (MobileNetV3 levels; elastic ViT ones have no batch norm), tests and
+times the chosen levels and writes the library the perception node loads.
 """
 
 from __future__ import annotations
@@ -51,10 +51,11 @@ COMMANDS = (
     Command("profile", "build CPU latency predictors per serving backend (torch: per-layer LUT) and report their "
             "error on held-out measured subnets"),
     Command("search", "accuracy predictor + evolutionary search under a sweep of latency limits; Pareto front"),
-    Command("build-library", "calibrate, fit heads, test and re-measure the chosen levels; write library.json, "
-            "supernet.pt, bn_stats.pt, heads.pt"),
+    Command("build-library", "calibrate and fit heads (a family with batch norm), test and re-measure the chosen "
+            "levels; write library.json, supernet.pt (bn_stats.pt, heads.pt)"),
     Command("plot", "plot val accuracy vs CPU latency, the Pareto front and the levels"),
-    Command("pipeline", "run adapt -> profile -> search -> build-library -> plot from a checkpoint and a dataset"),
+    Command("pipeline", "run adapt -> profile -> search -> build-library -> plot from a checkpoint and a dataset "
+            "(without --checkpoint: train -> profile -> ..., a fresh --net supernet)"),
     Command("evaluate", "evaluate sub-networks (BN recalibrated) on a split"),
     Command("calibrate", "recalibrate the BN statistics of a library's levels (bn_stats.pt), refit their classifier "
             "heads (heads.pt) and re-test their top-1 (library.json)"),

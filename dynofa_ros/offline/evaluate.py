@@ -3,13 +3,12 @@ sub-networks of either supernet family."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from ofa.utils import count_net_flops, count_parameters
 from torch import nn
 from tqdm import tqdm
 
@@ -17,10 +16,10 @@ from dynofa_ros.offline.bn_tuning import BnTuneConfig, fit_level
 from dynofa_ros.offline.calibrate import Images, calibrate_bn, uint8_batches
 from dynofa_ros.offline.data import scaled_batch, to_input
 from dynofa_ros.offline.profile import cpu_threads, measure_subnets
-from dynofa_ros.supernet.family import ELASTIC_VIT, OFA_MBV3, Arch, Spec, family_of, family_of_arch
+from dynofa_ros.supernet.cost import subnet_cost
+from dynofa_ros.supernet.family import Arch, Spec, family_of
 from dynofa_ros.supernet.heads import using_head
 from dynofa_ros.supernet.spec import SupernetSpec
-from dynofa_ros.supernet.vit_arch import vit_macs
 
 
 @dataclass
@@ -83,21 +82,6 @@ def evaluate_arch(supernet: nn.Module, arch: Arch, images_uint8: Images,
     _, head = fit_level(supernet, arch, stats, calib_uint8, head_labels, spec, tune)
     with using_head(supernet, head):
         return top1(supernet, arch, images_uint8, labels, spec, batch)
-
-
-# multiply-accumulates of one image through an extracted sub-network (supernet, arch, subnet), per family
-MAC_COUNTERS: dict[str, Callable[[nn.Module, Arch, nn.Module], int]] = {
-    OFA_MBV3.name: lambda _, arch, subnet: count_net_flops(subnet, (1, 3, arch.resolution, arch.resolution)),
-    ELASTIC_VIT.name: lambda supernet, arch, _: vit_macs(supernet.spec, arch),
-}
-
-
-def subnet_cost(supernet: nn.Module, arch: Arch) -> tuple[int, int]:
-    """(MACs, parameters) of the extracted sub-network at ``arch.resolution`` (ofa_mbv3: ``ofa``'s counters;
-    elastic_vit: :func:`~dynofa_ros.supernet.vit_arch.vit_macs`, attention products included)."""
-    family = family_of_arch(arch)
-    subnet = family.extract(supernet, arch)
-    return int(MAC_COUNTERS[family.name](supernet, arch, subnet)), int(count_parameters(subnet))
 
 
 def evaluate_many(supernet: nn.Module, archs: Sequence[Arch], images_uint8: Images,

@@ -36,7 +36,7 @@ class Family:
     sub-networks have batch norms whose statistics must be recalibrated per sub-network before evaluating one.
     ``optimizer``: what its training uses unless told otherwise (``sgd`` or ``adamw``). ``switch_plan(supernet,
     arch)`` applies an arch and returns a call that makes it active again as cheaply as the family allows (the
-    in-place runtime's switch between levels; the supernet must stay on its device).
+    in-place runtime's switch between levels; the supernet must stay on its device). ``title``: what plots call it.
     """
 
     name: str
@@ -51,6 +51,7 @@ class Family:
     bn_statistics: bool
     optimizer: str
     switch_plan: Callable[[nn.Module, Any], Callable[[], None]]
+    title: str
 
 
 def _extract_ofa(supernet: nn.Module, arch: SubnetArch) -> nn.Module:
@@ -76,11 +77,12 @@ def _switch_plan_vit(supernet: nn.Module, arch: ViTArch) -> Callable[[], None]:
 
 OFA_MBV3 = Family("ofa_mbv3", SupernetSpec, SubnetArch, build_supernet, SubnetArch.largest, SubnetArch.smallest,
                   SubnetArch.sample, lambda supernet, arch: arch.apply(supernet), _extract_ofa, bn_statistics=True,
-                  optimizer="sgd", switch_plan=lambda supernet, arch: arch.switch_plan(supernet))
+                  optimizer="sgd", switch_plan=lambda supernet, arch: arch.switch_plan(supernet),
+                  title="OFA MobileNetV3")
 ELASTIC_VIT = Family(vit_arch.FAMILY, ElasticViTSpec, ViTArch, _build_vit, ElasticViTSpec.largest,
                      ElasticViTSpec.smallest, ElasticViTSpec.sample,
                      lambda supernet, arch: supernet.set_active_subnet(arch), _extract_vit, bn_statistics=False,
-                     optimizer="adamw", switch_plan=_switch_plan_vit)
+                     optimizer="adamw", switch_plan=_switch_plan_vit, title="elastic ViT")
 FAMILIES: dict[str, Family] = {f.name: f for f in (OFA_MBV3, ELASTIC_VIT)}
 
 NAMED_NETS: dict[str, Spec] = {**ofa_spec.NAMED_NETS, **vit_arch.NAMED_NETS}

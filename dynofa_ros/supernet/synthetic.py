@@ -4,7 +4,7 @@ for tests and benchmarks without trained weights."""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,13 +12,13 @@ import torch
 from torch import nn
 
 from dynofa_ros.supernet.bn import BnStats, collect_bn_stats
-from dynofa_ros.supernet.family import ELASTIC_VIT, OFA_MBV3, Arch, Spec, family_of
+from dynofa_ros.supernet.cost import subnet_cost
+from dynofa_ros.supernet.family import OFA_MBV3, Arch, Spec, family_of
 from dynofa_ros.supernet.heads import LevelHead, final_linear
 from dynofa_ros.supernet.library import Level, SubnetLibrary, default_library_path
 from dynofa_ros.supernet.library_write import write_library
-from dynofa_ros.supernet.runtime import extract_subnet
 from dynofa_ros.supernet.spec import SupernetSpec
-from dynofa_ros.supernet.vit_arch import ElasticViTSpec, vit_macs
+from dynofa_ros.supernet.vit_arch import ElasticViTSpec
 
 TINY_SPEC = SupernetSpec(resolutions=(32, 40, 48))
 TINY_VIT_SPEC = ElasticViTSpec(embed_dim_list=(16, 24, 32), depth_list=(1, 2, 3), heads_list=(1, 2),
@@ -35,19 +35,6 @@ def default_archs(spec: Spec, n_levels: int, seed: int = 0) -> list[Arch]:
     resolutions = sorted(spec.resolutions)
     middle = [replace(a, resolution=resolutions[min(i + 1, len(resolutions) - 1)]) for i, a in enumerate(middle)]
     return [family.smallest(spec), *middle, family.largest(spec)]
-
-
-def _ofa_macs(spec: SupernetSpec, arch: Arch, subnet: nn.Module) -> int:
-    from ofa.utils import count_net_flops
-
-    return int(count_net_flops(subnet, (1, 3, arch.resolution, arch.resolution)))
-
-
-# multiply-accumulates of one image through an extracted level, per family
-_MACS: dict[str, Callable[[Spec, Arch, nn.Module], int]] = {
-    OFA_MBV3.name: _ofa_macs,
-    ELASTIC_VIT.name: lambda spec, arch, _subnet: vit_macs(spec, arch),
-}
 
 
 def _noise_calibrated_stats(supernet: nn.Module, arch: Arch, calib_images: int, generator: torch.Generator) -> BnStats:
@@ -67,8 +54,8 @@ def random_library(directory: str | Path, spec: Spec = TINY_SPEC, archs: Sequenc
     small elastic ViT one); where the family has BN statistics, each level's are calibrated on noise images. With
     ``heads`` (ofa_mbv3 only: its levels share the classifier's shape), each level gets its own random classifier head.
 
-    Top-1 is unknown (None) and no latency is recorded; MACs (``ofa``'s counter, or the ViT's formula) and params
-    are counted on the extracted subnets.
+    Top-1 is unknown (None) and no latency is recorded; MACs and params are counted on the extracted subnets
+    (:func:`~dynofa_ros.supernet.cost.subnet_cost`).
     """
     family = family_of(spec)
     if heads and family is not OFA_MBV3:
@@ -82,9 +69,7 @@ def random_library(directory: str | Path, spec: Spec = TINY_SPEC, archs: Sequenc
         arch.validate(spec)
         if family.bn_statistics:
             stats.append(_noise_calibrated_stats(supernet, arch, calib_images, generator))
-        subnet = extract_subnet(supernet, arch)
-        levels.append(Level(f"L{i}", arch, None, _MACS[family.name](spec, arch, subnet),
-                            sum(p.numel() for p in subnet.parameters())))
+        levels.append(Level(f"L{i}", arch, None, *subnet_cost(supernet, arch)))
     linear = final_linear(supernet)
     level_heads = None if not heads else [LevelHead(torch.randn(linear.weight.shape, generator=generator) * 0.1,
                                                     torch.randn(linear.bias.shape, generator=generator) * 0.1)

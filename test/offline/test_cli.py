@@ -1,4 +1,5 @@
-"""The ``dynofa`` tool end to end on a tiny slice: pipeline, GPU candidates, calibrate, plot, errors."""
+"""The ``dynofa`` tool end to end on a tiny slice: pipeline (either supernet family), GPU candidates, calibrate, plot,
+errors."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import random
 import re
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,19 +22,24 @@ from dynofa_ros.offline.cli import COMMANDS, build_parser, main
 from dynofa_ros.offline.data import subset
 from dynofa_ros.offline.evaluate import top1
 from dynofa_ros.offline.library_build import is_monotone
+from dynofa_ros.offline.plots import pareto_title
 from dynofa_ros.offline.profile import LatencyLUT
 from dynofa_ros.supernet.arch import SubnetArch
 from dynofa_ros.supernet.bn import apply_bn_stats, load_bn_stats
 from dynofa_ros.supernet.checkpoint import load_supernet
+from dynofa_ros.supernet.family import Spec, family_of
 from dynofa_ros.supernet.heads import load_heads, using_head
 from dynofa_ros.supernet.library import SubnetLibrary, sha256_file
 from dynofa_ros.supernet.serving import onnxruntime_installed
 from dynofa_ros.supernet.spec import SupernetSpec
+from dynofa_ros.supernet.synthetic import TINY_VIT_SPEC
 
 from ..data_util import cifar_split_folder
 
 # one thread throughout: on a shared 2-core machine two-thread runs can stall for seconds
 QUICK_PROFILE = "--profiles cpu-1t --resolutions 40 --fit 3 --holdout 2 --warmup 1 --repeats 3 --rounds 1"
+QUICK_VIT_PROFILE = "--profiles cpu-1t --resolutions 32 --fit 4 --holdout 3 --warmup 1 --repeats 3 --rounds 1"
+QUICK_VIT_TRAIN = "--epochs 1 --max-train-images 32 --batch-size 16 --eval-every 0 --device cpu"
 SEARCH_BUDGET = "--constraints 3 --population 10 --generations 2 --warmup 1 --repeats 3 --n-calib 40 --val-size 100"
 QUICK_SEARCH = "--random-candidates 14 " + SEARCH_BUDGET
 # no heads: fitted on 200 images of a one-step supernet they make the smallest level the most accurate one
@@ -57,21 +64,51 @@ def tiny_data(cifar_tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return cifar_split_folder(cifar_tiny_dir, tmp_path_factory.mktemp("data"), test_every=2)
 
 
-@pytest.fixture(scope="module")
-def pipeline_run(tiny_trained: tuple[torch.nn.Module, Path], tiny_data: Path,
-                 tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Work folder of one ``dynofa pipeline`` run (no GPU candidates: subnets evaluated here); its standard output
-    is in ``stdout.txt`` there."""
-    work = tmp_path_factory.mktemp("pipeline")
+def _run_pipeline(work: Path, tiny_data: Path, *options: str) -> Path:
+    """Run ``dynofa pipeline`` with ``options`` on the tiny data into ``work`` (no GPU candidates: subnets evaluated
+    here; library in ``lib/``, plot ``pareto.png``); its standard output is in ``stdout.txt`` there."""
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        rc = main(["pipeline", "--checkpoint", str(tiny_trained[1]), "--work", str(work), "--out", str(work / "lib"),
-                   "--plot", str(work / "pareto.png"), "--data", str(tiny_data), "--profile-args",
-                   QUICK_PROFILE, "--search-args", QUICK_SEARCH, "--build-library-args", QUICK_BUILD])
+        rc = main(["pipeline", "--work", str(work), "--out", str(work / "lib"), "--plot", str(work / "pareto.png"),
+                   "--data", str(tiny_data), *options, "--search-args", QUICK_SEARCH,
+                   "--build-library-args", QUICK_BUILD])
     print(printed.getvalue())  # shown with a failing test
     (work / "stdout.txt").write_text(printed.getvalue())
     assert rc == 0
     return work
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tiny_trained: tuple[torch.nn.Module, Path], tiny_data: Path,
+                 tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Work folder of the pipeline from the one-step MobileNetV3 supernet's checkpoint (adapt first)."""
+    return _run_pipeline(tmp_path_factory.mktemp("pipeline"), tiny_data, "--checkpoint", str(tiny_trained[1]),
+                         "--profile-args", QUICK_PROFILE)
+
+
+@pytest.fixture(scope="module")
+def vit_pipeline_run(tiny_vit_checkpoint: Path, tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Work folder of the pipeline without a checkpoint: it trains the tiny elastic ViT (from random weights, two
+    steps) first, and has no adapt stage to take ``--adapt-args``."""
+    return _run_pipeline(tmp_path_factory.mktemp("vit_pipeline"), tiny_data, "--val-size", "100", "--profile-args",
+                         QUICK_VIT_PROFILE, "--train-args", f"--init {tiny_vit_checkpoint} {QUICK_VIT_TRAIN}",
+                         "--adapt-args", "--n-calib 10")
+
+
+@dataclass(frozen=True)
+class PipelineCase:
+    """A pipeline run of one supernet family: its fixture, first stage, spec and the one resolution it profiled."""
+
+    fixture: str
+    first_stage: str
+    spec: Spec
+    resolution: int
+
+
+PIPELINES = {case.spec.family: case for case in (
+    PipelineCase("pipeline_run", "adapt", SupernetSpec(resolutions=(32, 40)), 40),
+    PipelineCase("vit_pipeline_run", "train", TINY_VIT_SPEC, 32),
+)}
 
 
 def test_help_of_every_command(capsys: pytest.CaptureFixture[str]) -> None:
@@ -86,15 +123,20 @@ def test_help_of_every_command(capsys: pytest.CaptureFixture[str]) -> None:
         assert "usage: dynofa " + cmd.name in capsys.readouterr().out
 
 
-def test_pipeline_writes_a_valid_library(pipeline_run: Path) -> None:
+@pytest.mark.parametrize("family", PIPELINES)
+def test_pipeline_writes_a_valid_library(family: str, request: pytest.FixtureRequest) -> None:
+    case = PIPELINES[family]
+    pipeline_run = request.getfixturevalue(case.fixture)
     lib = SubnetLibrary.load(pipeline_run / "lib" / "library.json")
-    assert lib.spec == SupernetSpec(resolutions=(32, 40))
+    assert lib.spec == case.spec
     # how many levels are built and stay depends on timing noise (the size of the search's front) and on at-chance
     # top-1s of a one-step supernet; what holds: up to --levels of the front are built, each one is kept or
     # reported dropped, and at least one is kept
     search = json.loads((pipeline_run / "search.json").read_text())
     printed = (pipeline_run / "stdout.txt").read_text()
-    built = len(re.findall(r"^built r40 ", printed, re.MULTILINE))
+    assert f"== dynofa {case.first_stage} " in printed
+    assert ("note: --adapt-args not used" in printed) == (case.first_stage == "train")
+    built = len(re.findall(rf"^built r{case.resolution} ", printed, re.MULTILINE))
     dropped = re.search(r"^dropped (\d+) level", printed, re.MULTILINE)
     assert built == min(BUILT_LEVELS, len(search["front"]))
     assert 1 <= len(lib.levels) == built - (int(dropped[1]) if dropped else 0)
@@ -103,10 +145,14 @@ def test_pipeline_writes_a_valid_library(pipeline_run: Path) -> None:
     for lv in lib.levels:
         assert [(p.profile, p.backend) for p in lv.latency] == [("cpu-1t", b) for b in TIMED_BACKENDS]
         assert lv.macs > 0 and lv.params > 0
-        assert lv.arch.resolution == 40 and lv.latency_for("cpu-1t").threads == 1
+        assert lv.arch.resolution == case.resolution and lv.latency_for("cpu-1t").threads == 1
         assert "median" in lv.latency_for("cpu-1t").method and lv.latency_for("cpu-1t").processor
-    assert lib.eval_set == "cifar10-test (60 images)" and "40 cifar10-train" in lib.calibration
-    assert len(load_bn_stats(lib.bn_stats_path)) == len(lib.levels) and lib.heads is None
+    assert lib.eval_set == "cifar10-test (60 images)" and lib.heads is None
+    if family_of(lib.spec).bn_statistics:
+        assert "40 cifar10-train" in lib.calibration and len(load_bn_stats(lib.bn_stats_path)) == len(lib.levels)
+    else:  # --n-calib (in QUICK_BUILD) has nothing to calibrate
+        assert lib.bn_stats is None and not lib.calibration
+        assert f"note: {family} levels have no BN statistics to calibrate: --n-calib not used" in printed
     assert search["predictor"]["n_test"] >= 2 and search["front"]
     assert all(p["cpu"]["p50_s"] > 0 and p["lut_s"] > 0 for p in search["points"])
     # profiled and searched with the backend the perception node serves with: onnxruntime when it is installed
@@ -114,13 +160,14 @@ def test_pipeline_writes_a_valid_library(pipeline_run: Path) -> None:
     assert lut.backends == TIMED_BACKENDS and search["backend"] == TIMED_BACKENDS[-1]
     assert search["lut"]["error_profile_run"] == lut.predictor(search["backend"]).error
     assert (pipeline_run / "pareto.png").stat().st_size > 10_000
+    assert family_of(lib.spec).title in pareto_title(search)
     assert (pipeline_run / "profile" / "profile_report.json").is_file()
 
     from dynofa_ros.supernet.runtime import DynamicNetwork
 
     net = DynamicNetwork.from_library(pipeline_run / "lib" / "library.json")
     net.request_level(len(lib.levels) - 1)
-    assert net.predict(torch.zeros(2, 3, 40, 40)).shape == (2, 10)
+    assert net.predict(torch.zeros(2, 3, case.resolution, case.resolution)).shape == (2, 10)
 
 
 def _recorded_top1_is_what_the_files_give(lib: SubnetLibrary, tiny_data: Path, n_test: int) -> None:
@@ -320,5 +367,7 @@ def test_bad_inputs_exit_with_a_clear_error(tmp_path: Path, capsys: pytest.Captu
     assert "search result not found" in capsys.readouterr().err
     assert main(["profile", "--profiles", "cpu-xt", "--out", str(tmp_path)]) == 2
     assert "unknown CPU profile" in capsys.readouterr().err
+    assert main(["pipeline", "--checkpoint", str(tmp_path / "none.pt"), "--train-args", "--epochs 1"]) == 2
+    assert "--train-args: the pipeline trains a supernet only without --checkpoint" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         build_parser().parse_args(["search"])  # --checkpoint is required

@@ -1,4 +1,5 @@
-"""``dynofa build-library``: calibrate, fit heads, test and time the chosen levels; write the library."""
+"""``dynofa build-library``: calibrate and fit heads (a family with batch norm), test and time the chosen levels;
+write the library."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from dynofa_ros.offline.commands.options import (
     add_heads_argument,
     add_supernet_arguments,
     add_timing_arguments,
+    level_fit,
     level_images,
     load_checkpoint,
     load_data,
     split_of,
-    tune_config,
 )
 from dynofa_ros.offline.library_build import (
     LATENCY_NOISE,
@@ -23,9 +24,11 @@ from dynofa_ros.offline.library_build import (
     build_candidates,
     levels_of_library,
     levels_of_search,
+    library_name,
     write_levels,
 )
 from dynofa_ros.offline.profile import cpu_threads
+from dynofa_ros.supernet.family import family_of
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,14 +41,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="library.json whose levels to rebuild with --checkpoint's weights instead (no search: "
                         "the same sub-networks, re-calibrated, re-tested, re-timed; other profiles' latency kept)")
     parser.add_argument("--out", type=Path, default=Path("runs/library"),
-                        help="library folder: library.json, supernet.pt, bn_stats.pt, heads.pt (default: "
-                        "%(default)s)")
-    parser.add_argument("--name", default=None, help="library name (default: <dataset>-ofa-mbv3-w<width>)")
+                        help="library folder: library.json, supernet.pt, and bn_stats.pt and heads.pt where the "
+                        "levels have them (default: %(default)s)")
+    parser.add_argument("--name", default=None, help="library name (default: <dataset>-ofa-mbv3-w<width>, "
+                        "<dataset>-elastic-vit-e<embed width>-d<depth> with the largest sub-network's)")
     parser.add_argument("--levels", type=int, default=7,
                         help="levels to pick from the Pareto front, spread in latency (default: %(default)s)")
     add_timing_arguments(parser)
-    parser.add_argument("--n-calib", type=int, default=LIBRARY_N_CALIB,
-                        help="BN calibration images from the training split (default: %(default)s)")
+    parser.add_argument("--n-calib", type=int, default=None,
+                        help=f"BN calibration images from the training split (default: {LIBRARY_N_CALIB}; a family "
+                        "with batch norm only)")
     add_heads_argument(parser)
     parser.add_argument("--max-test-images", type=int,
                         help="evaluate on a seeded random N of the test images (quick runs)")
@@ -73,13 +78,19 @@ def run(args: argparse.Namespace) -> int:
     supernet, spec = load_checkpoint(args, spec=source.spec)
     if spec != source.spec:
         raise ValueError(f"{args.checkpoint}'s spec differs from the one of {args.levels_from or args.search}")
+    tune = level_fit(args, spec)
+    fit_options = {"--n-calib": args.n_calib, "--max-fit-images": args.max_fit_images}
+    unused = [option for option, value in fit_options.items() if value is not None]
+    if unused and not family_of(spec).bn_statistics:
+        print(f"note: {spec.family} levels have no BN statistics to calibrate: {', '.join(unused)} not used")
+    if args.n_calib is None:
+        args.n_calib = LIBRARY_N_CALIB
     data = load_data(args, spec)
     images = level_images(args, data, split_of(args, data))
-    tune = tune_config(args, args.heads, "--heads", max(spec.resolutions))
 
     built = build_candidates(supernet, spec, source, images, tune, args.profiles, args.warmup, args.repeats,
                              args.rounds, args.backends)
-    name = args.name or f"{data.name}-ofa-mbv3-w{spec.width_mult:.1f}"
+    name = args.name or library_name(data.name, spec)
     lib, dropped = write_levels(args.out, name, args.checkpoint, spec, built, primary, images.n_calib,
                                 len(images.calib), tune, args.heads, len(images.test_y), data.name, backend)
     for lv in lib.levels:

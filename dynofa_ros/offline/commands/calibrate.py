@@ -10,10 +10,10 @@ from dynofa_ros.offline.calibrate import LIBRARY_N_CALIB
 from dynofa_ros.offline.commands.options import (
     add_data_arguments,
     add_heads_argument,
+    level_fit,
     level_images,
     load_data,
     split_of,
-    tune_config,
 )
 from dynofa_ros.offline.data import ImageRows
 from dynofa_ros.offline.heads import head_note
@@ -21,6 +21,7 @@ from dynofa_ros.offline.library_build import calibration_note, eval_set_note
 from dynofa_ros.offline.recalibrate import recalibrate_levels
 from dynofa_ros.supernet.bn import save_bn_stats
 from dynofa_ros.supernet.checkpoint import load_supernet
+from dynofa_ros.supernet.family import family_of
 from dynofa_ros.supernet.library import FileRef, SubnetLibrary, sha256_file
 from dynofa_ros.supernet.library_write import save_heads_ref
 
@@ -39,8 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Recalibrate, refit and re-test every level; rewrite bn_stats.pt, heads.pt and library.json."""
     lib = SubnetLibrary.load(args.library)
+    if not family_of(lib.spec).bn_statistics:
+        raise ValueError(f"{args.library}: {lib.spec.family} levels have no BN statistics or heads to recalibrate "
+                         "(`dynofa build-library --levels-from` re-tests and re-times them)")
     supernet, spec = load_supernet(lib.checkpoint_path, lib.spec)
-    tune = tune_config(args, args.heads, "--heads", max(spec.resolutions))
+    tune = level_fit(args, spec)
     data = load_data(args, spec)
     split = split_of(args, data)
     images = level_images(args, data, split)

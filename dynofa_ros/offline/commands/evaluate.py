@@ -26,7 +26,7 @@ from dynofa_ros.offline.evaluate import check_level_fit, evaluate_subnets
 from dynofa_ros.offline.profile import cpu_threads
 from dynofa_ros.offline.timing import processor_name
 from dynofa_ros.supernet.family import OFA_MBV3, Arch, Spec, family_of
-from dynofa_ros.supernet.library import SubnetLibrary, default_library_path
+from dynofa_ros.supernet.library import SubnetLibrary, library_path
 
 SPLITS = ("test", "val", "train")
 EXTREMES = ("largest", "smallest")
@@ -37,7 +37,8 @@ MIN_RESOLUTION: dict[str, int] = {OFA_MBV3.name: 32}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dynofa evaluate``."""
     parser.add_argument("--library", type=Path, default=None, help="library whose levels name the subnets "
-                        "(default: the shipped one; not read for --checkpoint with only largest/smallest)")
+                        "(a library.json, or a shipped model: mbv3, vit; default mbv3; not read for --checkpoint "
+                        "with only largest/smallest)")
     add_supernet_arguments(parser, checkpoint="optional")
     parser.add_argument("--subnets", nargs="+", default=["levels"], metavar="NAME",
                         help="level names (L0, L1, ...), 'levels' (all of them), 'largest', 'smallest' "
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
     library = None
     if args.library is not None or args.checkpoint is None or set(args.subnets) - set(EXTREMES):
-        library = SubnetLibrary.load(args.library or default_library_path(), verify=args.checkpoint is None)
+        library = SubnetLibrary.load(library_path(args.library or ""), verify=args.checkpoint is None)
     supernet, spec = load_checkpoint(args, args.checkpoint or library.checkpoint_path,
                                      library.spec if library is not None else None)
     low = MIN_RESOLUTION.get(spec.family, 1)

@@ -10,8 +10,8 @@ Data: ``--data`` (any form :mod:`dynofa_ros.datasets.image_dataset` reads) and `
 stored at ``--image-size``, else their own size when they all share one, else the supernet's largest resolution.
 
 Levels: ``--heads/--no-heads`` and the ``--tune-bn-*`` BN tuning (``build-library``, ``calibrate``; ``evaluate`` with
-``--fit-heads``), the images levels are built on, and the CPU timing options (``build-library``, ``measure``;
-``--backends`` also ``profile``).
+``--fit-heads``), for a family with batch norm only; the images levels are built on, and the CPU timing options
+(``build-library``, ``measure``; ``--backends`` also ``profile``).
 """
 
 from __future__ import annotations
@@ -35,9 +35,10 @@ from dynofa_ros.offline.data import (
     stratified_split,
     subset,
 )
+from dynofa_ros.offline.evaluate import check_level_fit
 from dynofa_ros.offline.library_build import LevelImages
 from dynofa_ros.offline.profile import CPU_PROFILES
-from dynofa_ros.supernet.family import NAMED_NETS, Spec, named_spec
+from dynofa_ros.supernet.family import NAMED_NETS, Spec, family_of, named_spec
 from dynofa_ros.supernet.serving import ONNXRUNTIME, TORCH, onnxruntime_installed
 from dynofa_ros.supernet.spec import SupernetSpec, numbered_classes
 
@@ -70,7 +71,7 @@ def add_supernet_arguments(parser: argparse.ArgumentParser, checkpoint: str = "r
     ofa = [name for name, spec in NAMED_NETS.items() if isinstance(spec, SupernetSpec)]
     vit = [name for name in NAMED_NETS if name not in ofa]
     group.add_argument("--net", metavar="NAME", help=f"spec of a checkpoint without one, or of a fresh supernet: "
-                       f"{', '.join(ofa)}; elastic ViT (train, evaluate, profile, search, data): {', '.join(vit)}")
+                       f"{', '.join(ofa)}; elastic ViT: {', '.join(vit)}")
     for suffix, (name, kind, nargs, metavar) in _SPEC_FIELDS.items():
         group.add_argument(f"--net-{suffix}", type=kind, nargs=nargs, dest=f"net_{suffix}", metavar=metavar,
                            help=f"override the spec's {name} (default: --net's, else cifar10's)")
@@ -183,14 +184,25 @@ def tune_config(args: argparse.Namespace, heads: bool, heads_flag: str, resoluti
 
 def add_heads_argument(parser: argparse.ArgumentParser) -> None:
     """``--heads/--no-heads`` and the BN tuning options, shared by ``build-library`` and ``calibrate``."""
-    parser.add_argument("--heads", action=argparse.BooleanOptionalAction, default=True,
+    parser.add_argument("--heads", action=argparse.BooleanOptionalAction, default=None,
                         help="fit each level's classifier head on the training split (heads.pt; ~1-4 min per level "
-                        "on 2 cores); --no-heads: the levels share the supernet's classifier (default: %(default)s)")
+                        "on 2 cores); --no-heads: the levels share the supernet's classifier (default: on for a "
+                        "supernet family with batch norm, ofa_mbv3; elastic_vit levels share it)")
     parser.add_argument("--max-fit-images", type=int, default=None, metavar="N",
                         help="fit the levels (BN statistics, heads, BN tuning) on a seeded random N of the training "
                         f"split (default: all of it, up to {FIT_BUDGET_BYTES >> 30} GiB of images: the heads and the "
                         "BN tuning hold them in memory)")
     add_tune_arguments(parser, "--heads")
+
+
+def level_fit(args: argparse.Namespace, spec: Spec) -> BnTuneConfig | None:
+    """Set ``args.heads`` (``--heads/--no-heads``; by default on where the family has batch norm) and return the BN
+    tuning :func:`tune_config` asks for; ValueError, in one line, when heads or BN tuning are asked of a family
+    without batch norm."""
+    if args.heads is None:
+        args.heads = family_of(spec).bn_statistics
+    check_level_fit(spec, args.heads or bool(args.tune_bn_epochs))
+    return tune_config(args, args.heads, "--heads", max(spec.resolutions))
 
 
 def level_images(args: argparse.Namespace, data: ImageDataset, split: Split) -> LevelImages:

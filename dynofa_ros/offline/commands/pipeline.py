@@ -1,8 +1,11 @@
-"""``dynofa pipeline``: adapt -> profile -> search -> build-library -> plot, from a checkpoint and a dataset.
+"""``dynofa pipeline``: (train or adapt) -> profile -> search -> build-library -> plot, from a dataset and a checkpoint
+or a supernet it trains.
 
 Each stage is its own sub-command; the pipeline only chains them, passing each one's output to the next under
 ``--work``, and stops at the first failure. ``--<stage>-args`` adds options to one stage. ``--backend`` is the
-serving backend whose latency profile predicts and search constrains and measures.
+serving backend whose latency profile predicts and search constrains and measures. With ``--checkpoint`` the
+supernet is adapted to the dataset's classes; without it a fresh ``--net`` supernet is trained on the dataset
+first (``--train-args`` sets its budget), which has them already. Both supernet families run every stage.
 """
 
 from __future__ import annotations
@@ -17,16 +20,17 @@ from pathlib import Path
 from dynofa_ros.offline.commands.options import add_data_arguments, add_supernet_arguments
 from dynofa_ros.supernet.serving import AUTO, ONNXRUNTIME, TORCH, resolve_backend
 
-STAGES = ("adapt", "profile", "search", "build-library", "plot")
+STAGES = ("train", "adapt", "profile", "search", "build-library", "plot")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dynofa pipeline``."""
-    add_supernet_arguments(parser)
+    add_supernet_arguments(parser, checkpoint="optional")
     parser.add_argument("--candidates", type=Path, help="results.json of a training run's evaluation (subnets "
                         "with val top-1); without it the search evaluates random subnets on this machine")
     parser.add_argument("--work", type=Path, default=Path("runs/offline"),
-                        help="folder for the adapted checkpoint, LUTs and search results (default: %(default)s)")
+                        help="folder for the trained or adapted checkpoint, LUTs and search results (default: "
+                        "%(default)s)")
     parser.add_argument("--out", type=Path, default=Path("runs/library"),
                         help="library folder (default: %(default)s)")
     parser.add_argument("--plot", type=Path, default=None, help="PNG (default: <work>/pareto.png)")
@@ -54,19 +58,31 @@ def _passed(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the stages in order, each parsed as its own ``dynofa`` sub-command; print each stage's wall time."""
+    """Run the stages in order (train without ``--checkpoint``, else adapt), each parsed as its own ``dynofa``
+    sub-command; print each stage's wall time."""
     from dynofa_ros.offline.cli import build_parser
 
+    training = args.checkpoint is None
+    if args.train_args and not training:
+        raise ValueError("--train-args: the pipeline trains a supernet only without --checkpoint")
+    if args.adapt_args and training:
+        print("note: --adapt-args not used: the supernet trained on the dataset has its classes already")
     parse = build_parser().parse_args
     net = _passed(args, ("net", *(k for k in vars(args) if k.startswith("net_"))))
-    data = _passed(args, ("data", "cache_dir", "image_size", "val_size", "split_seed"))
+    source = _passed(args, ("data", "cache_dir", "image_size", "val_size"))
+    data = [*source, *_passed(args, ("split_seed",))]
+    trained = args.work / "train" / "supernet.pt"
     adapted = args.work / "supernet.pt"
     adapted.unlink(missing_ok=True)
     lut = args.work / "profile" / f"lut_{args.profile}.json"
     search = args.work / "search.json"
     backend = resolve_backend(args.backend, "cpu")
+    # training holds out the validation split the later stages use: its seed is --split-seed
+    first: dict[str, Callable[[], list[str]]] = (
+        {"train": lambda: [*net, *source, "--seed", str(args.split_seed), "--out", str(trained.parent)]} if training
+        else {"adapt": lambda: ["--checkpoint", str(args.checkpoint), *net, "--out", str(adapted), *data]})
     stages: dict[str, Callable[[], list[str]]] = {
-        "adapt": lambda: ["--checkpoint", str(args.checkpoint), *net, "--out", str(adapted), *data],
+        **first,
         "profile": lambda: [*checkpoint(), "--out", str(args.work / "profile"), "--profiles", args.profile,
                             "--backends", *dict.fromkeys([TORCH, backend])],
         "search": lambda: [*checkpoint(), "--lut", str(lut), "--backend", backend, "--out", str(search), *data,
@@ -76,8 +92,10 @@ def run(args: argparse.Namespace) -> int:
                          "--out", str(args.plot or args.work / "pareto.png")],
     }
 
-    def checkpoint() -> list[str]:  # the adapted one when adapt wrote it, else the given one with its spec
-        return ["--checkpoint", str(adapted)] if adapted.exists() else ["--checkpoint", str(args.checkpoint), *net]
+    def checkpoint() -> list[str]:  # the trained one, the adapted one when adapt wrote it, else the given one
+        if training or adapted.exists():
+            return ["--checkpoint", str(trained if training else adapted)]
+        return ["--checkpoint", str(args.checkpoint), *net]
 
     times: dict[str, float] = {}
     for stage, argv in stages.items():
