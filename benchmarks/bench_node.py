@@ -251,11 +251,11 @@ def main(argv: list[str] | None = None) -> int:
              f"for the overhead. Throughput: {args.rounds} rounds of {args.seconds:g} s windows, each round the "
              f"bare `classify` loop (node idle), then the node with frames at the rate the bare loop just ran (1×) "
              f"and at {args.overload:g}× that (newest wins); the ratio is the median over rounds of node over bare "
-             "in the same round. The node decodes and preprocesses a frame when it arrives, while its worker runs "
-             "the frame before. The DDS transfer of one 0.9 MB frame alone is part of the overhead. The "
-             "second process is a node process as `ros2 run` starts it, with the shipped Fast DDS profile "
-             "(config/fastdds_large_frames.xml): with Fast DDS's defaults instead, the same frames pass its 512 KB "
-             "shared-memory segment, need repairs, and the two-process case collapses (bench_frames.py).", "",
+             "in the same round. A frame that arrives while the node's worker runs the one before is decoded and "
+             "preprocessed on receipt, beside it. The DDS transfer of one 0.9 MB frame alone is part of the "
+             "overhead. The second process is a node process as `ros2 run` starts it, with the shipped Fast DDS "
+             "profile (config/fastdds_large_frames.xml): with Fast DDS's defaults instead, the same frames pass its "
+             "512 KB shared-memory segment, need repairs, and the two-process case collapses (bench_frames.py).", "",
              f"| case | frames | overhead p50 [ms] | overhead p90 [ms] | bare loop fps | node fps at 1× | ratio | "
              f"node fps at {args.overload:g}× | ratio |",
              "|---|---|---|---|---|---|---|---|---|"]

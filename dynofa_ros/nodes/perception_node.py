@@ -6,10 +6,11 @@ Topics (relative, remap from launch):
   out: ``classification`` (ClassificationResult), ``performance_report`` (PerformanceReport), ``image/annotated``
        (only rendered while someone subscribes), ``/diagnostics`` (~1 Hz)
 
-Newest frame wins: the subscription callback decodes and preprocesses the frame (on the executor's thread, while
-the worker runs the frame before it) and parks it; a worker thread runs inference on the newest parked frame, and
-every frame replaced before it was processed counts as dropped. Frames that never
-arrive are estimated from the gaps in the arriving frames' header stamps and count as lost
+Newest frame wins: the subscription callback parks the frame; a worker thread runs inference on the newest parked
+frame, and every frame replaced before it was processed counts as dropped. A frame that arrives while the worker
+runs the one before is decoded and preprocessed in the callback, beside it (frames back to back: the two overlap);
+one that finds the worker idle is left whole to the worker (frames at a camera's pace: one thread wakes per frame).
+Frames that never arrive are estimated from the gaps in the arriving frames' header stamps and count as lost
 (:mod:`dynofa_ros.report.arrivals`). With ``qos`` auto (the default) the image subscription is reliable while every
 publisher of the topic is, else best effort, and follows the publishers as they come and go. A frame whose
 processing fails (bad input, or anything else: CUDA out of memory, an OpenCV error) is logged, counted and
@@ -66,14 +67,21 @@ OWN_TIMES_KEPT = 4096  # frame times kept per level (own_times_s)
 
 
 @dataclass(frozen=True)
-class ParkedFrame:
-    """A received frame, decoded and preprocessed, waiting for the inference thread."""
+class ReadyFrame:
+    """A frame decoded and preprocessed for its forward pass."""
 
-    msg: Image | CompressedImage
     frame: np.ndarray
     encoding: str
     prepared: PreparedFrames
-    ahead_s: float  # decoding and preprocessing it took
+    seconds: float  # decoding and preprocessing it took
+
+
+@dataclass(frozen=True)
+class ParkedFrame:
+    """A received frame waiting for the inference thread, made ready ahead or not yet."""
+
+    msg: Image | CompressedImage
+    ready: ReadyFrame | None = None
 
 
 class PerceptionNode(ManagedNode):
@@ -125,7 +133,8 @@ class PerceptionNode(ManagedNode):
         self.library_path = ""
         self._msg_type = Image if self.transport == "raw" else CompressedImage
         self._cond = threading.Condition()
-        self._pending: ParkedFrame | None = None  # the newest frame, decoded and preprocessed
+        self._pending: ParkedFrame | None = None  # the newest frame
+        self._busy = False  # the worker is running a frame
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._active_subs: list[Any] = []
@@ -312,16 +321,17 @@ class PerceptionNode(ManagedNode):
         if stamp is not None:
             self.arrivals.add(stamp)
         try:
-            parked = self._park(deserialize_message(data, self._msg_type))
+            msg = deserialize_message(data, self._msg_type)
+            ready = self._ready(msg) if self._busy else None  # the worker is busy: prepare beside it
         except Exception as exc:  # a frame that cannot be read must not stop the node
             self._failed(exc)
             return
-        if parked is None:
-            return
+        if self._busy and ready is None:
+            return  # a bad frame, counted and logged
         with self._cond:
             if self._pending is not None:
                 self.frames_dropped += 1
-            self._pending = parked
+            self._pending = ParkedFrame(msg, ready)
             self._cond.notify()
 
     def _run(self) -> None:
@@ -330,14 +340,19 @@ class PerceptionNode(ManagedNode):
                 if self._pending is None:
                     self._cond.wait(0.1)
                 item, self._pending = self._pending, None
+                self._busy = item is not None
             if item is None:
                 continue
             try:
-                self._finish(item)
+                ready = item.ready or self._ready(item.msg)
+                if ready is not None:
+                    self._finish(item.msg, ready)
             except Exception as exc:  # one failed frame (CUDA OOM, cv2.error...) must not stop the app
                 if self._stop.is_set():
                     return  # deactivating or shutting down: the frame in flight is not a failure
                 self._failed(exc)
+            finally:
+                self._busy = False
 
     def _failed(self, exc: Exception) -> None:
         self.frames_failed += 1
@@ -351,8 +366,8 @@ class PerceptionNode(ManagedNode):
             return decode_compressed(compressed_to_bytes(msg)), "bgr8"
         return image_to_array(msg), msg.encoding
 
-    def _park(self, msg: Image | CompressedImage) -> ParkedFrame | None:
-        """Decode and preprocess one frame for the worker; a bad frame is logged and skipped (None)."""
+    def _ready(self, msg: Image | CompressedImage) -> ReadyFrame | None:
+        """Decode and preprocess one frame; a bad frame is logged and skipped (None)."""
         start = time.perf_counter()
         try:
             frame, encoding = self._decode(msg)
@@ -362,18 +377,17 @@ class PerceptionNode(ManagedNode):
             self.get_logger().warning(f"skipped bad frame (stamp {P.stamp_s(msg.header.stamp):.3f}): {exc}",
                                       throttle_duration_sec=1.0)
             return None
-        return ParkedFrame(msg, frame, encoding, prepared, time.perf_counter() - start)
+        return ReadyFrame(frame, encoding, prepared, time.perf_counter() - start)
 
-    def _finish(self, parked: ParkedFrame) -> ClassificationResult:
-        """Run a parked frame and publish its outputs."""
+    def _finish(self, msg: Image | CompressedImage, ready: ReadyFrame) -> ClassificationResult:
+        """Run a ready frame and publish its outputs."""
         start = time.perf_counter()
-        pred = self.net.classify_prepared(parked.prepared, self.top_k)[0]
-        self.own_times_s[pred.level].append(parked.ahead_s + time.perf_counter() - start)
+        pred = self.net.classify_prepared(ready.prepared, self.top_k)[0]
+        self.own_times_s[pred.level].append(ready.seconds + time.perf_counter() - start)
         # simulated board below its top frequency: emulate the slower processor
-        latency = stretch_frame(start - parked.ahead_s, self._slowdown)
+        latency = stretch_frame(start - ready.seconds, self._slowdown)
         self.stats.update(latency, time.perf_counter())
         level = self.net.levels[pred.level]
-        msg = parked.msg
         result = ClassificationResult(header=msg.header, app_id=self.app_id, class_ids=list(pred.class_ids),
                                       labels=list(pred.labels), scores=list(pred.scores), level=pred.level,
                                       latency=latency)
@@ -386,7 +400,7 @@ class PerceptionNode(ManagedNode):
             frames_lost=self.arrivals.lost, device=self.device,
             unmanaged=not self.manager_watch.managed, energy_per_frame=float("nan")))
         if self._annotated_subscribers > 0:
-            self._publish_annotated(parked.frame, parked.encoding, pred, latency, msg)
+            self._publish_annotated(ready.frame, ready.encoding, pred, latency, msg)
         return result
 
     def _publish_annotated(self, frame: np.ndarray, encoding: str, pred: Prediction, latency: float,

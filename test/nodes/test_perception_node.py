@@ -4,6 +4,9 @@ lost frames estimated."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -14,7 +17,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from dynofa_ros.msg import ClassificationResult, ManagerHeartbeat, PerformanceReport, SubnetCommand  # noqa: E402
-from dynofa_ros.nodes.image_conv import array_to_image  # noqa: E402
+from dynofa_ros.nodes.image_conv import array_to_image, image_to_array  # noqa: E402
 from dynofa_ros.nodes.perception_node import PerceptionNode  # noqa: E402
 from dynofa_ros.nodes.qos import image_qos, reliable  # noqa: E402
 
@@ -239,6 +242,36 @@ def test_image_qos_follows_the_publishers(system):
     tester.destroy_publisher(best_effort)
     spin_until(executor, lambda: False, 1.5)
     assert node.image_qos == "sensor_data"  # no publisher left: kept what the last one called for
+
+
+def test_a_frame_arriving_while_the_worker_is_busy_is_prepared_beside_it(system):
+    """One frame at a time: the worker prepares it; a frame that arrives during a forward pass is prepared in the
+    receiving thread, and classifies as it would alone."""
+    executor, node, _, results, _, pub = system
+    net, threads = node.net, []
+    prepare, classify_prepared = net.prepare, net.classify_prepared
+    alone = net.classify(image_to_array(_image(2)), "rgb8", 2)
+
+    def spy_prepare(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return prepare(*args, **kwargs)
+
+    def slow_classify(*args, **kwargs):
+        time.sleep(0.3)  # a long forward pass: the next frame arrives during it
+        return classify_prepared(*args, **kwargs)
+
+    net.prepare, net.classify_prepared = spy_prepare, slow_classify
+    try:
+        pub.publish(_image(1))
+        assert spin_until(executor, lambda: node._busy, 5.0)
+        pub.publish(_image(2))
+        assert spin_until(executor, lambda: len(results) == 2, 10.0)
+    finally:
+        net.prepare, net.classify_prepared = prepare, classify_prepared
+    worker = node._worker.name
+    assert threads[0] == worker and threads[1] != worker, threads
+    assert (results[1].header.stamp.sec, list(results[1].class_ids)) == (102, list(alone.class_ids))
+    assert np.allclose(results[1].scores, alone.scores, atol=1e-5)
 
 
 @pytest.mark.parametrize("stage", ["prepare", "classify_prepared"])  # on receipt, or in the inference worker
