@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Benchmark the runtime manager's policies on the SIMULATED Jetson Xavier NX (and, with --real-contention,
-a real CPU-contention run of the supernet runtime on this machine).
+"""Benchmark the runtime manager's policies on the SIMULATED Jetson Xavier NX with a library's levels (default: the
+shipped one; --library names another, of either supernet family) and, with --real-contention, a real
+CPU-contention run of the supernet runtime on this machine.
 
 Every policy is measured against the oracle (``dynofa_ros.manager.oracle``: the minimum-energy schedule planned
 with the whole trace and the simulator's true models) and against the best Linux governor; the joint controller's
@@ -41,6 +42,7 @@ from dynofa_ros.manager.oracle import ORACLE, ORACLE_MISS_RISK, plan_oracle  # n
 from dynofa_ros.manager.policy import GOVERNORS  # noqa: E402
 from dynofa_ros.manager.scenarios import Scenario, default_scenarios  # noqa: E402
 from dynofa_ros.offline.timing import processor_name  # noqa: E402
+from dynofa_ros.supernet.family import family_of  # noqa: E402
 from dynofa_ros.supernet.library import SubnetLibrary  # noqa: E402
 from dynofa_ros.supernet.synthetic import shipped_or_synthetic  # noqa: E402
 
@@ -55,14 +57,20 @@ FREE_FLOOR = ("oracle", "joint", f"joint{MISCAL_SUFFIX}", "subnet-only")  # the 
 BASELINES = ["dvfs-only", "subnet-only", "static"] + [f"governor:{g}" for g in GOVERNORS]
 
 
-def load_levels(path: str | None) -> tuple[tuple[LevelPoint, ...], str]:
-    """The shipped library's levels when present (or ``path``), else the synthetic set; and a description."""
+def load_levels(library: str) -> tuple[tuple[LevelPoint, ...], str, str]:
+    """The levels of ``library`` (a library JSON or shipped model name; FileNotFoundError when it is missing), or
+    with '' of the shipped default library when present, else the synthetic set; a description of them and a few
+    words for the fragment's title."""
     try:
-        lib_path, _ = shipped_or_synthetic(path, None)  # a random-weight library has no top-1 to trade
+        lib_path, _ = shipped_or_synthetic(library, None)  # a random-weight library has no top-1 to trade
     except FileNotFoundError as exc:
-        return synthetic_levels(), f"synthetic level set (no shipped library: {str(exc).splitlines()[0]})"
+        if library:
+            raise
+        why = str(exc).splitlines()[0]
+        return synthetic_levels(), f"synthetic level set (no shipped library: {why})", "synthetic levels"
     lib = SubnetLibrary.load(lib_path, verify=False)
-    return levels_from_library(lib), f"shipped library `{lib.name}` ({lib_path}, {len(lib.levels)} levels)"
+    title = f"{family_of(lib.spec).title} library `{lib.name}`"
+    return levels_from_library(lib), f"{title} ({lib_path}, {len(lib.levels)} levels)", title
 
 
 def run_all(scenarios: list[Scenario], levels: tuple[LevelPoint, ...], seed: int, noise: float,
@@ -111,7 +119,8 @@ def goal_checks(scenarios: list[Scenario], results: dict[str, list[RunResult]]) 
 
 
 def knife_edge(sc: Scenario, levels: tuple[LevelPoint, ...], noise: float, runs: list[RunResult]) -> str:
-    """What the oracle's equal-accuracy choice in ``sc`` risks and what one frequency step more would cost."""
+    """What the oracle's equal-accuracy choice in ``sc`` risks and what one frequency step more would cost (none
+    when it already runs at the top frequency)."""
     from dynofa_ros.manager.models import expected_miss_rate
     from dynofa_ros.manager.simmodel import SimBoardModel
     from dynofa_ros.platform.sim.board import SimulatedBoard
@@ -122,16 +131,18 @@ def knife_edge(sc: Scenario, levels: tuple[LevelPoint, ...], noise: float, runs:
     (app,), (target,) = sc.apps, sc.targets
     c = plan.segments[0].choices[app.app_id]
     freqs = next(d for d in board.domains() if d.name == app.domain).frequencies_hz
+    runs_at = (f"in {sc.name} at equal accuracy the oracle runs {levels[c.level].name} at {c.freq_hz / 1e6:.0f} MHz "
+               f"with {c.miss_rate * 100:.2f} % expected misses")
+    if c.freq_hz == freqs[-1]:
+        return f"{runs_at} (its limit: {ORACLE_MISS_RISK * 100:.0f} %) at the top frequency: no step up to weigh."
     up = freqs[freqs.index(c.freq_hz) + 1]
     model = SimBoardModel(board)
     latency = model.latency_s(levels[c.level], app.domain, up, 1)
     power = model.power_w(app.domain, up, latency * app.rate_hz, 1)
     miss = expected_miss_rate(latency, target.max_latency_s, 1 / app.rate_hz, noise)
     energy = next(r for r in runs if r.policy == "oracle@eq-acc").energy_j
-    return (f"in {sc.name} at equal accuracy the oracle runs {levels[c.level].name} at {c.freq_hz / 1e6:.0f} MHz "
-            f"with {c.miss_rate * 100:.2f} % expected misses, just inside its {ORACLE_MISS_RISK * 100:.0f} %; the next "
-            f"step, {up / 1e6:.0f} MHz ({miss * 100:.2f} %), would cost "
-            f"{(power - c.power_w) * sc.duration_s / energy * 100:.1f} % more energy.")
+    return (f"{runs_at}, just inside its {ORACLE_MISS_RISK * 100:.0f} %; the next step, {up / 1e6:.0f} MHz "
+            f"({miss * 100:.2f} %), would cost {(power - c.power_w) * sc.duration_s / energy * 100:.1f} % more energy.")
 
 
 def at_oracle_confidence(scenarios: list[Scenario], levels: tuple[LevelPoint, ...], noise: float,
@@ -269,11 +280,11 @@ def oracle_method(scenarios: list[Scenario], levels: tuple[LevelPoint, ...], noi
             "**oracle@eq-acc** plans with the fixed level's accuracy floor")
 
 
-def markdown(scenarios, results, checks, ochecks, strict, edge, thermal, lib_desc, method, args, elapsed_s,
+def markdown(scenarios, results, checks, ochecks, strict, edge, thermal, lib_desc, lib_title, method, args, elapsed_s,
              plots) -> str:
     seeds = f"seeds {args.seed}..{args.seed + args.seeds - 1}"
     lines = [
-        "# Runtime manager benchmark (SIMULATED Jetson Xavier NX)",
+        f"# Runtime manager benchmark: {lib_title} (SIMULATED Jetson Xavier NX)",
         "",
         f"- date {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}, host {platform.node()} "
         f"({processor_name()}, Python {platform.python_version()}); wall time {elapsed_s:.0f} s",
@@ -402,7 +413,8 @@ def write_section(path: Path, marker: str, text: str, keep_rest: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--library", help="subnet library JSON (default: the shipped one, else a synthetic set)")
+    ap.add_argument("--library", default="", help="subnet library JSON or shipped model name (mbv3, vit; default: "
+                    "the shipped default, else a synthetic set)")
     ap.add_argument("--scenarios", nargs="*", help="scenario names (default: all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--seeds", type=int, default=5, help="the oracle goals are checked on seed..seed+N-1")
@@ -424,7 +436,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.out}")
         return 0 if passed else 1
     t0 = time.time()
-    levels, lib_desc = load_levels(args.library)
+    try:
+        levels, lib_desc, lib_title = load_levels(args.library)
+    except FileNotFoundError as exc:
+        ap.error(str(exc))
     print(f"levels: {lib_desc}", flush=True)
     scenarios = default_scenarios()
     if args.scenarios:
@@ -458,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     plots = [] if args.no_plots else plot(scenarios, results, args.img_dir)
     method = oracle_method(scenarios, levels, args.noise)
     edge = knife_edge(next(sc for sc in scenarios if sc.name == "steady"), levels, args.noise, results["steady"])
-    text = markdown(scenarios, results, checks, ochecks, strict, edge, thermal, lib_desc, method, args,
+    text = markdown(scenarios, results, checks, ochecks, strict, edge, thermal, lib_desc, lib_title, method, args,
                     time.time() - t0, plots)
     write_section(args.out, REAL_SECTION, text, keep_rest=False)
     print(f"wrote {args.out}")

@@ -1,4 +1,5 @@
-"""Level switching and inference of the dynamic network: in-place vs pre-extracted cache mode.
+"""Level switching and inference of the dynamic network: in-place vs pre-extracted cache mode, for a library of
+either supernet family (default: the shipped one).
 
 Measures: switch time (p50/p99) in both modes against the 1 ms goal; extracting a subnet instead;
 rebuilding + loading a model in a fresh Python process (what the original Dynamic-OFA demo did);
@@ -33,11 +34,18 @@ from dynofa_ros.offline.timing import (  # noqa: E402
     time_interleaved,
     torch_threads,
 )
-from dynofa_ros.supernet.bn import load_bn_stats  # noqa: E402
 from dynofa_ros.supernet.checkpoint import load_supernet  # noqa: E402
+from dynofa_ros.supernet.family import family_of  # noqa: E402
 from dynofa_ros.supernet.library import SubnetLibrary  # noqa: E402
 from dynofa_ros.supernet.preprocess import Preprocessor  # noqa: E402
-from dynofa_ros.supernet.runtime import DEFAULT_MODE, MODES, DynamicNetwork, extract_subnet, library_heads  # noqa: E402
+from dynofa_ros.supernet.runtime import (  # noqa: E402
+    DEFAULT_MODE,
+    MODES,
+    DynamicNetwork,
+    extract_subnet,
+    library_bn_stats,
+    library_heads,
+)
 from dynofa_ros.supernet.serving import onnxruntime_installed  # noqa: E402
 from dynofa_ros.supernet.spec import SupernetSpec  # noqa: E402
 from dynofa_ros.supernet.synthetic import shipped_or_synthetic  # noqa: E402
@@ -52,13 +60,12 @@ t0 = time.perf_counter()
 import torch
 from dynofa_ros.supernet.library import SubnetLibrary
 from dynofa_ros.supernet.checkpoint import load_supernet
-from dynofa_ros.supernet.bn import load_bn_stats
-from dynofa_ros.supernet.runtime import extract_subnet, library_heads
+from dynofa_ros.supernet.runtime import extract_subnet, library_bn_stats, library_heads
 torch.set_num_threads(1)
 t1 = time.perf_counter()
 lib = SubnetLibrary.load(sys.argv[1]); level = int(sys.argv[2])
 supernet, _ = load_supernet(lib.checkpoint_path, lib.spec)
-net = extract_subnet(supernet, lib.levels[level], load_bn_stats(lib.bn_stats_path)[level], library_heads(lib)[level])
+net = extract_subnet(supernet, lib.levels[level], library_bn_stats(lib)[level], library_heads(lib)[level])
 t2 = time.perf_counter()
 r = lib.levels[level].arch.resolution
 with torch.inference_mode():
@@ -106,7 +113,7 @@ def bench_switch(network: DynamicNetwork, n: int) -> tuple[np.ndarray, np.ndarra
 
 def bench_extract(library: SubnetLibrary, repeats: int) -> np.ndarray:
     supernet, _ = load_supernet(library.checkpoint_path, library.spec)
-    stats, heads = load_bn_stats(library.bn_stats_path), library_heads(library)
+    stats, heads = library_bn_stats(library), library_heads(library)
     samples = []
     for k in range(repeats * len(library.levels)):
         i = k % len(library.levels)
@@ -179,6 +186,12 @@ def bench_preprocess(spec: SupernetSpec, resolution: int, repeats: int) -> float
         return float(np.median(time_calls(lambda: pre(frame, "bgr8", resolution), 5, repeats)))
 
 
+def shown_path(path: Path) -> Path:
+    """``path`` relative to the repository when it lies inside it."""
+    path = path.resolve()
+    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
@@ -189,9 +202,9 @@ def ms(s: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--library", type=Path, default=None,
-                        help="library.json (default: default_library_path() if present, else a synthetic "
-                             "random-weight library built in a temp dir)")
+    parser.add_argument("--library", default="",
+                        help="library JSON or shipped model name (mbv3, vit; default: default_library_path() if "
+                             "present, else a synthetic random-weight library built in a temp dir)")
     parser.add_argument("--output", type=Path, default=REPO / "docs" / "bench" / "switch.md",
                         help="Markdown fragment to write (default: docs/bench/switch.md)")
     parser.add_argument("--switches", type=int, default=2000, help="level switches timed per mode")
@@ -209,14 +222,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     tmp = tempfile.TemporaryDirectory(prefix="bench_switch_")
-    given = args.library is not None
-    args.library, synthetic = shipped_or_synthetic(args.library, tmp.name)
+    given = bool(args.library)
+    try:
+        args.library, synthetic = shipped_or_synthetic(args.library, tmp.name)
+    except FileNotFoundError as exc:
+        parser.error(str(exc))
     source = ("synthetic random weights (no shipped library found)" if synthetic
               else "given" if given else "shipped default")
     if synthetic:
         print("no shipped library found: built a SYNTHETIC random-weight library (4 levels, 40-64 px) in",
               tmp.name, flush=True)
     library = SubnetLibrary.load(args.library)
+    family = family_of(library.spec)
     torch.set_num_threads(1)
     # both modes eager, so that they compare like for like (bench_backends.py times the compiled backends);
     # the switch itself is also timed on the default cache mode served by ONNX Runtime
@@ -241,11 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     pre_s = bench_preprocess(library.spec, library.levels[-1].arch.resolution, 50)
 
     fresh_p50 = float(np.median(fresh_wall))
-    copied = "BN stats + head" if library.heads is not None else "BN stats"  # what a switch copies per level
+    copied = [what for what, ref in (("BN stats", library.bn_stats), ("head", library.heads)) if ref]
+    switched = " + ".join(["arch", *copied])  # what an in-place switch sets per level
     other = next(m for m in MODES if m != DEFAULT_MODE)
     speedups = [latency[1][other][i][0] / latency[1][DEFAULT_MODE][i][0] for i in range(len(library.levels))]
     goals = [
-        (f"in-place switch p99 {ms(switch['inplace'][2])} ms <= 1 ms (arch + {copied})",
+        (f"in-place switch p99 {ms(switch['inplace'][2])} ms <= 1 ms ({switched})",
          switch["inplace"][2] <= SWITCH_GOAL_S),
         (f"in-place switch thread-CPU p99 {ms(switch_cpu['inplace'][2])} ms <= 1 ms (excludes preemption by "
          "other processes)", switch_cpu["inplace"][2] <= SWITCH_GOAL_S),
@@ -267,25 +285,27 @@ def main(argv: list[str] | None = None) -> int:
         rows.append("| " + " | ".join(cells) + " |")
 
     lines = [
-        "## Level switching (bench_switch.py)",
+        f"## Level switching: {family.title} library `{library.name}` (bench_switch.py)",
         "",
         f"- Machine: {processor_name()}, {os.cpu_count()} logical cores (shared with other jobs: numbers are "
         f"noisy); torch {torch.__version__}; {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}",
-        f"- Library: `{args.library.name}` — {source}; {len(library.levels)} levels, spec width "
-        f"{library.spec.width_mult}, {library.spec.num_classes} classes",
+        f"- Library: `{library.name}` ({family.title}, `{shown_path(args.library)}`) — {source}; "
+        f"{len(library.levels)} levels, {library.spec.num_classes} classes",
         "",
         f"Switch time, wall clock ({args.switches} random switches per mode; the thread-CPU p99 column excludes "
         "time the thread was preempted by other jobs):",
         "",
         "| switch path | p50 ms | p90 ms | p99 ms | thread-CPU p99 ms |",
         "|---|---|---|---|---|",
-        f"| in place: arch + {copied} (foreach copy) | {' | '.join(ms(v) for v in switch['inplace'])} "
+        f"| in place: {switched}{' (foreach copy)' if copied else ''} | "
+        f"{' | '.join(ms(v) for v in switch['inplace'])} "
         f"| {ms(switch_cpu['inplace'][2])} |",
         f"| cache: pointer swap to a pre-extracted subnet | {' | '.join(ms(v) for v in switch['cache'])} "
         f"| {ms(switch_cpu['cache'][2])} |",
         *[f"| {mode}: pointer swap to a level's session | {' | '.join(ms(v) for v in switch[mode])} "
           f"| {ms(switch_cpu[mode][2])} |" for mode in served],
-        f"| extract a subnet (get_active_subnet + {copied}) | {' | '.join(ms(v) for v in extract)} | |",
+        f"| extract a subnet ({' + '.join(['get_active_subnet', *copied])}) | {' | '.join(ms(v) for v in extract)} "
+        "| |",
         f"| fresh Python process: import + build + load + first inference (wall, {args.process_repeats} runs) "
         f"| {ms(fresh_p50)} | | | |",
         "",
@@ -295,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(p50 vs p50) and {extract[0] / switch['inplace'][0]:,.0f}x faster than extracting a subnet.",
         "",
         f"What a switch costs the frame stream ({args.first_frames} random switches per mode, batch 1, 1 thread): "
-        "the first frame after `request_level` (it applies the switch: arch + BN copy in place, pointer swap "
+        f"the first frame after `request_level` (it applies the switch: {switched} in place, pointer swap "
         "plus cold caches in cache mode) minus the steady frame that follows it on the same level, ms:",
         "",
         "| mode | p50 | p90 | p99 |",

@@ -28,12 +28,18 @@ FRAGMENTS = ROOT / "docs" / "bench"
 BENCHMARKS: dict[str, tuple[list[str], str, str]] = {
     "switch": (["bench_switch.py"], "switch.md",
                "level switch time (in place / cache), extraction and process restart, per-level CPU latency, memory"),
+    "switch-vit": (["bench_switch.py", "--library", "vit", "--output", "docs/bench/switch_vit.md"], "switch_vit.md",
+                   "elastic ViT library (models/cifar10_vit): level switch time (in place / cache), per-level CPU "
+                   "latency, memory"),
     "node": (["bench_node.py"], "node.md",
              "perception node per-frame overhead at 640x480 (1 and 2 processes), throughput vs bare loop"),
     "frames": (["bench_frames.py"], "frames.md", "camera frames from another process (640x480, 1280x720; reliable, "
                "best-effort publisher) into the perception node: share that reaches it, old vs new default"),
     "manager": (["bench_manager.py"], "manager.md",
                 "policies on the simulated Xavier NX: energy, miss rate, accuracy, peak temperature"),
+    "manager-vit": (["bench_manager.py", "--library", "vit", "--out", "docs/bench/manager_vit.md", "--img-dir",
+                     "docs/img/vit"], "manager_vit.md", "policies on the simulated Xavier NX with the elastic ViT "
+                    "library's levels: energy vs the best governor, miss rate, accuracy"),
     "contention": (["bench_manager.py", "--real-contention", "--no-plots"], "manager.md",
                    "real CPU contention run: frames to recover, accuracy given up"),
     "compare": (["bench_compare.py"], "compare.md", "Dynamic-OFA vs width-only and static networks"),
@@ -41,6 +47,9 @@ BENCHMARKS: dict[str, tuple[list[str], str, str]] = {
                         "Dynamic-OFA vs untrained width-only and static networks: weight-independent CPU latency"),
     "library": (["bench_library.py"], "library.md", "shipped library vs the accuracy targets: per-level test "
                 "top-1, CPU latency (1 and 2 threads), GPU latency"),
+    "library-vit": (["bench_library.py", "--library", "vit", "--name", "library_vit"], "library_vit.md",
+                    "elastic ViT library vs its targets: per-level test top-1, CPU latency (1 and 2 threads) on the "
+                    "backend that serves it"),
     "gpu": (["bench_gpu.py"], "gpu.md", "per-level batch-1 GPU latency and switch time on CUDA (skips without a GPU)"),
     "footprint": (["bench_node_footprint.py", "--out", "docs/bench/node_footprint.md"], "node_footprint.md",
                   "node start-up: import time and peak RSS per node process; manager and platform load no torch"),
@@ -49,7 +58,7 @@ BENCHMARKS: dict[str, tuple[list[str], str, str]] = {
     "pipeline": (["bench_pipeline.py"], "pipeline.md", "dynofa pipeline on a random w1.2 supernet and a synthetic "
                  "224-px dataset: wall time per stage, peak RSS, levels built and served"),
 }
-DEFAULT = ("switch", "node", "frames", "manager", "footprint", "backends")
+DEFAULT = ("switch", "node", "frames", "manager", "footprint", "backends")  # the *-vit ones need models/cifar10_vit
 
 
 LINK = re.compile(r"\]\((?!https?:|#)([^)\s#]+)")
@@ -60,8 +69,8 @@ def rebase_links(text: str, source: Path, target: Path) -> str:
     return LINK.sub(lambda m: "](" + os.path.relpath(source / m.group(1), target), text)
 
 
-def assemble() -> Path:
-    """Write docs/BENCHMARKS.md: an index plus every fragment present."""
+def assemble(fragments: Path = FRAGMENTS, out: Path = ROOT / "docs" / "BENCHMARKS.md") -> Path:
+    """Write ``out`` (docs/BENCHMARKS.md): an index plus every fragment present in ``fragments``."""
     parts = [
         "# Benchmarks",
         "",
@@ -79,13 +88,12 @@ def assemble() -> Path:
     for name, (_cmd, _fragment, what) in BENCHMARKS.items():
         parts.append(f"| {name} | `make bench BENCH_ARGS='{name}'` | {what} |")
     for _name, (_cmd, fragment, _what) in BENCHMARKS.items():
-        path = FRAGMENTS / fragment
+        path = fragments / fragment
         if fragment in seen or not path.exists():
             continue
         seen.add(fragment)
-        body = rebase_links(path.read_text().strip(), FRAGMENTS, ROOT / "docs").splitlines()
+        body = rebase_links(path.read_text().strip(), fragments, out.parent).splitlines()
         parts += ["", *["#" + line if line.startswith("#") else line for line in body]]
-    out = ROOT / "docs" / "BENCHMARKS.md"
     out.write_text("\n".join(parts) + "\n")
     return out
 

@@ -151,6 +151,13 @@ def _level_stats(family: Family, supernet: nn.Module, levels: Sequence[Level],
     return list(bn_stats)
 
 
+def library_bn_stats(library: SubnetLibrary) -> list[BnStats | None]:
+    """Each level's BN statistics from the library's file; all None for a family without BN statistics."""
+    if library.bn_stats_path is None:
+        return [None] * len(library.levels)
+    return [*load_bn_stats(library.bn_stats_path)]
+
+
 def library_heads(library: SubnetLibrary) -> list[LevelHead | None]:
     """Each level's classifier head from the library's heads file; all None when its levels share the
     supernet's classifier."""

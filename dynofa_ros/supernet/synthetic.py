@@ -15,7 +15,7 @@ from dynofa_ros.supernet.bn import BnStats, collect_bn_stats
 from dynofa_ros.supernet.cost import subnet_cost
 from dynofa_ros.supernet.family import OFA_MBV3, Arch, Spec, family_of
 from dynofa_ros.supernet.heads import LevelHead, final_linear
-from dynofa_ros.supernet.library import Level, SubnetLibrary, default_library_path
+from dynofa_ros.supernet.library import Level, SubnetLibrary, default_library_path, library_path
 from dynofa_ros.supernet.library_write import write_library
 from dynofa_ros.supernet.spec import SupernetSpec
 from dynofa_ros.supernet.vit_arch import ElasticViTSpec
@@ -81,13 +81,15 @@ def random_library(directory: str | Path, spec: Spec = TINY_SPEC, archs: Sequenc
 
 
 def shipped_or_synthetic(path: str | Path | None, tmp_dir: str | Path | None) -> tuple[Path, bool]:
-    """The library to use and whether it is synthetic: ``path`` when given (FileNotFoundError if it is
-    missing), else :func:`default_library_path`; when there is none, a 4-level random-weight library
-    (default spec, 40-64 px) built in ``tmp_dir``, or FileNotFoundError when ``tmp_dir`` is None."""
+    """The library to use and whether it is synthetic: ``path`` when given, a library JSON or a shipped model's
+    name (:func:`library_path`; FileNotFoundError if it is missing), else :func:`default_library_path`; when there
+    is none, a 4-level random-weight library (default spec, 40-64 px) built in ``tmp_dir``, or FileNotFoundError
+    when ``tmp_dir`` is None."""
     if path is not None and str(path):
-        if not Path(path).is_file():
+        path = library_path(path)
+        if not path.is_file():
             raise FileNotFoundError(f"subnet library file not found: {path}")
-        return Path(path), False
+        return path, False
     try:
         return default_library_path(), False
     except FileNotFoundError:

@@ -11,7 +11,7 @@ from dynofa_ros.supernet import library as library_mod
 from dynofa_ros.supernet.elastic_vit import ElasticViT
 from dynofa_ros.supernet.library import LatencyProfile, Level, LibraryError, SubnetLibrary, default_library_path
 from dynofa_ros.supernet.library_write import write_library
-from dynofa_ros.supernet.synthetic import TINY_SPEC, TINY_VIT_SPEC
+from dynofa_ros.supernet.synthetic import TINY_SPEC, TINY_VIT_SPEC, shipped_or_synthetic
 from dynofa_ros.supernet.vit_arch import ElasticViTSpec, ViTArch
 
 
@@ -222,6 +222,9 @@ def test_library_path_names_a_default_a_shipped_model_or_a_file(tmp_path, monkey
     (tmp_path / "models" / "cifar10_vit").mkdir(parents=True)
     (tmp_path / "models" / "cifar10_vit" / "library.json").write_text("{}")
     assert library_path("vit") == shipped_library_path("vit") == tmp_path / "models" / "cifar10_vit" / "library.json"
+    assert shipped_or_synthetic("vit", None) == (library_path("vit"), False)  # the benchmarks' --library
+    with pytest.raises(FileNotFoundError, match="cifar10_mbv3"):  # named and missing: no synthetic stand-in
+        shipped_or_synthetic("mbv3", tmp_path)
     assert library_path("elsewhere/library.json") == Path("elsewhere/library.json")
     with pytest.raises(FileNotFoundError, match="cifar10_mbv3"):  # named in the message when it is missing
         library_path("")
