@@ -320,13 +320,14 @@ class PerceptionNode(ManagedNode):
         stamp = serialized_stamp(data)
         if stamp is not None:
             self.arrivals.add(stamp)
+        busy = self._busy  # the worker runs a frame: prepare this one beside it
         try:
             msg = deserialize_message(data, self._msg_type)
-            ready = self._ready(msg) if self._busy else None  # the worker is busy: prepare beside it
+            ready = self._ready(msg) if busy else None
         except Exception as exc:  # a frame that cannot be read must not stop the node
             self._failed(exc)
             return
-        if self._busy and ready is None:
+        if busy and ready is None:
             return  # a bad frame, counted and logged
         with self._cond:
             if self._pending is not None:
