@@ -278,6 +278,7 @@ class Demo:
         self.executor.shutdown(timeout_sec=5.0)
         return self.evaluator.write_report(self.run_dir, {
             "apps_config": args.apps, "policy": self._policy(),
+            "libraries": {app: str(self.nodes[self._key(app, "perception")].library_path) for app in self.app_ids},
             "bringup_overhead": bringup_overhead(self.level_times_s, self.own_times_s)})
 
     def _policy(self) -> str:
