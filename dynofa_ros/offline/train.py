@@ -6,6 +6,10 @@ Recipe, and why (the reasons are given for the OFA MobileNetV3 supernet; the ela
   smoothing 0.1, then the smallest subnet (smallest resolution) and ``num_random`` random subnets
   (random resolution each) on the largest's soft targets (KL). The sandwich rule bounds the space
   from both ends; in-place distillation needs no separate teacher.
+* ``largest_epochs`` (default 0) first trains the largest subnet alone for that many epochs, then the sandwich
+  (the first phase of OFA's progressive shrinking): training the shared weights for the smallest subnet from the
+  first step holds the largest back (elastic ViT on CIFAR-10, 150 steps of 128 images: 22 % top-1 for the largest
+  under the sandwich, 34 % trained alone).
 * ``num_random=1`` (3 forward/backward passes per step, not 4): at a fixed wall-clock budget this
   buys ~25 % more epochs, and a short run is limited by epochs far more than by how many middle
   subnets each step sees (the middle of the space shares nearly all weights with both ends).
@@ -84,6 +88,7 @@ class TrainConfig:
     momentum: float = 0.9
     label_smoothing: float = 0.1
     num_random: int = 1
+    largest_epochs: float = 0.0
     grad_clip: float = 5.0
     eval_every: int = 5
     n_calib: int = 2000
@@ -98,8 +103,8 @@ class TrainConfig:
         defaults = OPTIMIZER_DEFAULTS[self.optimizer]
         self.lr = defaults["lr"] if self.lr is None else self.lr
         self.weight_decay = defaults["weight_decay"] if self.weight_decay is None else self.weight_decay
-        if self.epochs <= 0 or self.batch_size <= 0 or self.lr <= 0 or self.num_random < 0:
-            raise ValueError("epochs, batch_size and lr must be positive, num_random non-negative")
+        if self.epochs <= 0 or self.batch_size <= 0 or self.lr <= 0 or self.num_random < 0 or self.largest_epochs < 0:
+            raise ValueError("epochs, batch_size and lr must be positive, num_random and largest_epochs non-negative")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.memory_format not in MEMORY_FORMATS:
@@ -402,6 +407,8 @@ def train_supernet(supernet: nn.Module, spec: Spec, train_x: np.ndarray, train_y
     largest, smallest = family.largest(spec), family.smallest(spec)
 
     def choose(rng: random.Random) -> list[Arch]:
+        if progress.epoch < config.largest_epochs:
+            return [largest]
         return [largest, smallest, *(family.sample(spec, rng) for _ in range(config.num_random))]
 
     try:

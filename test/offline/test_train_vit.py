@@ -67,6 +67,17 @@ def test_adamw_sandwich_steps_lower_the_loss_and_resume(tmp_path: Path) -> None:
                        **QUIET)
 
 
+def test_largest_epochs_train_the_largest_alone_then_the_sandwich(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    x, y = _random_data()
+    supernet = ElasticViT(TINY)
+    config = TrainConfig(epochs=3, batch_size=16, optimizer="adamw", largest_epochs=2, eval_every=0)
+    log = train_supernet(supernet, TINY, x, y, x[:8], y[:8], config, tmp_path, **QUIET).log
+    assert [r["loss_kd_sum"] == 0 for r in log] == [True, True, False]  # no students in the first two epochs
+    with pytest.raises(ValueError, match="largest_epochs"):
+        TrainConfig(largest_epochs=-1)
+
+
 def test_sgd_state_of_a_vit_keeps_the_momentum_layout(tmp_path: Path) -> None:
     torch.manual_seed(0)
     x, y = _random_data(16)

@@ -63,6 +63,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weight-decay", type=float, default=None, help="(default: the optimizer's; "
                         + _per_optimizer("weight_decay") + ")")
     parser.add_argument("--num-random", type=int, default=d.num_random, help="random subnets per step")
+    parser.add_argument("--largest-epochs", type=float, default=d.largest_epochs, metavar="E",
+                        help="train the largest subnet alone for the first E epochs, then the sandwich rule "
+                        "(progressive shrinking's first phase)")
     parser.add_argument("--eval-every", type=int, default=d.eval_every, help="quick val every N epochs (0: end)")
     parser.add_argument("--n-calib", type=int, default=d.n_calib, help="BN calibration images")
     parser.add_argument("--seed", type=int, default=d.seed)
@@ -93,7 +96,8 @@ def config_from_args(args: argparse.Namespace, optimizer: str = TrainConfig.opti
         raise ValueError("--init starts a new run from a checkpoint, --resume-from continues one: pass only one")
     return TrainConfig(epochs=args.epochs, time_budget_s=args.time_budget, batch_size=args.batch_size,
                        lr=args.lr, warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay,
-                       num_random=args.num_random, eval_every=args.eval_every, n_calib=args.n_calib,
+                       num_random=args.num_random, largest_epochs=args.largest_epochs,
+                       eval_every=args.eval_every, n_calib=args.n_calib,
                        seed=args.seed, memory_format=args.memory_format, schedule=args.schedule,
                        optimizer=args.optimizer or optimizer)
 
