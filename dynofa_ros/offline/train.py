@@ -6,6 +6,11 @@ Recipe, and why (the reasons are given for the OFA MobileNetV3 supernet; the ela
   smoothing 0.1, then the smallest subnet (smallest resolution) and ``num_random`` random subnets
   (random resolution each) on the largest's soft targets (KL). The sandwich rule bounds the space
   from both ends; in-place distillation needs no separate teacher.
+* ``teacher`` (default none) names a library level (e.g. the shipped CNN's) whose soft targets on each augmented
+  batch guide the whole space: the largest learns from ``(1 - teacher_weight)`` x labels + ``teacher_weight`` x
+  the teacher (KL), the other sub-networks from the teacher alone. In-place distillation distils from a largest
+  sub-network that is itself still poor early on; a trained teacher gives every sub-network good targets from the
+  first step (the DeiT recipe for Transformers trained on little data).
 * ``largest_epochs`` (default 0) first trains the largest subnet alone for that many epochs, then the sandwich
   (the first phase of OFA's progressive shrinking): training the shared weights for the smallest subnet from the
   first step holds the largest back (elastic ViT on CIFAR-10, 150 steps of 128 images: 22 % top-1 for the largest
@@ -68,6 +73,8 @@ MEMORY_FORMATS = ("contiguous", "channels_last", "auto")
 OPTIMIZER_DEFAULTS: dict[str, dict[str, float]] = {"sgd": {"lr": 0.4, "weight_decay": 1e-4},
                                                    "adamw": {"lr": 1e-3, "weight_decay": 0.05}}
 OPTIMIZERS = tuple(OPTIMIZER_DEFAULTS)
+# a frozen teacher: logits of an augmented N x H x W x 3 uint8 batch
+Teacher = Callable[[torch.Tensor], torch.Tensor]
 
 
 class TrainingDiverged(RuntimeError):
@@ -96,6 +103,9 @@ class TrainConfig:
     memory_format: str = "contiguous"
     schedule: str = "fit"
     optimizer: str = "sgd"
+    teacher: str | None = None
+    teacher_level: str | None = None
+    teacher_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -105,6 +115,8 @@ class TrainConfig:
         self.weight_decay = defaults["weight_decay"] if self.weight_decay is None else self.weight_decay
         if self.epochs <= 0 or self.batch_size <= 0 or self.lr <= 0 or self.num_random < 0 or self.largest_epochs < 0:
             raise ValueError("epochs, batch_size and lr must be positive, num_random and largest_epochs non-negative")
+        if not 0.0 <= self.teacher_weight <= 1.0:
+            raise ValueError(f"teacher_weight must be in [0, 1], got {self.teacher_weight}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.memory_format not in MEMORY_FORMATS:
@@ -197,25 +209,56 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
 
 
+def library_teacher(library: str | Path, level: str | None, num_classes: int,
+                    device: torch.device | str = "cpu") -> Teacher:
+    """A frozen level of a library (path or shipped model name; ``level`` None: its most accurate) as a
+    :data:`Teacher`: logits of an augmented N x H x W x 3 uint8 batch at the level's own resolution and
+    normalisation. ValueError when its classes are not ``num_classes``."""
+    from dynofa_ros.supernet.checkpoint import load_supernet
+    from dynofa_ros.supernet.library import SubnetLibrary, library_path
+    from dynofa_ros.supernet.runtime import extract_subnet, library_bn_stats, library_heads
+
+    lib = SubnetLibrary.load(library_path(library))
+    if lib.spec.num_classes != num_classes:
+        raise ValueError(f"the teacher {library} has {lib.spec.num_classes} classes, the supernet {num_classes}")
+    index = max(range(len(lib.levels)), key=lambda i: lib.levels[i].top1) if level is None else lib.index_of(level)
+    supernet, _ = load_supernet(lib.checkpoint_path, lib.spec)
+    subnet = extract_subnet(supernet, lib.levels[index], library_bn_stats(lib)[index],
+                            library_heads(lib)[index]).to(device).eval()
+    resolution, mean, std = lib.levels[index].arch.resolution, lib.spec.mean, lib.spec.std
+
+    @torch.no_grad()
+    def teach(images: torch.Tensor) -> torch.Tensor:
+        return subnet(to_input(images, resolution, mean, std)).float()
+
+    return teach
+
+
 def sandwich_step(model: nn.Module, choices: Sequence[Any], activate: Callable[[Any], object], images: torch.Tensor,
                   target: torch.Tensor, config: TrainConfig, mean: Sequence[float], std: Sequence[float],
-                  channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                  channels_last: bool, teacher: Teacher | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward/backward of one sandwich step (gradients accumulate; no optimizer step): the first choice on the
-    labels, the others distilled from it. Returns the detached (cross-entropy, summed KL) losses."""
+    labels, the others distilled from it; with a ``teacher``, every choice also (the first) or only (the others)
+    from the teacher's soft targets. Returns the detached (cross-entropy, summed KL of the others) losses."""
     autocast = torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=images.device.type == "cuda")
     largest, *students = choices
+    soft = None if teacher is None else F.log_softmax(teacher(images), dim=1)
     activate(largest)
     with autocast:
         logits = model(to_input(images, largest.resolution, mean, std, channels_last))
     ce = F.cross_entropy(logits.float(), target, label_smoothing=config.label_smoothing)
-    ce.backward()
-    teacher = F.log_softmax(logits.detach().float(), dim=1)
+    if soft is None:
+        ce.backward()
+        soft = F.log_softmax(logits.detach().float(), dim=1)
+    else:
+        to_teacher = F.kl_div(F.log_softmax(logits.float(), dim=1), soft, reduction="batchmean", log_target=True)
+        ((1 - config.teacher_weight) * ce + config.teacher_weight * to_teacher).backward()
     kd_total = torch.zeros((), device=images.device)
     for choice in students:
         activate(choice)
         with autocast:
             out = model(to_input(images, choice.resolution, mean, std, channels_last))
-        kd = F.kl_div(F.log_softmax(out.float(), dim=1), teacher, reduction="batchmean", log_target=True)
+        kd = F.kl_div(F.log_softmax(out.float(), dim=1), soft, reduction="batchmean", log_target=True)
         kd.backward()
         kd_total += kd.detach()
     return ce.detach(), kd_total
@@ -257,12 +300,14 @@ def sandwich_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, choose: 
                     progress: Progress | None = None,
                     validate: Callable[[Any], dict[str, float]] | None = None,
                     on_epoch_end: Callable[[Progress], object] | None = None,
-                    log_path: Path | None = None, log_fn: Callable[[str], object] = print) -> TrainResult:
+                    log_path: Path | None = None, log_fn: Callable[[str], object] = print,
+                    teacher: Teacher | None = None) -> TrainResult:
     """Sandwich-rule epochs (module docstring) on ``model`` in place, from ``progress`` (a resumed run) until
     ``config.epochs`` or the time budget ends.
 
     Per step ``choose(rng)`` gives the sub-networks to train (each has a ``resolution``; ``activate(choice)``
-    selects one): the first on the labels with label smoothing, the rest distilled from its soft targets (KL).
+    selects one): the first on the labels with label smoothing, the rest distilled from its soft targets (KL), or all
+    guided by ``teacher`` (:func:`sandwich_step`).
     ``validate(model)`` adds to the record every ``config.eval_every`` epochs and at the last one;
     ``on_epoch_end(progress)`` follows it (e.g. a checkpoint). One JSON record per epoch is appended to
     ``log_path`` (if given). Raises :class:`TrainingDiverged` on a non-finite loss.
@@ -281,7 +326,7 @@ def sandwich_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, choose: 
         probe_idx = torch.arange(config.batch_size, device=device)
         probe = (augment(probe_idx, gen), labels[probe_idx], choose(random.Random(config.seed)))
         channels_last = faster_memory_format(
-            lambda cl: sandwich_step(model, probe[2], activate, probe[0], probe[1], config, mean, std, cl),
+            lambda cl: sandwich_step(model, probe[2], activate, probe[0], probe[1], config, mean, std, cl, teacher),
             model, device, log_fn=log_fn)
     else:
         channels_last = config.memory_format == "channels_last"
@@ -326,7 +371,7 @@ def sandwich_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, choose: 
             images, target = augment(idx, gen), labels[idx]
             optimizer.zero_grad(set_to_none=True)
             ce, kd_total = sandwich_step(model, choose(rng), activate, images, target, config, mean, std,
-                                         channels_last)
+                                         channels_last, teacher)
             if config.grad_clip > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
@@ -405,6 +450,8 @@ def train_supernet(supernet: nn.Module, spec: Spec, train_x: np.ndarray, train_y
         calib_pick = np.random.default_rng(config.seed).permutation(len(train_x))[:config.n_calib]
         calib = torch.from_numpy(np.ascontiguousarray(train_x[calib_pick])).to(device)
     largest, smallest = family.largest(spec), family.smallest(spec)
+    teacher = None if config.teacher is None else library_teacher(config.teacher, config.teacher_level,
+                                                                  spec.num_classes, device)
 
     def choose(rng: random.Random) -> list[Arch]:
         if progress.epoch < config.largest_epochs:
@@ -417,7 +464,7 @@ def train_supernet(supernet: nn.Module, spec: Spec, train_x: np.ndarray, train_y
                                on_epoch_end=lambda p: save_train_state(work_dir, supernet, spec, optimizer, p,
                                                                        recipe),
                                validate=lambda _: _quick_val(supernet, spec, val, calib, config.n_calib),
-                               log_path=log_path, log_fn=log_fn)
+                               log_path=log_path, log_fn=log_fn, teacher=teacher)
     except TrainingDiverged as exc:
         raise TrainingDiverged(f"{exc}; last good state in {work_dir}") from None
 

@@ -9,13 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from dynofa_ros.offline.cli import main
-from dynofa_ros.offline.train import TrainConfig, make_optimizer, train_supernet
+from dynofa_ros.offline.data import to_input
+from dynofa_ros.offline.train import TrainConfig, library_teacher, make_optimizer, sandwich_step, train_supernet
 from dynofa_ros.offline.train_state import MOMENTUM, STATE_FILES, load_train_state, read_progress
 from dynofa_ros.supernet.checkpoint import load_supernet
 from dynofa_ros.supernet.elastic_vit import ElasticViT
-from dynofa_ros.supernet.family import named_spec
+from dynofa_ros.supernet.family import family_of, named_spec
+from dynofa_ros.supernet.library import library_path
+from dynofa_ros.supernet.runtime import DynamicNetwork
 from dynofa_ros.supernet.spec import SupernetSpec
 from dynofa_ros.supernet.vit_arch import ElasticViTSpec
 
@@ -78,6 +82,47 @@ def test_largest_epochs_train_the_largest_alone_then_the_sandwich(tmp_path: Path
         TrainConfig(largest_epochs=-1)
 
 
+def test_a_teacher_guides_every_subnet_of_the_sandwich() -> None:
+    torch.manual_seed(0)
+    x, y = _random_data(16)
+    images, target = torch.from_numpy(x), torch.from_numpy(y)
+    supernet, family = ElasticViT(TINY).eval(), family_of(TINY)  # eval: no dropout, the same logits each pass
+    choices = [family.largest(TINY), family.smallest(TINY)]
+    fixed = torch.randn(16, 10)
+    teacher = F.log_softmax(fixed, dim=1)
+
+    def step(weight: float, guide: object) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        supernet.zero_grad(set_to_none=True)
+        config = TrainConfig(optimizer="adamw", teacher_weight=weight)
+        kd = sandwich_step(supernet, choices[:1] if weight < 0.5 else choices, lambda a: family.apply(supernet, a),
+                           images, target, config, TINY.mean, TINY.std, False, guide)[1]
+        return {n: p.grad.clone() for n, p in supernet.named_parameters() if p.grad is not None}, kd
+
+    # weight 0: the largest learns from the labels alone, as without a teacher
+    alone, _ = step(0.0, None)
+    guided, _ = step(0.0, lambda _: fixed)
+    assert alone.keys() == guided.keys() and all(torch.allclose(alone[k], guided[k]) for k in alone)
+    # the smallest is distilled from the teacher's soft targets, not from the largest's
+    _, kd = step(1.0, lambda _: fixed)
+    family.apply(supernet, choices[1])
+    with torch.no_grad():
+        student = F.log_softmax(supernet(to_input(images, choices[1].resolution, TINY.mean, TINY.std)), dim=1)
+    torch.testing.assert_close(kd, F.kl_div(student, teacher, reduction="batchmean", log_target=True))
+    with pytest.raises(ValueError, match="teacher_weight"):
+        TrainConfig(teacher_weight=1.5)
+
+
+def test_a_library_level_teaches_what_the_runtime_predicts() -> None:
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    teach = library_teacher("mbv3", "L0", num_classes=10)
+    served = DynamicNetwork.from_library(library_path("mbv3"), mode="cache", backend="torch", initial_level="L0")
+    expected = [p.class_ids[0] for p in served.classify_batch(list(frames))]
+    assert teach(torch.from_numpy(frames)).argmax(1).tolist() == expected
+    with pytest.raises(ValueError, match="has 10 classes, the supernet 100"):
+        library_teacher("mbv3", None, num_classes=100)
+
+
 def test_sgd_state_of_a_vit_keeps_the_momentum_layout(tmp_path: Path) -> None:
     torch.manual_seed(0)
     x, y = _random_data(16)
@@ -102,12 +147,13 @@ def test_dynofa_train_trains_the_vit_preset_resumably(tiny_data: Path, tmp_path:
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     torch.set_num_threads(1)
     out = tmp_path / "run"
-    assert _train(tiny_data, out, "--net", "vit-cifar10-cpu", "--epochs", "1") == 0
+    assert _train(tiny_data, out, "--net", "vit-cifar10-cpu", "--epochs", "1", "--teacher", "mbv3") == 0
     _, spec = load_supernet(out / "supernet.pt")
     assert spec == named_spec("vit-cifar10-cpu")
     recipe = read_progress(out)["recipe"]
     assert (recipe["optimizer"], recipe["lr"], recipe["weight_decay"]) == ("adamw", 1e-3, 0.05)
-    assert _train(tiny_data, out, "--net", "vit-cifar10-cpu", "--epochs", "2", "--resume") == 0
+    assert (recipe["teacher"], recipe["teacher_level"], recipe["teacher_weight"]) == ("mbv3", None, 0.5)
+    assert _train(tiny_data, out, "--net", "vit-cifar10-cpu", "--epochs", "2", "--resume", "--teacher", "mbv3") == 0
     records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2] and "val_top1_smallest" in records[-1]
     assert "resumed from" in capsys.readouterr().out

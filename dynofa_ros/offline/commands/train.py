@@ -66,6 +66,13 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--largest-epochs", type=float, default=d.largest_epochs, metavar="E",
                         help="train the largest subnet alone for the first E epochs, then the sandwich rule "
                         "(progressive shrinking's first phase)")
+    parser.add_argument("--teacher", default=None, metavar="LIBRARY",
+                        help="distil from a level of this library (a library.json path or a shipped model name, "
+                        "e.g. mbv3): the largest subnet learns from labels and teacher, the others from the teacher")
+    parser.add_argument("--teacher-level", default=None, metavar="LEVEL",
+                        help="the teacher's level by name, e.g. L3 (default: its most accurate)")
+    parser.add_argument("--teacher-weight", type=float, default=d.teacher_weight,
+                        help="the teacher's share of the largest subnet's loss (default: %(default)s)")
     parser.add_argument("--eval-every", type=int, default=d.eval_every, help="quick val every N epochs (0: end)")
     parser.add_argument("--n-calib", type=int, default=d.n_calib, help="BN calibration images")
     parser.add_argument("--seed", type=int, default=d.seed)
@@ -99,7 +106,8 @@ def config_from_args(args: argparse.Namespace, optimizer: str = TrainConfig.opti
                        num_random=args.num_random, largest_epochs=args.largest_epochs,
                        eval_every=args.eval_every, n_calib=args.n_calib,
                        seed=args.seed, memory_format=args.memory_format, schedule=args.schedule,
-                       optimizer=args.optimizer or optimizer)
+                       optimizer=args.optimizer or optimizer, teacher=args.teacher,
+                       teacher_level=args.teacher_level, teacher_weight=args.teacher_weight)
 
 
 def run(args: argparse.Namespace) -> int:
