@@ -231,14 +231,18 @@ def test_ros2_launch_one_app(workspace, user_env, ros_context) -> None:
 
 def test_ros2_launch_four_apps(workspace, user_env, ros_context) -> None:
     apps = {f"app{i}" for i in range(1, 5)}
+    libraries = ["mbv3", "vit", "mbv3", "vit"]  # two CNN apps and two Transformer apps under one manager
     listener = Listener(ros_context, namespaces=tuple(f"/{a}" for a in sorted(apps)))
     try:
         def checks():
             assert listener.parameter("/manager", "initial_max_latency") == 0.02
             assert sorted(listener.parameter("/manager", "app_ids")) == sorted(apps)
+            assert listener.parameter("/manager", "libraries") == libraries
+            assert [listener.parameter(f"/app{i}/perception", "library") for i in range(1, 5)] == libraries
 
         run = _run_then_interrupt(["ros2", "launch", "dynofa_ros", "multi_app.launch.py", "apps:=4",
-                                   "target_latency:=0.02"], user_env, workspace, listener, checks,
+                                   "target_latency:=0.02", f"libraries:={','.join(libraries)}"],
+                                  user_env, workspace, listener, checks,
                                   ready=lambda: listener.apps == apps and all(listener.counts[t] for t in TOPICS),
                                   whole_group=False)
     finally:

@@ -9,7 +9,14 @@ import pytest
 
 from dynofa_ros.supernet import library as library_mod
 from dynofa_ros.supernet.elastic_vit import ElasticViT
-from dynofa_ros.supernet.library import LatencyProfile, Level, LibraryError, SubnetLibrary, default_library_path
+from dynofa_ros.supernet.library import (
+    LatencyProfile,
+    Level,
+    LibraryError,
+    SubnetLibrary,
+    default_library_path,
+    library_path,
+)
 from dynofa_ros.supernet.library_write import write_library
 from dynofa_ros.supernet.synthetic import TINY_SPEC, TINY_VIT_SPEC, shipped_or_synthetic
 from dynofa_ros.supernet.vit_arch import ElasticViTSpec, ViTArch
@@ -188,6 +195,17 @@ def test_the_checkout_serves_its_shipped_library(monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("DYNOFA_LIBRARY", raising=False)
     root = Path(library_mod.__file__).resolve().parents[2]
     assert default_library_path() == root / "models" / "cifar10_mbv3" / "library.json"
+
+
+@pytest.mark.parametrize(("model", "family"), [("mbv3", "ofa_mbv3"), ("vit", "elastic_vit")])
+def test_the_checkout_ships_both_models(model: str, family: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DYNOFA_SHARE_DIR", raising=False)
+    path = library_path(model)
+    lib = SubnetLibrary.load(path)  # checks every file against its recorded SHA-256
+    assert lib.spec.family == family and len(lib.levels) >= 4
+    assert sum(f.stat().st_size for f in path.parent.iterdir()) <= 15 * 2**20
+    served = [lv.latency_for("cpu-1t", "onnxruntime").p50_s for lv in lib.levels]
+    assert served == sorted(served) and [lv.top1 for lv in lib.levels] == sorted(lv.top1 for lv in lib.levels)
 
 
 def test_latency_records_carry_their_backend(library_copy: Path) -> None:
