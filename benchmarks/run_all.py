@@ -58,7 +58,7 @@ BENCHMARKS: dict[str, tuple[list[str], str, str]] = {
     "pipeline": (["bench_pipeline.py"], "pipeline.md", "dynofa pipeline on a random w1.2 supernet and a synthetic "
                  "224-px dataset: wall time per stage, peak RSS, levels built and served"),
 }
-DEFAULT = ("switch", "node", "frames", "manager", "footprint", "backends")  # the *-vit ones need models/cifar10_vit
+DEFAULT = ("switch", "switch-vit", "node", "frames", "manager", "manager-vit", "footprint", "backends")
 
 
 LINK = re.compile(r"\]\((?!https?:|#)([^)\s#]+)")
