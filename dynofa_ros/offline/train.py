@@ -65,7 +65,10 @@ from dynofa_ros.offline.data import DeviceAugmenter, to_input
 from dynofa_ros.offline.evaluate import accuracy, evaluate_arch
 from dynofa_ros.offline.timing import cuda_sync, time_calls
 from dynofa_ros.offline.train_state import Progress, load_train_state, save_train_state
+from dynofa_ros.supernet.checkpoint import load_supernet
 from dynofa_ros.supernet.family import Arch, Spec, family_of
+from dynofa_ros.supernet.library import SubnetLibrary, library_path
+from dynofa_ros.supernet.runtime import extract_subnet, library_bn_stats, library_heads
 
 SCHEDULES = ("fit", "fixed")
 MEMORY_FORMATS = ("contiguous", "channels_last", "auto")
@@ -214,10 +217,6 @@ def library_teacher(library: str | Path, level: str | None, num_classes: int,
     """A frozen level of a library (path or shipped model name; ``level`` None: its most accurate) as a
     :data:`Teacher`: logits of an augmented N x H x W x 3 uint8 batch at the level's own resolution and
     normalisation. ValueError when its classes are not ``num_classes``."""
-    from dynofa_ros.supernet.checkpoint import load_supernet
-    from dynofa_ros.supernet.library import SubnetLibrary, library_path
-    from dynofa_ros.supernet.runtime import extract_subnet, library_bn_stats, library_heads
-
     lib = SubnetLibrary.load(library_path(library))
     if lib.spec.num_classes != num_classes:
         raise ValueError(f"the teacher {library} has {lib.spec.num_classes} classes, the supernet {num_classes}")
@@ -474,6 +473,4 @@ def initial_supernet(spec: Spec, init: Path | str | None = None) -> nn.Module:
     elsewhere)."""
     if init is None:
         return family_of(spec).build(spec)
-    from dynofa_ros.supernet.checkpoint import load_supernet
-
     return load_supernet(init, spec)[0].train()
