@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from dynofa_ros.offline.timing import processor_name
 
     with tempfile.TemporaryDirectory() as tmp:
-        work = args.work or Path(tmp)
+        work = (args.work or Path(tmp)).resolve()  # the pipeline runs with work as its folder
         work.mkdir(parents=True, exist_ok=True)
         checkpoint, data = prepare(work, args.classes, args.per_class)
         cmd = [sys.executable, "-m", "dynofa_ros.offline.cli", "pipeline", "--net", NET, "--checkpoint",
