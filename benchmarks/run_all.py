@@ -56,7 +56,8 @@ BENCHMARKS: dict[str, tuple[list[str], str, str]] = {
     "backends": (["bench_backends.py"], "backends.md", "each level eager vs served by ONNX Runtime vs a bare "
                  "ONNX Runtime session: latency, span, load time, memory"),
     "pipeline": (["bench_pipeline.py"], "pipeline.md", "dynofa pipeline on a random w1.2 supernet and a synthetic "
-                 "224-px dataset: wall time per stage, peak RSS, levels built and served"),
+                 "224-px dataset, levels with their own and with a shared classifier: wall time per stage, peak RSS, "
+                 "levels built and served"),
 }
 DEFAULT = ("switch", "switch-vit", "node", "frames", "manager", "manager-vit", "footprint", "backends")
 
