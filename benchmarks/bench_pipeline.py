@@ -22,6 +22,7 @@ import argparse
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -75,6 +76,7 @@ def run_pipeline(work: Path, checkpoint: Path, data: Path, classifier: str, leve
     from dynofa_ros.supernet.runtime import DynamicNetwork
 
     folder = work / classifier
+    shutil.rmtree(folder, ignore_errors=True)  # a kept --work run again: no stale cache may shorten the stages
     folder.mkdir()
     build_args = f"--levels {levels} {CLASSIFIERS[classifier][1]}".strip()
     cmd = [sys.executable, "-m", "dynofa_ros.offline.cli", "pipeline", "--net", NET, "--checkpoint", str(checkpoint),
@@ -89,10 +91,9 @@ def run_pipeline(work: Path, checkpoint: Path, data: Path, classifier: str, leve
         _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS, not the largest of all children
     wall = time.perf_counter() - start
     printed = log.read_text()
-    if os.waitstatus_to_exitcode(status):
+    if rc := os.waitstatus_to_exitcode(status):
         print(printed[-4000:])
-        raise SystemExit(f"the pipeline with the {classifier} classifier failed "
-                         f"(exit {os.waitstatus_to_exitcode(status)})")
+        raise SystemExit(f"the pipeline with the {classifier} classifier failed (exit {rc})")
     net = DynamicNetwork.from_library(folder / "library" / "library.json")
     built = [line for line in printed.splitlines() if re.match(r"L\d+: top-1", line)]
     names_ok = net.spec.class_names == tuple(f"class_{k}" for k in range(classes))
